@@ -1,0 +1,49 @@
+"""Records nodes exchange through the backplane: presence upserts and removals, and messages
+(re-stamped with each node's room sequence on arrival)."""
+
+from __future__ import annotations
+
+from ._client import participant_from_wire
+from ._room import Member
+from .frames import Checker, Frame, bad_frame, is_participant
+
+
+def _check_common(record: Frame) -> bool:
+    return type(record.get("n")) is str and type(record.get("r")) is str
+
+
+def _check_msg(record: Frame) -> None:
+    to = record.get("to")
+    att = record.get("att")
+    if not (
+        _check_common(record)
+        and type(record.get("id")) is str
+        and type(record.get("ts")) in (int, float)
+        and type(record.get("from")) is str
+        and type(record.get("type")) is str
+        and type(record.get("message")) is dict
+        and (att is None or type(att) is bytes)
+        and (to is None or (type(to) is list and all(type(r) is str for r in to)))
+    ):
+        raise bad_frame("malformed backplane 'msg' record")
+
+
+def _check_join(record: Frame) -> None:
+    if not (_check_common(record) and is_participant(record.get("p"))):
+        raise bad_frame("malformed backplane 'join' record")
+
+
+def _check_left(record: Frame) -> None:
+    if not (_check_common(record) and type(record.get("id")) is str):
+        raise bad_frame("malformed backplane 'left' record")
+
+
+BACKPLANE_RECORDS: dict[str, Checker] = {
+    "msg": _check_msg,
+    "join": _check_join,
+    "left": _check_left,
+}
+
+
+def record_member(record: Frame, node: str) -> Member:
+    return Member(participant=participant_from_wire(record["p"]), connection=None, node=node)

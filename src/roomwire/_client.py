@@ -1,0 +1,388 @@
+"""The client side of a roomwire connection."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import attrs
+import cbor2
+
+from ._config import PROTOCOL_VERSION, ClientConfig
+from ._connection import BaseConnection, NextEvent
+from ._errors import InvalidRequest, LocalProtocolError, MessageTooLarge, RemoteProtocolError
+from ._state import Input, State
+from .codes import Code
+from .events import (
+    Connected,
+    ConnectionClosed,
+    Event,
+    JSONObject,
+    Limits,
+    MessageReceived,
+    MessagingDisabled,
+    MessagingEnabled,
+    ParticipantAdded,
+    ParticipantRemoved,
+    ParticipantUpdated,
+    RemoteParticipant,
+    RequestAcked,
+    RequestRefused,
+    RoomMessage,
+)
+from .frames import (
+    LIMIT_FIELDS,
+    PREFIX_SIZE,
+    SERVER_FRAMES,
+    Frame,
+    check_frame,
+    decode_payload,
+    encode_frame,
+    is_json_value,
+)
+
+
+def participant_from_wire(record: Frame) -> RemoteParticipant:
+    return RemoteParticipant(
+        id=record["id"], name=record["name"], role=record["role"], attributes=record["attributes"]
+    )
+
+
+class ClientConnection(BaseConnection):
+    """The client's state machine. Construct it when the transport is up: it queues the hello.
+
+    Feed it with ``receive_data``, read events with ``next_event(now)``, call the verbs, and
+    after every call write ``data_to_send()`` to the transport. Re-arm a timer for
+    ``next_deadline()`` and call ``handle_timer(now)`` when it fires.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        now: float,
+        room: str | None = None,
+        config: ClientConfig | None = None,
+    ) -> None:
+        self.config = config or ClientConfig()
+        super().__init__(self.config.max_frame_size)
+        self._rids = itertools.count(1)
+        self._pending: dict[int, tuple[Input, JSONObject | None]] = {}
+        self._presence: dict[str, RemoteParticipant] = {}
+        self._snapshot: list[RemoteParticipant] = []
+        # Placeholders until the welcome: verbs that read them are not allowed before it.
+        self._me = RemoteParticipant(id="", name="", role="")
+        self._connected = False
+        self._room = room
+        self._limits = Limits(**dict.fromkeys(LIMIT_FIELDS, 0))
+        self._interval = self._timeout = 0.0
+        self._deadline = now + self.config.handshake_timeout
+        self._close_sent = ConnectionClosed(code=Code.NORMAL, reason="", by_peer=False)
+        hello: Frame = {"t": "hello", "v": PROTOCOL_VERSION, "token": token}
+        if room is not None:
+            hello["room"] = room
+        self._send(hello)
+        self._move(Input.HELLO)
+
+    # --- what the client knows ------------------------------------------------------------
+
+    @property
+    def local_participant(self) -> RemoteParticipant | None:
+        """This connection's participant, once the welcome arrived."""
+        return self._me if self._connected else None
+
+    @property
+    def room(self) -> str | None:
+        """The room: as asked for until the welcome, then as the server confirmed."""
+        return self._room
+
+    @property
+    def limits(self) -> Limits | None:
+        """The server's advertised limits, once the welcome arrived."""
+        return self._limits if self._connected else None
+
+    @property
+    def remote_participants(self) -> list[RemoteParticipant]:
+        """Participants with messaging enabled, as of the last event returned."""
+        return list(self._presence.values())
+
+    def get_participant(self, participant_id: str) -> RemoteParticipant | None:
+        return self._presence.get(participant_id)
+
+    def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
+        """The first present participant with this name (names are not unique)."""
+        return next((p for p in self._presence.values() if p.name == name), None)
+
+    # --- verbs: each queues one frame and returns its request id ------------------------
+
+    def enable(self, *, presence: bool = True) -> int:
+        """Ask to enable messaging. ``MessagingEnabled`` (with the snapshot) or
+        ``RequestRefused`` answers it. ``presence=False`` asks for no presence at all."""
+        self._check_allowed(Input.ENABLE, "enable")
+        return self._request(Input.ENABLE, {"t": "enable", "presence": presence})
+
+    def disable(self) -> int:
+        """Ask to disable messaging; ``MessagingDisabled`` answers it."""
+        self._check_allowed(Input.DISABLE, "disable")
+        return self._request(Input.DISABLE, {"t": "disable"})
+
+    def send_message(
+        self,
+        to: str | Sequence[str],
+        type: str,
+        message: JSONObject,
+        attachment: bytes | None = None,
+    ) -> int:
+        """Send to one participant id or a list of them. Allowed once ``enable`` was called.
+        ``RequestAcked`` (with the message id) or ``RequestRefused`` answers it."""
+        self._check_allowed(Input.SEND, "send a message")
+        recipients = [to] if isinstance(to, str) else list(to)
+        most = self._limits.max_recipients
+        if not recipients or len(recipients) > most:
+            raise InvalidRequest(f"a send names 1 to {most} recipients")
+        if not all(isinstance(r, str) for r in recipients):
+            raise InvalidRequest("recipients must be participant ids (strings)")
+        frame = self._message_frame("send", type, message, attachment)
+        frame["to"] = recipients
+        return self._request(Input.SEND, frame)
+
+    def broadcast_message(
+        self, type: str, message: JSONObject, attachment: bytes | None = None
+    ) -> int:
+        """Send to every other participant with messaging enabled."""
+        self._check_allowed(Input.SEND, "broadcast a message")
+        return self._request(
+            Input.SEND, self._message_frame("broadcast", type, message, attachment)
+        )
+
+    def set_attributes(self, attributes: JSONObject) -> int:
+        """Merge ``attributes`` into this participant's own (a None value removes a key)."""
+        self._check_allowed(Input.ATTRIBUTES, "set attributes")
+        if not isinstance(attributes, dict) or not is_json_value(attributes):
+            raise InvalidRequest("attributes must be a JSON object")
+        merged = _merge(self._me.attributes, attributes)
+        most = self._limits.max_attributes_size
+        if len(cbor2.dumps(merged)) > most:
+            raise MessageTooLarge(f"attributes would be over the {most}-byte limit")
+        return self._request(Input.ATTRIBUTES, {"t": "attrs", "attributes": attributes}, merged)
+
+    def close(self, code: Code = Code.NORMAL, reason: str = "") -> None:
+        """Start a clean close; ``ConnectionClosed`` follows when the server answers."""
+        self._check_allowed(Input.LOCAL_CLOSE, "close")
+        self._send({"t": "close", "code": int(code), "reason": reason})
+        self._move(Input.LOCAL_CLOSE)
+        self._close_sent = ConnectionClosed(code=code, reason=reason, by_peer=False)
+
+    # --- time -----------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` must next run, or None when no timer is needed."""
+        return None if self._state is State.CLOSED else self._deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Apply timeouts; a close it causes comes out of ``next_event``."""
+        if now < self._deadline or self._state is State.CLOSED:
+            return
+        if self._state is State.HANDSHAKE:
+            self._abort(Code.HANDSHAKE_TIMEOUT, "no welcome within the handshake timeout")
+        elif self._state is State.CLOSING:
+            self._finish(Input.ABORT, self._close_sent.code, self._close_sent.reason, False)
+        else:
+            self._abort(Code.HEARTBEAT_TIMEOUT, "nothing heard from the server in time")
+
+    # --- events ---------------------------------------------------------------------------
+
+    def next_event(self, now: float) -> NextEvent:
+        """Decode one frame and apply it; ``NEED_DATA`` when none is complete.
+
+        Raises ``RemoteProtocolError`` on invalid input, after queuing a close frame.
+        """
+        while True:
+            payload = self._next_payload()
+            if type(payload) is not bytes:
+                return payload  # type: ignore[return-value]
+            try:
+                frame = decode_payload(payload)
+                check_frame(frame, SERVER_FRAMES)
+                event = self._handle(frame, now)
+            except RemoteProtocolError as exc:
+                raise self._fail(exc) from None
+            if event is not None:
+                return event
+
+    def _handle(self, frame: Frame, now: float) -> Event | None:
+        kind = frame["t"]
+        if kind == "msg":
+            self._expect(Input.DELIVERY, kind)
+            self._heard(now)
+            return MessageReceived(
+                message=RoomMessage(
+                    id=frame["id"],
+                    seq=frame["seq"],
+                    timestamp=float(frame["ts"]),
+                    from_participant_id=frame["from"],
+                    type=frame["type"],
+                    message=frame["message"],
+                    attachment=frame.get("att"),
+                    broadcast=frame["bc"],
+                )
+            )
+        if kind in ("ack", "error", "snapshot"):
+            return self._reply(frame, now)
+        if kind in ("joined", "updated", "left"):
+            return self._presence_change(frame, now)
+        if kind == "welcome":
+            return self._welcome(frame, now)
+        if kind == "close":
+            return self._peer_close(frame)
+        # ping or pong: proof of life; a ping is answered.
+        self._expect(Input.HEARTBEAT, kind)
+        self._heard(now)
+        if kind == "ping":
+            self._send({"t": "pong"})
+        return None
+
+    def _welcome(self, frame: Frame, now: float) -> Event | None:
+        self._expect(Input.WELCOME, "welcome")
+        if frame["v"] != PROTOCOL_VERSION:
+            raise RemoteProtocolError(
+                f"the server speaks version {frame['v']}, not {PROTOCOL_VERSION}",
+                Code.UNSUPPORTED_VERSION,
+            )
+        participant = participant_from_wire(frame["participant"])
+        limits = Limits(**{k: frame["limits"][k] for k in LIMIT_FIELDS})
+        self._interval = float(frame["hb"])
+        self._timeout = float(frame["hbt"])
+        if self._state is State.CLOSING:
+            return None
+        self._me, self._room, self._limits = participant, frame["room"], limits
+        self._connected = True
+        self._heard(now)
+        return Connected(
+            participant=participant,
+            room=frame["room"],
+            limits=limits,
+            heartbeat_interval=self._interval,
+            heartbeat_timeout=self._timeout,
+        )
+
+    def _reply(self, frame: Frame, now: float) -> Event | None:
+        rid = frame["rid"]
+        pending = self._pending.get(rid)
+        if pending is None:
+            raise RemoteProtocolError(f"reply to unknown request {rid}", Code.PROTOCOL_ERROR)
+        request, merged = pending
+        kind = frame["t"]
+        if kind == "snapshot":
+            if request is not Input.ENABLE:
+                raise RemoteProtocolError(f"snapshot answers request {rid}, not an enable")
+            return self._snapshot_page(frame, now)
+        if kind == "error":
+            transition = Input.ENABLE_REFUSED if request is Input.ENABLE else Input.REPLY
+            self._expect(transition, kind)
+            del self._pending[rid]
+            self._heard(now)
+            return RequestRefused(request_id=rid, code=Code(frame["code"]), reason=frame["reason"])
+        if request is Input.ENABLE:
+            raise RemoteProtocolError(f"an enable ({rid}) is answered by a snapshot, not an ack")
+        self._expect(Input.DISABLE_ACK if request is Input.DISABLE else Input.REPLY, kind)
+        del self._pending[rid]
+        self._heard(now)
+        if request is Input.DISABLE:
+            self._presence.clear()
+            return MessagingDisabled(request_id=rid)
+        if merged is not None:
+            self._me = attrs.evolve(self._me, attributes=merged)
+        return RequestAcked(request_id=rid, message_id=frame.get("id"))
+
+    def _snapshot_page(self, frame: Frame, now: float) -> Event | None:
+        rid = frame["rid"]
+        self._expect(Input.SNAPSHOT_PAGE if frame["more"] else Input.SNAPSHOT_END, "snapshot")
+        self._snapshot.extend(participant_from_wire(p) for p in frame["participants"])
+        self._heard(now)
+        if frame["more"]:
+            return None
+        del self._pending[rid]
+        participants, self._snapshot = tuple(self._snapshot), []
+        self._presence = {p.id: p for p in participants}
+        return MessagingEnabled(request_id=rid, participants=participants)
+
+    def _presence_change(self, frame: Frame, now: float) -> Event:
+        kind = frame["t"]
+        self._expect(Input.DELIVERY, kind)
+        self._heard(now)
+        seq = frame["seq"]
+        if kind == "left":
+            gone = self._presence.pop(frame["id"], None)
+            if gone is None:
+                raise RemoteProtocolError(f"'left' for absent participant {frame['id']!r}")
+            return ParticipantRemoved(participant=gone, seq=seq)
+        participant = participant_from_wire(frame["p"])
+        if (participant.id in self._presence) != (kind == "updated"):
+            raise RemoteProtocolError(f"{kind!r} does not match presence for {participant.id!r}")
+        self._presence[participant.id] = participant
+        if kind == "joined":
+            return ParticipantAdded(participant=participant, seq=seq)
+        return ParticipantUpdated(participant=participant, seq=seq)
+
+    def _peer_close(self, frame: Frame) -> ConnectionClosed:
+        if self._state is not State.CLOSING:
+            self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
+        return self._finish(Input.PEER_CLOSE, Code(frame["code"]), frame["reason"], by_peer=True)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _expect(self, event: Input, kind: str) -> None:
+        if not self._allowed(event):
+            raise RemoteProtocolError(
+                f"{kind!r} frame not allowed in state {self._state.name}", Code.PROTOCOL_ERROR
+            )
+        self._move(event)
+
+    def _check_allowed(self, event: Input, what: str) -> None:
+        if not self._allowed(event):
+            raise LocalProtocolError(f"cannot {what} in state {self._state.name}")
+
+    def _message_frame(
+        self, kind: str, type_: str, message: JSONObject, attachment: bytes | None
+    ) -> Frame:
+        most = self._limits.max_type_length
+        if type(type_) is not str or not 0 < len(type_) <= most:
+            raise InvalidRequest(f"type must be a string of 1 to {most} characters")
+        if type(message) is not dict or not is_json_value(message):
+            raise InvalidRequest("message must be a JSON object (str keys, JSON values)")
+        frame: Frame = {"t": kind, "type": type_, "message": message}
+        if attachment is not None:
+            if not isinstance(attachment, bytes | bytearray | memoryview):
+                raise InvalidRequest("attachment must be bytes or None")
+            frame["att"] = bytes(attachment)
+        return frame
+
+    def _request(self, event: Input, frame: Frame, merged: JSONObject | None = None) -> int:
+        rid = next(self._rids)
+        frame["rid"] = rid
+        data = encode_frame(frame)
+        if len(data) - PREFIX_SIZE > self._limits.max_send_size:
+            raise MessageTooLarge(
+                f"{frame['t']} frame of {len(data) - PREFIX_SIZE} bytes is over the server's"
+                f" {self._limits.max_send_size}-byte limit"
+            )
+        self._queue(data)
+        self._move(event)
+        self._pending[rid] = (event, merged)
+        return rid
+
+    def _heard(self, now: float) -> None:
+        if self._state is State.CLOSING:
+            return
+        self._deadline = now + self._interval + self._timeout
+
+
+def _merge(current: JSONObject, update: JSONObject) -> JSONObject:
+    merged = dict(current)
+    for key, value in update.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

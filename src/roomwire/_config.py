@@ -1,0 +1,112 @@
+"""Configuration objects: every limit and timing in one place, with documented defaults."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._token import ParticipantToken
+from .events import JSONObject, RemoteParticipant
+
+PROTOCOL_VERSION = 1
+MiB = 1024 * 1024
+
+# Bytes of every send frame's budget kept back for the server's stamps (sender, id, timestamp,
+# seq), so that a delivery is never larger than the frame the recipient accepts.
+STAMP_RESERVE = 1024
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+class CountingIds:
+    """Default id factory: a random prefix drawn once, then a counter (cheap and unique)."""
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self._prefix = secrets.token_hex(4) if prefix is None else prefix
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}-{next(self._counter)}"
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig:
+    """Settings of a :class:`ClientConnection`."""
+
+    max_frame_size: int = attrs.field(default=MiB, validator=_positive)
+    """Largest inbound frame accepted; a larger length prefix closes with FRAME_TOO_LARGE."""
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    """Seconds to wait for the server's welcome."""
+
+
+@attrs.frozen(kw_only=True)
+class InterceptedMessage:
+    """A message on its way through the server, as an interceptor sees it."""
+
+    room: str
+    """The room it is routed in."""
+    sender: RemoteParticipant
+    """The true sender."""
+    to: tuple[str, ...] | None
+    """Recipient ids, or None for a broadcast."""
+    type: str
+    """The message type."""
+    message: JSONObject
+    """The JSON payload."""
+    attachment: bytes | None
+    """The attachment, if any."""
+
+
+Interceptor = Callable[[InterceptedMessage], InterceptedMessage | None]
+"""Pass a message (return it), rewrite or redirect it (return ``attrs.evolve(m, ...)``), or
+drop it (return None). Redirected recipients that are not present are skipped."""
+
+
+@attrs.frozen(kw_only=True)
+class ServerConfig:
+    """Settings of a :class:`RoomServer`. ``secret`` or ``authenticator`` is required."""
+
+    secret: str | bytes | None = attrs.field(default=None, repr=False)
+    """HS256 key for the default authenticator (``ParticipantToken.from_jwt``)."""
+    authenticator: Callable[[str, float], ParticipantToken] | None = None
+    """Custom ``(token, now) -> ParticipantToken``; raise ``TokenError`` to refuse."""
+    max_frame_size: int = attrs.field(default=MiB, validator=_positive)
+    """Largest frame either side sends (1 MiB, as Socket.IO, NATS and websockets)."""
+    outbound_limit: int = attrs.field(default=MiB, validator=_positive)
+    """Bytes a connection may have queued before it is closed as a slow consumer."""
+    heartbeat_interval: float = attrs.field(default=25.0, validator=_positive)
+    """Seconds between pings: under the 30 s idle timeout of common load balancers."""
+    heartbeat_timeout: float = attrs.field(default=10.0, validator=_positive)
+    """Extra seconds of silence after the interval before a peer is declared dead."""
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    """Seconds a new connection has to send a valid hello."""
+    max_recipients: int = attrs.field(default=1000, validator=_positive)
+    """Most recipients in one send."""
+    max_type_length: int = attrs.field(default=256, validator=_positive)
+    """Longest message type."""
+    max_attributes_size: int = attrs.field(default=64 * 1024, validator=_positive)
+    """Largest encoded attributes object per participant (LiveKit's cap)."""
+    id_factory: Callable[[], str] = attrs.field(factory=CountingIds)
+    """Source of participant and message ids; inject a deterministic one in tests."""
+    interceptor: Interceptor | None = None
+    """Optional seam that may pass, rewrite, redirect or drop every message."""
+    node_id: str | None = None
+    """This node's name on the backplane; None keeps the server single-node."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.secret is None and self.authenticator is None:
+            raise ValueError("ServerConfig needs a secret or an authenticator")
+        if self.max_frame_size <= 2 * STAMP_RESERVE:
+            raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
+
+    @property
+    def max_send_size(self) -> int:
+        """Largest client request frame: the frame size less the reserve for stamps."""
+        return self.max_frame_size - STAMP_RESERVE

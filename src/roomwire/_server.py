@@ -1,0 +1,591 @@
+"""The room-server side: many rooms, many connections, one process (plus a backplane door)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any, cast
+
+import attrs
+import cbor2
+
+from ._backplane import BACKPLANE_RECORDS, record_member
+from ._config import PROTOCOL_VERSION, InterceptedMessage, ServerConfig
+from ._connection import BaseConnection, NextEvent
+from ._errors import LocalProtocolError, RemoteProtocolError, TokenError
+from ._room import Member, Room, participant_record, snapshot_frames
+from ._state import Input, State
+from ._token import ParticipantToken
+from .codes import Code
+from .events import (
+    AttributesChanged,
+    Event,
+    MessageRouted,
+    ParticipantDisabled,
+    ParticipantEnabled,
+    ParticipantJoined,
+    RemoteParticipant,
+    RequestRefused,
+)
+from .frames import (
+    CLIENT_FRAMES,
+    Frame,
+    check_frame,
+    decode_payload,
+    encode_frame,
+    encode_payload,
+    is_json_value,
+)
+
+
+class _Refusal(Exception):
+    """A request is refused; the connection answers with an error frame and stays open."""
+
+    def __init__(self, code: Code, reason: str) -> None:
+        self.code, self.reason = code, reason
+
+
+class ServerConnection(BaseConnection):
+    """The server's side of one client connection, made by ``RoomServer.accept``.
+
+    Feed it with ``receive_data`` and drain ``next_event(now)`` as for a client. Its output
+    (including fan-out from other connections) is found through
+    ``RoomServer.connections_with_output()``; once ``state`` is CLOSED and its data is sent,
+    close the transport.
+    """
+
+    def __init__(self, server: RoomServer, connection_id: object, now: float) -> None:
+        super().__init__(server.config.max_frame_size)
+        self._server = server
+        self.connection_id = connection_id
+        # Placeholders until the hello is accepted: requests are refused before that.
+        self._me = _NOBODY
+        self._token = _NO_GRANTS
+        self._room = _NO_ROOM
+        self._joined = False
+        self._member: Member | None = None
+        self._heard = self._pinged = now
+        self._deadline = now + server.config.handshake_timeout
+        self._timer_at = math.inf
+        self._slow = False
+
+    @property
+    def participant(self) -> RemoteParticipant | None:
+        """The authenticated participant (None until the handshake completes)."""
+        return self._me if self._joined else None
+
+    @property
+    def token(self) -> ParticipantToken | None:
+        """The verified token, with the participant's grants."""
+        return self._token if self._joined else None
+
+    @property
+    def room(self) -> str | None:
+        """The room's name, once the handshake completes."""
+        return self._room.name if self._joined else None
+
+    def next_event(self, now: float) -> NextEvent:
+        """Process one frame from this client; ``NEED_DATA`` when none is complete.
+
+        Raises ``RemoteProtocolError`` on invalid input, after queuing a close frame and
+        removing the participant. Other connections are unaffected.
+        """
+        server = self._server
+        while True:
+            payload = self._next_payload()
+            if type(payload) is not bytes:
+                server._reap()
+                return payload  # type: ignore[return-value]
+            self._heard = now
+            try:
+                frame = decode_payload(payload)
+                check_frame(frame, CLIENT_FRAMES)
+                event = self._handle(frame, len(payload), now)
+            except RemoteProtocolError as exc:
+                self._fail(exc)
+                server._reap()
+                raise
+            if event is not None:
+                server._reap()
+                return event
+
+    # --- frame handlers -------------------------------------------------------------------
+
+    def _handle(self, frame: Frame, size: int, now: float) -> Event | None:
+        kind = frame["t"]
+        if kind in ("send", "broadcast", "attrs", "enable", "disable"):
+            return self._request(frame, size, now)
+        if kind == "hello":
+            return self._hello(frame, now)
+        if kind == "close":
+            self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
+            return self._finish(Input.PEER_CLOSE, Code(frame["code"]), frame["reason"], True)
+        # ping or pong
+        if not self._allowed(Input.HEARTBEAT):
+            raise RemoteProtocolError(f"{kind!r} before the handshake completed")
+        if kind == "ping":
+            self._send({"t": "pong"})
+        return None
+
+    def _hello(self, frame: Frame, now: float) -> Event:
+        if self._state is not State.HANDSHAKE:
+            raise RemoteProtocolError("a second hello")
+        self._move(Input.HELLO)
+        server = self._server
+        config = server.config
+        if frame["v"] != PROTOCOL_VERSION:
+            return self._abort(
+                Code.UNSUPPORTED_VERSION, f"version {frame['v']} is not {PROTOCOL_VERSION}"
+            )
+        try:
+            token = server._authenticator(frame["token"], now)
+        except TokenError as exc:
+            return self._abort(exc.code, exc.reason)
+        room_name = frame.get("room")
+        if room_name is not None and room_name != token.room:
+            return self._abort(
+                Code.ROOM_MISMATCH, f"the token is for another room, not {room_name!r}"
+            )
+        participant = RemoteParticipant(
+            id=config.id_factory(), name=token.name, role=token.role, attributes={}
+        )
+        self._me, self._token, self._joined = participant, token, True
+        self._room = server._room(token.room)
+        self._send(
+            {
+                "t": "welcome",
+                "v": PROTOCOL_VERSION,
+                "room": token.room,
+                "participant": participant_record(participant),
+                "limits": server._limits,
+                "hb": config.heartbeat_interval,
+                "hbt": config.heartbeat_timeout,
+            }
+        )
+        self._move(Input.WELCOME)
+        self._pinged = now
+        server._arm(self, self._next_timer())
+        return ParticipantJoined(participant=participant, room=token.room)
+
+    def _request(self, frame: Frame, size: int, now: float) -> Event | None:
+        if self._state is State.HANDSHAKE:
+            raise RemoteProtocolError(f"{frame['t']!r} before the handshake completed")
+        rid = frame["rid"]
+        try:
+            return _REQUESTS[frame["t"]](self, frame, size, now)
+        except _Refusal as refusal:
+            if self._state is State.ENABLING:
+                self._move(Input.ENABLE_REFUSED)
+            self._send(
+                {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
+            )
+            return RequestRefused(request_id=rid, code=refusal.code, reason=refusal.reason)
+
+    def _check_state(self, event: Input, what: str) -> None:
+        if not self._allowed(event):
+            raise _Refusal(Code.INVALID_STATE, f"cannot {what} while {self._state.name}")
+
+    def _enable(self, frame: Frame, size: int, now: float) -> Event:
+        self._check_state(Input.ENABLE, "enable")
+        self._move(Input.ENABLE)
+        presence = frame.get("presence", True)
+        if presence and not self._token.can_list:
+            raise _Refusal(Code.FORBIDDEN_LIST, "the token does not grant listing participants")
+        room, server = self._room, self._server
+        others = list(room.members.values()) if presence else []
+        self._member = Member(participant=self._me, connection=self, node=None)
+        server._add_member(room, self._member)
+        if presence:
+            room.listeners[self._me.id] = self
+        for data in snapshot_frames(frame["rid"], others, server.config.max_frame_size):
+            self._queue(data)
+        self._move(Input.SNAPSHOT_END)
+        return ParticipantEnabled(participant=self._me)
+
+    def _disable(self, frame: Frame, size: int, now: float) -> Event:
+        self._check_state(Input.DISABLE, "disable")
+        self._move(Input.DISABLE)
+        self._leave()
+        self._send({"t": "ack", "rid": frame["rid"]})
+        self._move(Input.DISABLE_ACK)
+        return ParticipantDisabled(participant=self._me)
+
+    def _attributes(self, frame: Frame, size: int, now: float) -> Event:
+        self._check_state(Input.ATTRIBUTES, "set attributes")
+        update = frame["attributes"]
+        if not is_json_value(update):
+            raise _Refusal(Code.INVALID_REQUEST, "attributes must be a JSON object")
+        merged = dict(self._me.attributes)
+        for key, value in update.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        most = self._server.config.max_attributes_size
+        if len(cbor2.dumps(merged)) > most:
+            raise _Refusal(Code.TOO_LARGE, f"attributes would be over the {most}-byte limit")
+        self._me = attrs.evolve(self._me, attributes=merged)
+        self._move(Input.ATTRIBUTES)
+        self._send({"t": "ack", "rid": frame["rid"]})
+        if self._member is not None:
+            self._member = Member(participant=self._me, connection=self, node=None)
+            self._server._update_member(self._room, self._member)
+        return AttributesChanged(participant=self._me)
+
+    def _message(self, frame: Frame, size: int, now: float) -> Event:
+        broadcast = frame["t"] == "broadcast"
+        self._check_state(Input.SEND, "broadcast" if broadcast else "send")
+        server, config, room = self._server, self._server.config, self._room
+        if broadcast and not self._token.can_broadcast:
+            raise _Refusal(Code.FORBIDDEN_BROADCAST, "the token does not grant broadcasting")
+        if not broadcast and not self._token.can_send:
+            raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
+        if size > config.max_send_size:
+            raise _Refusal(
+                Code.TOO_LARGE, f"{size}-byte frame is over the {config.max_send_size}-byte limit"
+            )
+        type_ = frame["type"]
+        if not 0 < len(type_) <= config.max_type_length:
+            raise _Refusal(
+                Code.INVALID_REQUEST, f"type must have 1 to {config.max_type_length} characters"
+            )
+        if not is_json_value(frame["message"]):
+            raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
+        to: tuple[str, ...] | None = None
+        if not broadcast:
+            to = tuple(dict.fromkeys(frame["to"]))
+            if not 0 < len(to) <= config.max_recipients:
+                raise _Refusal(
+                    Code.INVALID_REQUEST, f"a send names 1 to {config.max_recipients} recipients"
+                )
+            missing = [r for r in to if r not in room.members]
+            if missing:
+                shown = ", ".join(repr(r[:64]) for r in missing[:5])
+                raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
+        self._move(Input.SEND)
+        message_id = config.id_factory()
+        self._send({"t": "ack", "rid": frame["rid"], "id": message_id})
+        outgoing = InterceptedMessage(
+            room=room.name,
+            sender=self._me,
+            to=to,
+            type=type_,
+            message=frame["message"],
+            attachment=frame.get("att"),
+        )
+        recipients = server._route(room, outgoing, message_id, now)
+        return MessageRouted(
+            message_id=message_id,
+            from_participant_id=self._me.id,
+            broadcast=broadcast,
+            recipients=recipients,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _leave(self) -> None:
+        """Remove this participant from presence; a no-op when it is not there."""
+        member, self._member = self._member, None
+        if member is not None:
+            self._server._remove_member(self._room, member)
+
+    def _on_closed(self) -> None:
+        self._timer_at = math.inf
+        self._leave()
+        self._server._forget(self)
+
+    def _queue(self, data: bytes) -> None:
+        super()._queue(data)
+        server = self._server
+        server._dirty[self] = None
+        if self._out_size > server.config.outbound_limit and not self._slow:
+            self._slow = True
+            server._slow.append(self)
+
+    def _close_slow(self) -> None:
+        # What is queued would never be read: drop it and keep only the close frame.
+        self._out.clear()
+        self._out_size = 0
+        limit = self._server.config.outbound_limit
+        self._abort(Code.SLOW_CONSUMER, f"over {limit} bytes queued: the client reads too slowly")
+
+    def _next_timer(self) -> float:
+        if self._state is State.HANDSHAKE:
+            return self._deadline
+        config = self._server.config
+        return min(
+            self._pinged + config.heartbeat_interval,
+            self._heard + config.heartbeat_interval + config.heartbeat_timeout,
+        )
+
+    def _on_timer(self, now: float) -> None:
+        config = self._server.config
+        if self._state is State.HANDSHAKE:
+            if now >= self._deadline:
+                self._abort(Code.HANDSHAKE_TIMEOUT, "no valid hello within the handshake timeout")
+                return
+        elif now >= self._heard + config.heartbeat_interval + config.heartbeat_timeout:
+            self._abort(Code.HEARTBEAT_TIMEOUT, "nothing heard within the heartbeat timeout")
+            return
+        elif now >= self._pinged + config.heartbeat_interval:
+            self._send({"t": "ping"})
+            self._pinged = now
+        self._server._arm(self, self._next_timer())
+
+
+def _jwt_authenticator(secret: str | bytes) -> Callable[[str, float], ParticipantToken]:
+    def authenticate(token: str, now: float) -> ParticipantToken:
+        return ParticipantToken.from_jwt(token, secret, now=now)
+
+    return authenticate
+
+
+_NOBODY = RemoteParticipant(id="", name="", role="")
+_NO_GRANTS = ParticipantToken(
+    room="-", name="-", can_send=False, can_broadcast=False, can_list=False
+)
+_NO_ROOM = Room("")
+
+_Handler = Callable[[ServerConnection, Frame, int, float], Event]
+_REQUESTS: dict[str, _Handler] = {
+    "send": ServerConnection._message,
+    "broadcast": ServerConnection._message,
+    "attrs": ServerConnection._attributes,
+    "enable": ServerConnection._enable,
+    "disable": ServerConnection._disable,
+}
+
+
+class RoomServer:
+    """The room server's state machine for any number of rooms and connections.
+
+    The driver calls ``accept(connection_id, now)`` per transport, feeds each
+    ``ServerConnection``, and after each batch of work writes out
+    ``connections_with_output()`` and closes those that are CLOSED. Timers: ``next_deadline``
+    and ``handle_timer``. Backplane: publish ``backplane_data_to_send()`` to the other nodes
+    and feed what they publish to ``receive_backplane``.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._connections: dict[object, ServerConnection] = {}
+        self._rooms: dict[str, Room] = {}
+        self._dirty: dict[ServerConnection, None] = {}
+        self._slow: list[ServerConnection] = []
+        self._timers: list[tuple[float, int, ServerConnection]] = []
+        self._timer_ids = itertools.count()
+        self._backplane: list[bytes] = []
+        self._authenticator = config.authenticator or _jwt_authenticator(
+            cast(str | bytes, config.secret)
+        )
+        self._limits = {
+            "max_frame_size": config.max_frame_size,
+            "max_send_size": config.max_send_size,
+            "max_recipients": config.max_recipients,
+            "max_type_length": config.max_type_length,
+            "max_attributes_size": config.max_attributes_size,
+        }
+
+    # --- connections ----------------------------------------------------------------------
+
+    def accept(self, connection_id: object, now: float) -> ServerConnection:
+        """Start serving a new transport under an id the driver chooses (any hashable)."""
+        if connection_id in self._connections:
+            raise LocalProtocolError(f"connection id {connection_id!r} is already in use")
+        connection = ServerConnection(self, connection_id, now)
+        self._connections[connection_id] = connection
+        self._arm(connection, connection._deadline)
+        return connection
+
+    def connection(self, connection_id: object) -> ServerConnection | None:
+        """The open connection with this id, or None (never accepted, or closed)."""
+        return self._connections.get(connection_id)
+
+    def connections_with_output(self) -> list[ServerConnection]:
+        """Connections that have bytes queued or were closed since the last call: write their
+        ``data_to_send()``, then close the transport of those whose state is CLOSED."""
+        dirty = list(self._dirty)
+        self._dirty.clear()
+        return dirty
+
+    def participants(self, room: str) -> list[RemoteParticipant]:
+        """Everyone in ``room`` with messaging enabled, on this node or others."""
+        found = self._rooms.get(room)
+        return [] if found is None else [m.participant for m in found.members.values()]
+
+    def close(self, code: Code = Code.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every connection (graceful shutdown): flush their output, then hang up."""
+        for connection in list(self._connections.values()):
+            connection._abort(code, reason)
+        self._reap()
+
+    # --- time -----------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` must next run (pings, timeouts), or None."""
+        timers = self._timers
+        while timers and timers[0][0] != timers[0][2]._timer_at:
+            heapq.heappop(timers)  # superseded entry
+        return timers[0][0] if timers else None
+
+    def handle_timer(self, now: float) -> None:
+        """Send due pings and close connections that timed out."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            when, _, connection = heapq.heappop(timers)
+            if when == connection._timer_at:
+                connection._timer_at = math.inf
+                connection._on_timer(now)
+        self._reap()
+
+    def _arm(self, connection: ServerConnection, when: float) -> None:
+        if when < connection._timer_at and connection.state is not State.CLOSED:
+            connection._timer_at = when
+            heapq.heappush(self._timers, (when, next(self._timer_ids), connection))
+
+    # --- backplane ------------------------------------------------------------------------
+
+    def backplane_data_to_send(self) -> list[bytes]:
+        """Records for the other nodes, one per presence change or message (empty unless
+        ``config.node_id`` is set)."""
+        records, self._backplane = self._backplane, []
+        return records
+
+    def receive_backplane(self, data: bytes, now: float) -> None:
+        """Apply one record another node published. Raises ``RemoteProtocolError`` (and
+        changes nothing) when the record is malformed."""
+        record = decode_payload(data)
+        check_frame(record, BACKPLANE_RECORDS)
+        node = record["n"]
+        if node == self.config.node_id:
+            return
+        room = self._room(record["r"])
+        kind = record["t"]
+        if kind == "msg":
+            outgoing = InterceptedMessage(
+                room=room.name,
+                sender=RemoteParticipant(id=record["from"], name="", role=""),
+                to=None if record["to"] is None else tuple(record["to"]),
+                type=record["type"],
+                message=record["message"],
+                attachment=record.get("att"),
+            )
+            self._deliver(room, outgoing, record["id"], record["ts"], publish=False)
+        elif kind == "left":
+            member = room.members.get(record["id"])
+            if member is not None and member.node == node:
+                self._remove_member(room, member, publish=False)
+        else:  # "join": insert or update a participant of that node
+            member = record_member(record, node)
+            existing = room.members.get(member.participant.id)
+            if existing is None:
+                self._add_member(room, member, publish=False)
+            elif existing.node == node:
+                self._update_member(room, member, publish=False)
+        self._reap()
+
+    # --- routing --------------------------------------------------------------------------
+
+    def _room(self, name: str) -> Room:
+        room = self._rooms.get(name)
+        if room is None:
+            room = self._rooms[name] = Room(name)
+        return room
+
+    def _route(self, room: Room, message: InterceptedMessage, message_id: str, now: float) -> int:
+        interceptor = self.config.interceptor
+        if interceptor is not None:
+            result = interceptor(message)
+            if result is None:
+                return 0
+            message = result
+        return self._deliver(room, message, message_id, now, publish=True)
+
+    def _deliver(
+        self,
+        room: Room,
+        message: InterceptedMessage,
+        message_id: str,
+        timestamp: float,
+        *,
+        publish: bool,
+    ) -> int:
+        """Stamp, encode once, and queue the same bytes for every local recipient."""
+        sender_id = message.sender.id
+        frame: Frame = {
+            "t": "msg",
+            "id": message_id,
+            "seq": room.next_seq(),
+            "ts": timestamp,
+            "from": sender_id,
+            "type": message.type,
+            "message": message.message,
+            "bc": message.to is None,
+        }
+        if message.attachment is not None:
+            frame["att"] = message.attachment
+        data = encode_frame(frame)
+        members = room.members
+        if message.to is None:
+            targets = [m.connection for m in members.values() if m.participant.id != sender_id]
+        else:
+            targets = [members[r].connection for r in message.to if r in members]
+        count = 0
+        for connection in targets:
+            if connection is not None:
+                connection._queue(data)
+                count += 1
+        if publish and self.config.node_id is not None:
+            record = {k: v for k, v in frame.items() if k not in ("seq", "bc")}
+            record.update(t="msg", to=None if message.to is None else list(message.to))
+            self._publish(room, record)
+        return count
+
+    def _presence(self, room: Room, frame: Frame, skip: str) -> None:
+        """Queue one presence change, encoded once, for every listener but ``skip``."""
+        frame["seq"] = room.next_seq()
+        data = encode_frame(frame)
+        for participant_id, connection in room.listeners.items():
+            if participant_id != skip:
+                connection._queue(data)
+
+    def _add_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
+        pid = member.participant.id
+        room.members[pid] = member
+        self._presence(room, {"t": "joined", "p": participant_record(member.participant)}, pid)
+        if publish:
+            self._publish(room, {"t": "join", "p": participant_record(member.participant)})
+
+    def _update_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
+        pid = member.participant.id
+        room.members[pid] = member
+        self._presence(room, {"t": "updated", "p": participant_record(member.participant)}, pid)
+        if publish:
+            self._publish(room, {"t": "join", "p": participant_record(member.participant)})
+
+    def _remove_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
+        pid = member.participant.id
+        del room.members[pid]
+        room.listeners.pop(pid, None)
+        self._presence(room, {"t": "left", "id": pid}, pid)
+        if publish:
+            self._publish(room, {"t": "left", "id": pid})
+
+    def _publish(self, room: Room, record: dict[str, Any]) -> None:
+        if self.config.node_id is not None:
+            record.update(n=self.config.node_id, r=room.name)
+            self._backplane.append(encode_payload(record))
+
+    def _forget(self, connection: ServerConnection) -> None:
+        self._connections.pop(connection.connection_id, None)
+        self._dirty[connection] = None
+
+    def _reap(self) -> None:
+        """Close slow consumers. Closing one announces a departure, which can overflow
+        another, so loop until none is left."""
+        while self._slow:
+            connection = self._slow.pop()
+            if connection.state is not State.CLOSED:
+                connection._close_slow()

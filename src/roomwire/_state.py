@@ -1,0 +1,94 @@
+"""The connection state machine: every transition of either side lives in TRANSITIONS.
+
+Rule 1: everything that changes a connection's state is in this table.
+Rule 2: the table does not know which side it runs on. Each side feeds it every frame it sends
+*and* every frame it receives, so the client's ``enable`` (sent) and the server's ``enable``
+(received) are the same input and move both sides to ENABLING.
+
+A missing ``(state, input)`` key means the input is not allowed in that state: a
+``LocalProtocolError`` when the caller tried it, a ``RemoteProtocolError`` when the peer did.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(enum.Enum):
+    """Where a connection is."""
+
+    HANDSHAKE = "HANDSHAKE"
+    """Waiting for the hello / welcome exchange."""
+    OPEN = "OPEN"
+    """Authenticated; messaging is disabled."""
+    ENABLING = "ENABLING"
+    """Enable sent; waiting for the presence snapshot."""
+    ENABLED = "ENABLED"
+    """Messaging enabled: messages and presence flow."""
+    DISABLING = "DISABLING"
+    """Disable sent; waiting for its ack (deliveries in flight still arrive)."""
+    CLOSING = "CLOSING"
+    """This side sent a clean close and waits for the peer's close."""
+    CLOSED = "CLOSED"
+    """Done; nothing more is sent or accepted."""
+
+
+class Input(enum.Enum):
+    """What can happen to a connection, whichever side it is."""
+
+    HELLO = "HELLO"
+    WELCOME = "WELCOME"
+    ENABLE = "ENABLE"
+    SNAPSHOT_PAGE = "SNAPSHOT_PAGE"
+    SNAPSHOT_END = "SNAPSHOT_END"
+    ENABLE_REFUSED = "ENABLE_REFUSED"
+    DISABLE = "DISABLE"
+    DISABLE_ACK = "DISABLE_ACK"
+    SEND = "SEND"
+    ATTRIBUTES = "ATTRIBUTES"
+    REPLY = "REPLY"
+    DELIVERY = "DELIVERY"
+    HEARTBEAT = "HEARTBEAT"
+    LOCAL_CLOSE = "LOCAL_CLOSE"
+    PEER_CLOSE = "PEER_CLOSE"
+    ABORT = "ABORT"
+
+
+_S, _I = State, Input
+_LIVE = (_S.OPEN, _S.ENABLING, _S.ENABLED, _S.DISABLING)
+
+TRANSITIONS: dict[tuple[State, Input], State] = {
+    (_S.HANDSHAKE, _I.HELLO): _S.HANDSHAKE,
+    (_S.HANDSHAKE, _I.WELCOME): _S.OPEN,
+    (_S.OPEN, _I.ENABLE): _S.ENABLING,
+    (_S.ENABLING, _I.SNAPSHOT_PAGE): _S.ENABLING,
+    (_S.ENABLING, _I.SNAPSHOT_END): _S.ENABLED,
+    (_S.ENABLING, _I.ENABLE_REFUSED): _S.OPEN,
+    (_S.ENABLED, _I.DISABLE): _S.DISABLING,
+    (_S.DISABLING, _I.DISABLE_ACK): _S.OPEN,
+    (_S.ENABLING, _I.SEND): _S.ENABLING,
+    (_S.ENABLED, _I.SEND): _S.ENABLED,
+    (_S.ENABLED, _I.DELIVERY): _S.ENABLED,
+    (_S.DISABLING, _I.DELIVERY): _S.DISABLING,
+    **{(state, _I.ATTRIBUTES): state for state in _LIVE},
+    **{(state, _I.REPLY): state for state in _LIVE},
+    **{(state, _I.HEARTBEAT): state for state in _LIVE},
+    **{(state, _I.LOCAL_CLOSE): _S.CLOSING for state in (_S.HANDSHAKE, *_LIVE)},
+    **{(state, _I.PEER_CLOSE): _S.CLOSED for state in (_S.HANDSHAKE, *_LIVE, _S.CLOSING)},
+    **{(state, _I.ABORT): _S.CLOSED for state in (_S.HANDSHAKE, *_LIVE, _S.CLOSING)},
+    # After our clean close, what the peer sent before seeing it still arrives and counts.
+    **{
+        (_S.CLOSING, i): _S.CLOSING
+        for i in (
+            _I.WELCOME,
+            _I.SNAPSHOT_PAGE,
+            _I.SNAPSHOT_END,
+            _I.ENABLE_REFUSED,
+            _I.DISABLE_ACK,
+            _I.REPLY,
+        )
+    },
+    (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
+    (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
+}
+del _S, _I

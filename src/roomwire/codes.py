@@ -1,0 +1,123 @@
+"""The one registry of roomwire's error and close codes.
+
+Every refusal on the wire carries one of these codes and a human-readable reason. Codes below
+4000 close the connection; codes from 4000 up refuse one request and leave the connection open.
+``docs/CODES.md`` is generated from this module (``python tools/gen_docs.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+@attrs.frozen
+class CodeInfo:
+    """What a code means and what a client should do about it."""
+
+    description: str
+    """One sentence for the documentation table."""
+    retry: bool
+    """Whether reconnecting (for a close) or resending (for a refusal) may succeed unchanged."""
+
+
+class Code(enum.IntEnum):
+    """Wire codes. The numeric values are part of the protocol and never change meaning."""
+
+    # Closes (the connection ends).
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    BAD_FRAME = 1003
+    CONNECTION_LOST = 1006
+    FRAME_TOO_LARGE = 1009
+    HEARTBEAT_TIMEOUT = 3001
+    HANDSHAKE_TIMEOUT = 3002
+    SLOW_CONSUMER = 3003
+    UNSUPPORTED_VERSION = 3010
+    TOKEN_INVALID = 3020
+    TOKEN_EXPIRED = 3021
+    TOKEN_BAD_SIGNATURE = 3022
+    TOKEN_BAD_ALGORITHM = 3023
+    ROOM_MISMATCH = 3024
+    # Refusals of one request (the connection stays open).
+    INVALID_REQUEST = 4000
+    FORBIDDEN_SEND = 4030
+    FORBIDDEN_BROADCAST = 4031
+    FORBIDDEN_LIST = 4032
+    NOT_FOUND = 4040
+    INVALID_STATE = 4090
+    TOO_LARGE = 4130
+
+    @property
+    def info(self) -> CodeInfo:
+        return CODE_INFO[self]
+
+    @property
+    def closes_connection(self) -> bool:
+        """True for close codes, False for codes that refuse a single request."""
+        return self.value < 4000
+
+
+CODE_INFO: dict[Code, CodeInfo] = {
+    Code.NORMAL: CodeInfo("Clean close requested by either side.", retry=False),
+    Code.GOING_AWAY: CodeInfo("The server is shutting down; connect again later.", retry=True),
+    Code.PROTOCOL_ERROR: CodeInfo(
+        "A well-formed frame arrived that the connection's state does not allow.", retry=False
+    ),
+    Code.BAD_FRAME: CodeInfo(
+        "A frame was not valid CBOR, broke a decoding cap, or had the wrong shape.", retry=False
+    ),
+    Code.CONNECTION_LOST: CodeInfo(
+        "The transport ended without a close frame (never sent on the wire).", retry=True
+    ),
+    Code.FRAME_TOO_LARGE: CodeInfo(
+        "A length prefix declared more than the advertised maximum frame size.", retry=False
+    ),
+    Code.HEARTBEAT_TIMEOUT: CodeInfo(
+        "Nothing was received for the heartbeat interval plus the timeout.", retry=True
+    ),
+    Code.HANDSHAKE_TIMEOUT: CodeInfo(
+        "The handshake did not complete within the handshake timeout.", retry=True
+    ),
+    Code.SLOW_CONSUMER: CodeInfo(
+        "The connection's outbound queue passed its bound: the peer reads too slowly.",
+        retry=True,
+    ),
+    Code.UNSUPPORTED_VERSION: CodeInfo(
+        "The hello asked for a protocol version the server does not speak.", retry=False
+    ),
+    Code.TOKEN_INVALID: CodeInfo("The token is not a well-formed participant JWT.", retry=False),
+    Code.TOKEN_EXPIRED: CodeInfo("The token's `exp` is in the past.", retry=False),
+    Code.TOKEN_BAD_SIGNATURE: CodeInfo(
+        "The token's signature does not match the server's secret.", retry=False
+    ),
+    Code.TOKEN_BAD_ALGORITHM: CodeInfo(
+        "The token is signed with an algorithm other than HS256 (including `none`).",
+        retry=False,
+    ),
+    Code.ROOM_MISMATCH: CodeInfo(
+        "The hello names a room other than the one the token grants.", retry=False
+    ),
+    Code.INVALID_REQUEST: CodeInfo(
+        "The request is well-framed but its content breaks a rule (type, message, attributes,"
+        " recipient count).",
+        retry=False,
+    ),
+    Code.FORBIDDEN_SEND: CodeInfo("The token does not grant sending direct messages.", False),
+    Code.FORBIDDEN_BROADCAST: CodeInfo("The token does not grant broadcasting.", retry=False),
+    Code.FORBIDDEN_LIST: CodeInfo(
+        "The token does not grant seeing the room's participants (presence).", retry=False
+    ),
+    Code.NOT_FOUND: CodeInfo(
+        "A recipient is unknown, left, or does not have messaging enabled.", retry=False
+    ),
+    Code.INVALID_STATE: CodeInfo(
+        "The request is not allowed now, e.g. a send before enable or a second enable.",
+        retry=False,
+    ),
+    Code.TOO_LARGE: CodeInfo(
+        "The send frame is larger than the advertised `max_send_size`.", retry=False
+    ),
+}

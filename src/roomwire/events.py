@@ -1,0 +1,238 @@
+"""Everything ``next_event`` returns, and the records those events carry.
+
+Events are frozen and keyword-only; do not subclass them. A connection's state is always the
+state *after* the last event it returned: ``receive_data`` only buffers, ``next_event`` decodes
+one frame, applies its transition, then returns the event.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from .codes import Code
+
+JSONObject = dict[str, Any]
+
+
+class NeedData(enum.Enum):
+    """Returned by ``next_event`` when no complete frame is buffered."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA = NeedData.NEED_DATA
+
+
+@attrs.frozen(kw_only=True)
+class RemoteParticipant:
+    """A participant of the room, as presence reports it."""
+
+    id: str
+    """Server-assigned participant id, unique within the server (or the backplane cluster)."""
+    name: str
+    """Display name, from the participant's token. Not unique."""
+    role: str
+    """Role from the token, e.g. ``user``, ``agent`` or ``service``."""
+    attributes: JSONObject = attrs.field(factory=dict)
+    """JSON attributes the participant set for itself."""
+
+
+@attrs.frozen(kw_only=True)
+class RoomMessage:
+    """A message as delivered: everything but the payload is stamped by the server."""
+
+    id: str
+    """Server-assigned message id (the same id the sender's ack carried)."""
+    seq: int
+    """The room's sequence number: increases with every room event, in room order."""
+    timestamp: float
+    """Server time (seconds, as the server's driver measures it) when the message was routed."""
+    from_participant_id: str
+    """The true sender, set by the server; clients cannot choose it."""
+    type: str
+    """Application-defined message type, e.g. ``chat``."""
+    message: JSONObject
+    """The JSON object the sender sent."""
+    attachment: bytes | None
+    """Optional binary attachment, or None."""
+    broadcast: bool
+    """True when the message was broadcast to the whole room."""
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """Limits the server advertises in its welcome; clients check them before queuing."""
+
+    max_frame_size: int
+    """Largest frame, prefix excluded, either side may send."""
+    max_send_size: int
+    """Largest send / broadcast / attributes frame a client may send (leaves room for stamps)."""
+    max_recipients: int
+    """Most recipients one send may name."""
+    max_type_length: int
+    """Longest message ``type`` string, in characters."""
+    max_attributes_size: int
+    """Largest encoded attributes object a participant may hold."""
+
+
+class Event:
+    """Base class of every event."""
+
+    __slots__ = ()
+
+
+@attrs.frozen(kw_only=True)
+class Connected(Event):
+    """Client: the server accepted the handshake."""
+
+    participant: RemoteParticipant
+    """This connection's own participant."""
+    room: str
+    """The room joined."""
+    limits: Limits
+    """The server's limits."""
+    heartbeat_interval: float
+    """Seconds between the server's pings."""
+    heartbeat_timeout: float
+    """Seconds past the interval after which silence means a dead peer."""
+
+
+@attrs.frozen(kw_only=True)
+class MessagingEnabled(Event):
+    """Client: messaging is enabled and the presence snapshot is in."""
+
+    request_id: int
+    """The ``enable`` request's id."""
+    participants: tuple[RemoteParticipant, ...]
+    """Every other participant with messaging enabled (empty without presence)."""
+
+
+@attrs.frozen(kw_only=True)
+class MessagingDisabled(Event):
+    """Client: messaging is disabled; presence is cleared."""
+
+    request_id: int
+    """The ``disable`` request's id."""
+
+
+@attrs.frozen(kw_only=True)
+class MessageReceived(Event):
+    """Client: a message was delivered."""
+
+    message: RoomMessage
+    """The message."""
+
+
+@attrs.frozen(kw_only=True)
+class ParticipantAdded(Event):
+    """Client: a participant enabled messaging."""
+
+    participant: RemoteParticipant
+    """The participant now present."""
+    seq: int
+    """The room sequence number of this change."""
+
+
+@attrs.frozen(kw_only=True)
+class ParticipantRemoved(Event):
+    """Client: a participant disabled messaging, left, or was timed out. Sent once."""
+
+    participant: RemoteParticipant
+    """The participant as it was last seen."""
+    seq: int
+    """The room sequence number of this change."""
+
+
+@attrs.frozen(kw_only=True)
+class ParticipantUpdated(Event):
+    """Client: a participant changed its attributes."""
+
+    participant: RemoteParticipant
+    """The participant with its new attributes."""
+    seq: int
+    """The room sequence number of this change."""
+
+
+@attrs.frozen(kw_only=True)
+class RequestAcked(Event):
+    """Client: the server accepted a send, broadcast or attribute update."""
+
+    request_id: int
+    """The request's id."""
+    message_id: str | None
+    """The server's message id for a send or broadcast; None for other requests."""
+
+
+@attrs.frozen(kw_only=True)
+class RequestRefused(Event):
+    """Either side: a request was refused; the connection stays open."""
+
+    request_id: int
+    """The refused request's id."""
+    code: Code
+    """Why, as a registry code."""
+    reason: str
+    """Why, in words."""
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionClosed(Event):
+    """Either side: the connection is closed. Returned again on every later ``next_event``."""
+
+    code: Code
+    """The close code."""
+    reason: str
+    """The close reason."""
+    by_peer: bool
+    """True when the peer closed (or hung up); False when this side did."""
+
+
+@attrs.frozen(kw_only=True)
+class ParticipantJoined(Event):
+    """Server: a connection completed the handshake (not yet visible to others)."""
+
+    participant: RemoteParticipant
+    """The authenticated participant."""
+    room: str
+    """Its room."""
+
+
+@attrs.frozen(kw_only=True)
+class ParticipantEnabled(Event):
+    """Server: a participant enabled messaging and was announced to the room."""
+
+    participant: RemoteParticipant
+    """The participant."""
+
+
+@attrs.frozen(kw_only=True)
+class ParticipantDisabled(Event):
+    """Server: a participant disabled messaging and was removed from presence."""
+
+    participant: RemoteParticipant
+    """The participant."""
+
+
+@attrs.frozen(kw_only=True)
+class AttributesChanged(Event):
+    """Server: a participant changed its attributes."""
+
+    participant: RemoteParticipant
+    """The participant with its new attributes."""
+
+
+@attrs.frozen(kw_only=True)
+class MessageRouted(Event):
+    """Server: a send or broadcast was accepted, acked and queued for its recipients."""
+
+    message_id: str
+    """The id stamped on the message."""
+    from_participant_id: str
+    """The sender."""
+    broadcast: bool
+    """True for a broadcast."""
+    recipients: int
+    """How many local connections it was queued for (0 when an interceptor dropped it)."""

@@ -1,0 +1,305 @@
+"""The stateless codec: length-prefixed CBOR frames and the shape of every frame kind.
+
+A frame on a stream transport is a 4-byte big-endian length N, then N bytes holding one CBOR
+map whose ``"t"`` names the kind. The length is checked against the limit as soon as its four
+bytes are buffered, before the body is decoded. Decoding raises only ``RemoteProtocolError``.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import cbor2
+
+from ._errors import RemoteProtocolError
+from .codes import Code
+
+HEADER = struct.Struct(">I")
+PREFIX_SIZE = HEADER.size
+MAX_DEPTH = 32
+"""Deepest nesting of CBOR containers (and tags) a frame may hold."""
+
+Frame = dict[str, Any]
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Encode one frame, length prefix included."""
+    payload = cbor2.dumps(frame)
+    return HEADER.pack(len(payload)) + payload
+
+
+def encode_payload(frame: Frame) -> bytes:
+    """Encode one frame without its length prefix (the form for message transports)."""
+    return cbor2.dumps(frame)
+
+
+def bad_frame(reason: str) -> RemoteProtocolError:
+    return RemoteProtocolError(reason, Code.BAD_FRAME)
+
+
+def decode_payload(payload: bytes) -> Frame:
+    """Decode one frame body to a map with a text ``"t"``; anything else is BAD_FRAME."""
+    try:
+        obj = cbor2.loads(
+            payload,
+            max_depth=MAX_DEPTH,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            strict_hashable_types=True,
+        )
+    # cbor2 documents CBORDecodeError, but hostile input has also raised ValueError,
+    # OverflowError and MemoryError there (cbor2#198): all of them mean "bad frame" here.
+    except Exception as exc:
+        raise bad_frame(f"undecodable CBOR: {exc}") from None
+    if type(obj) is not dict or type(obj.get("t")) is not str:
+        raise bad_frame("a frame must be a CBOR map with a text 't' (the frame kind)")
+    return obj
+
+
+def is_json_value(value: object) -> bool:
+    """True when ``value`` is JSON: str-keyed maps, lists, text, ints, finite floats, bools,
+    null. Iterative, so depth costs no recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if not all(type(key) is str for key in item):  # type: ignore[attr-defined]
+                return False
+            stack.extend(item.values())  # type: ignore[attr-defined]
+        elif kind is list:
+            stack.extend(item)  # type: ignore[arg-type]
+        elif kind is float:
+            if not math.isfinite(item):  # type: ignore[arg-type]
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
+class FrameBuffer:
+    """Receive buffer: appends chunks and walks complete frames by offset."""
+
+    def __init__(self, max_frame_size: int) -> None:
+        self._data = bytearray()
+        self._pos = 0
+        self._max = max_frame_size
+
+    def __len__(self) -> int:
+        return len(self._data) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            # One compaction per feed, not one per frame.
+            del self._data[: self._pos]
+            self._pos = 0
+        self._data += data
+
+    def next_payload(self) -> bytes | None:
+        """The next complete frame body, or None until more bytes arrive."""
+        data, pos = self._data, self._pos
+        if len(data) - pos < PREFIX_SIZE:
+            return None
+        (size,) = HEADER.unpack_from(data, pos)
+        if size > self._max:
+            raise RemoteProtocolError(
+                f"frame of {size} bytes is over the {self._max}-byte limit", Code.FRAME_TOO_LARGE
+            )
+        if size == 0:
+            raise bad_frame("empty frame")
+        end = pos + PREFIX_SIZE + size
+        if len(data) < end:
+            return None
+        self._pos = end
+        return bytes(data[pos + PREFIX_SIZE : end])
+
+
+# --- frame shapes -----------------------------------------------------------------------
+# Each checker takes a decoded map and raises BAD_FRAME unless the fields it needs have the
+# right types. Unknown keys are ignored (room for additive, backwards-compatible fields).
+
+Checker = Callable[[Frame], None]
+
+
+def _require(ok: bool, kind: str) -> None:
+    if not ok:
+        raise bad_frame(f"malformed {kind!r} frame")
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+def is_participant(value: object) -> bool:
+    return (
+        type(value) is dict
+        and type(value.get("id")) is str
+        and type(value.get("name")) is str
+        and type(value.get("role")) is str
+        and type(value.get("attributes")) is dict
+    )
+
+
+def _optional_attachment(frame: Frame) -> bool:
+    att = frame.get("att")
+    return att is None or type(att) is bytes
+
+
+def _check_hello(f: Frame) -> None:
+    room = f.get("room")
+    _require(
+        _is_int(f.get("v")) and type(f.get("token")) is str and (room is None or type(room) is str),
+        "hello",
+    )
+
+
+def _check_request(f: Frame) -> None:
+    _require(_is_int(f.get("rid")), f["t"])
+
+
+def _check_enable(f: Frame) -> None:
+    presence = f.get("presence", True)
+    _require(_is_int(f.get("rid")) and type(presence) is bool, "enable")
+
+
+def _check_send(f: Frame) -> None:
+    to = f.get("to")
+    _require(
+        _is_int(f.get("rid"))
+        and type(to) is list
+        and all(type(r) is str for r in to)
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and _optional_attachment(f),
+        "send",
+    )
+
+
+def _check_broadcast(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and _optional_attachment(f),
+        "broadcast",
+    )
+
+
+def _check_attrs(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("attributes")) is dict, "attrs")
+
+
+def _check_bare(f: Frame) -> None:
+    """ping and pong carry nothing."""
+
+
+def _check_close(f: Frame) -> None:
+    _require(_is_int(f.get("code")) and type(f.get("reason")) is str, "close")
+    if f["code"] not in Code._value2member_map_:
+        raise bad_frame(f"unknown close code {f['code']}")
+
+
+def _check_welcome(f: Frame) -> None:
+    limits = f.get("limits")
+    _require(
+        _is_int(f.get("v"))
+        and type(f.get("room")) is str
+        and is_participant(f.get("participant"))
+        and type(limits) is dict
+        and all(_is_int(limits.get(name)) for name in LIMIT_FIELDS)
+        and type(f.get("hb")) in (int, float)
+        and type(f.get("hbt")) in (int, float),
+        "welcome",
+    )
+
+
+def _check_snapshot(f: Frame) -> None:
+    participants = f.get("participants")
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("more")) is bool
+        and type(participants) is list
+        and all(is_participant(p) for p in participants),
+        "snapshot",
+    )
+
+
+def _check_ack(f: Frame) -> None:
+    message_id = f.get("id")
+    _require(_is_int(f.get("rid")) and (message_id is None or type(message_id) is str), "ack")
+
+
+def _check_error(f: Frame) -> None:
+    _require(_is_int(f.get("rid")), "error")
+    _check_close(f)
+
+
+def _check_msg(f: Frame) -> None:
+    _require(
+        type(f.get("id")) is str
+        and _is_int(f.get("seq"))
+        and type(f.get("ts")) in (int, float)
+        and type(f.get("from")) is str
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and type(f.get("bc")) is bool
+        and _optional_attachment(f),
+        "msg",
+    )
+
+
+def _check_presence(f: Frame) -> None:
+    _require(_is_int(f.get("seq")) and is_participant(f.get("p")), f["t"])
+
+
+def _check_left(f: Frame) -> None:
+    _require(_is_int(f.get("seq")) and type(f.get("id")) is str, "left")
+
+
+LIMIT_FIELDS = (
+    "max_frame_size",
+    "max_send_size",
+    "max_recipients",
+    "max_type_length",
+    "max_attributes_size",
+)
+
+CLIENT_FRAMES: dict[str, Checker] = {
+    "hello": _check_hello,
+    "enable": _check_enable,
+    "disable": _check_request,
+    "send": _check_send,
+    "broadcast": _check_broadcast,
+    "attrs": _check_attrs,
+    "ping": _check_bare,
+    "pong": _check_bare,
+    "close": _check_close,
+}
+"""Frame kinds a client sends, with their shape checks."""
+
+SERVER_FRAMES: dict[str, Checker] = {
+    "welcome": _check_welcome,
+    "snapshot": _check_snapshot,
+    "ack": _check_ack,
+    "error": _check_error,
+    "msg": _check_msg,
+    "joined": _check_presence,
+    "updated": _check_presence,
+    "left": _check_left,
+    "ping": _check_bare,
+    "pong": _check_bare,
+    "close": _check_close,
+}
+"""Frame kinds a server sends, with their shape checks."""
+
+
+def check_frame(frame: Frame, kinds: dict[str, Checker]) -> None:
+    """Raise BAD_FRAME unless ``frame`` is one of ``kinds`` with the right field types."""
+    checker = kinds.get(frame["t"])
+    if checker is None:
+        raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
+    checker(frame)
