@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import jwt
 
 from ._errors import TokenError
 from .codes import Code
@@ -41,6 +40,8 @@ class ParticipantToken:
 
     def to_jwt(self, secret: str | bytes) -> str:
         """Sign this token with HS256."""
+        import jwt  # noqa: PLC0415 - PyJWT imports urllib (and so socket): load it on use
+
         claims: dict[str, Any] = {
             "room": self.room,
             "name": self.name,
@@ -64,6 +65,8 @@ class ParticipantToken:
         ``now`` (Unix time) is compared with ``exp``; the room server always passes it. When it
         is None, PyJWT checks ``exp`` against the system clock instead.
         """
+        import jwt  # noqa: PLC0415 - see to_jwt
+
         try:
             claims = jwt.decode(
                 token,

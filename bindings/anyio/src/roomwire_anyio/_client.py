@@ -1,0 +1,616 @@
+"""The client driver: one pump per connection (read -> feed -> drain events -> write), plus
+reconnects. Every protocol decision stays in ``roomwire.ClientConnection``."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, overload
+
+import anyio
+import anyio.abc
+import attrs
+
+from roomwire import (
+    NEED_DATA,
+    ClientConfig,
+    ClientConnection,
+    Code,
+    LocalProtocolError,
+    RemoteParticipant,
+    RemoteProtocolError,
+    RoomMessage,
+    State,
+)
+from roomwire.events import (
+    Connected,
+    ConnectionClosed,
+    Event,
+    MessageReceived,
+    MessagingDisabled,
+    MessagingEnabled,
+    ParticipantAdded,
+    ParticipantRemoved,
+    ParticipantUpdated,
+    RequestAcked,
+    RequestRefused,
+)
+
+from ._errors import ConnectionClosedError, RoomError, error_for, from_local
+from ._queue import EventQueue
+from ._url import parse_url
+from .events import Disconnected, MessagingEvent, Reconnected, SendFailed
+
+log = logging.getLogger("roomwire.client")
+
+READ_SIZE = 65536
+Recipient = RemoteParticipant | str
+Callback = Callable[[Any], object]
+CALLBACK_EVENTS = ("message", "participant_added", "participant_removed", "participant_updated")
+
+
+@attrs.frozen(kw_only=True)
+class ReconnectPolicy:
+    """Capped exponential backoff with full jitter between reconnect attempts."""
+
+    enabled: bool = True
+    first_delay: float = 0.1
+    max_delay: float = 5.0
+    give_up_after: float = 60.0
+    """Seconds of failed attempts after which the client closes for good."""
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.max_delay, self.first_delay * 2**attempt))
+
+
+class _Waiter:
+    """A one-shot result slot a sender awaits (anyio has no future)."""
+
+    __slots__ = ("_done", "error", "value")
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self.value: str | None = None
+        self.error: RoomError | None = None
+
+    def resolve(self, value: str | None = None, error: RoomError | None = None) -> None:
+        self.value, self.error = value, error
+        self._done.set()
+
+    async def wait(self) -> str | None:
+        await self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class _Link:
+    """One transport and the core connection speaking over it."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, conn: ClientConnection) -> None:
+        self.stream = stream
+        self.conn = conn
+        self.waiters: dict[int, _Waiter | None] = {}
+        self._wake = anyio.Event()
+        self.drained = anyio.Event()
+        self.closed = anyio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def writer(self) -> None:
+        """Flush everything queued since the last wake-up in one write: per-turn coalescing."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                data = self.conn.data_to_send()
+                if data:
+                    await self.stream.send(data)
+                self.drained.set()
+                self.drained = anyio.Event()
+                if self.conn.state is State.CLOSED:
+                    break
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        finally:
+            # Closing the stream also wakes the reader, which then reads EOF.
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+            self.closed.set()
+
+
+class Messaging:
+    """``room.messaging``: enable, presence, send, broadcast, callbacks and events."""
+
+    def __init__(self, room: RoomClient, queue_size: int) -> None:
+        self._room = room
+        self._view: dict[str, RemoteParticipant] = {}
+        self._callbacks: dict[str, list[Callback]] = {name: [] for name in CALLBACK_EVENTS}
+        self._queue: EventQueue[MessagingEvent] = EventQueue(queue_size)
+        self._enabled = False
+        self._presence = True
+
+    # --- presence -------------------------------------------------------------------------
+
+    @property
+    def remote_participants(self) -> list[RemoteParticipant]:
+        """Participants with messaging enabled, kept current as events arrive."""
+        return list(self._view.values())
+
+    def get_participant(self, participant_id: str) -> RemoteParticipant | None:
+        return self._view.get(participant_id)
+
+    def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
+        """The first present participant with this name (names are not unique)."""
+        return next((p for p in self._view.values() if p.name == name), None)
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def enable(self, *, presence: bool = True) -> None:
+        """Enable messaging; returns once the presence snapshot is in."""
+        self._presence = presence
+        await self._room._request(lambda conn: conn.enable(presence=presence), wait=True)
+        self._enabled = True
+
+    async def disable(self) -> None:
+        """Disable messaging; presence is cleared (``participant_removed`` for each)."""
+        await self._room._request(lambda conn: conn.disable(), wait=True)
+        self._enabled = False
+
+    @overload
+    async def send_message(
+        self,
+        *,
+        to: Recipient | Sequence[Recipient],
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[True] = True,
+    ) -> str: ...
+
+    @overload
+    async def send_message(
+        self,
+        *,
+        to: Recipient | Sequence[Recipient],
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[False],
+    ) -> int: ...
+
+    async def send_message(
+        self,
+        *,
+        to: Recipient | Sequence[Recipient],
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: bool = True,
+    ) -> str | int:
+        """Send to a participant, an id, or a list of them.
+
+        With ``wait=True`` (default) returns the server's message id once accepted, or raises a
+        typed error. With ``wait=False`` returns the request id once the frame is queued; a
+        refusal then arrives as a ``SendFailed`` event.
+        """
+        ids = [_participant_id(to)] if isinstance(to, RemoteParticipant | str) else [
+            _participant_id(r) for r in to
+        ]
+        return await self._room._request(
+            lambda conn: conn.send_message(ids, type, message, attachment), wait=wait
+        )
+
+    @overload
+    async def broadcast_message(
+        self,
+        *,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[True] = True,
+    ) -> str: ...
+
+    @overload
+    async def broadcast_message(
+        self,
+        *,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[False],
+    ) -> int: ...
+
+    async def broadcast_message(
+        self,
+        *,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: bool = True,
+    ) -> str | int:
+        """Send to every other participant with messaging enabled (see ``send_message``)."""
+        return await self._room._request(
+            lambda conn: conn.broadcast_message(type, message, attachment), wait=wait
+        )
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def on(self, event: str, callback: Callback) -> None:
+        """Call ``callback`` for ``message`` (a RoomMessage) or ``participant_added`` /
+        ``participant_removed`` / ``participant_updated`` (a RemoteParticipant). Async
+        callbacks run as their own tasks; neither kind can stall the read loop for long."""
+        if event not in self._callbacks:
+            raise ValueError(f"unknown event {event!r}; expected one of {CALLBACK_EVENTS}")
+        self._callbacks[event].append(callback)
+
+    def off(self, event: str, callback: Callback) -> None:
+        self._callbacks[event].remove(callback)
+
+    def events(self) -> AsyncIterator[MessagingEvent]:
+        """Typed events in order, through a bounded queue: when it is full, events are
+        dropped and an ``EventsDropped`` with their count comes next. Ends on close."""
+        return self._queue.__aiter__()
+
+    def _emit(self, name: str, value: RoomMessage | RemoteParticipant) -> None:
+        for callback in self._callbacks[name]:
+            try:
+                result = callback(value)
+            except Exception:
+                log.exception("%s callback failed", name)
+                continue
+            if result is not None and hasattr(result, "__await__"):
+                self._room._spawn_callback(name, result)
+
+    def _apply_snapshot(self, participants: Sequence[RemoteParticipant]) -> None:
+        """Replace the view, telling callbacks what changed (all new on first enable)."""
+        fresh = {p.id: p for p in participants}
+        old, self._view = self._view, fresh
+        for participant in old.values():
+            if participant.id not in fresh:
+                self._emit("participant_removed", participant)
+        for participant in participants:
+            if participant.id not in old:
+                self._emit("participant_added", participant)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            self._queue.put(event)
+            self._emit("message", event.message)
+        elif isinstance(event, ParticipantAdded | ParticipantUpdated):
+            self._view[event.participant.id] = event.participant
+            self._queue.put(event)
+            name = "participant_added" if isinstance(event, ParticipantAdded) else "participant_updated"
+            self._emit(name, event.participant)
+        elif isinstance(event, ParticipantRemoved):
+            self._view.pop(event.participant.id, None)
+            self._queue.put(event)
+            self._emit("participant_removed", event.participant)
+        elif isinstance(event, MessagingEnabled):
+            self._apply_snapshot(event.participants)
+            self._queue.put(event)
+        elif isinstance(event, MessagingDisabled):
+            self._apply_snapshot(())
+            self._queue.put(event)
+
+
+class RoomClient:
+    """A connection to one room: ``local_participant`` and ``messaging``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str,
+        room: str | None,
+        config: ClientConfig | None,
+        reconnect: ReconnectPolicy,
+        queue_size: int,
+        max_pending_bytes: int,
+    ) -> None:
+        self.url = url
+        self._host, self._port = parse_url(url)
+        self._token = token
+        self._room_name = room
+        self._config = config or ClientConfig()
+        self._policy = reconnect
+        self._max_pending = max_pending_bytes
+        self._rng = random.Random()
+        self.messaging = Messaging(self, queue_size)
+        self._link: _Link | None = None
+        self._up = anyio.Event()
+        self._closing = False
+        self._close_reason: RoomError | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.local_participant: RemoteParticipant | None = None
+        self.room: str | None = room
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def _start(self, tg: anyio.abc.TaskGroup) -> None:
+        self._tg = tg
+        link = await self._open()  # the first connection's failure goes to the caller
+        tg.start_soon(self._supervise, link)
+
+    async def _open(self) -> _Link:
+        """Connect, handshake, and return the link once the welcome is in."""
+        try:
+            stream: anyio.abc.ByteStream = await anyio.connect_tcp(self._host, self._port)
+        except OSError as exc:
+            raise ConnectionClosedError(
+                f"cannot reach {self.url}: {exc.strerror or exc}", Code.CONNECTION_LOST
+            ) from None
+        conn = ClientConnection(
+            token=self._token, now=time.time(), room=self._room_name, config=self._config
+        )
+        try:
+            with anyio.fail_after(self._config.handshake_timeout):
+                await stream.send(conn.data_to_send())
+                while True:
+                    event = conn.next_event(time.time())
+                    if event is NEED_DATA:
+                        conn.receive_data(await _receive(stream))
+                    elif isinstance(event, Connected):
+                        break
+                    elif isinstance(event, ConnectionClosed):
+                        raise error_for(event.code, event.reason)
+        except TimeoutError:
+            await stream.aclose()
+            raise ConnectionClosedError("no welcome from the server in time", Code.HANDSHAKE_TIMEOUT) from None
+        except RemoteProtocolError as exc:
+            await stream.aclose()
+            raise ConnectionClosedError(f"bad handshake: {exc.reason}", exc.code) from None
+        except BaseException:
+            await stream.aclose()
+            raise
+        self.local_participant, self.room = event.participant, event.room
+        link = _Link(stream, conn)
+        self._link = link
+        self._up.set()
+        return link
+
+    async def _supervise(self, link: _Link) -> None:
+        """Run links one after another: reconnect on retryable losses."""
+        while True:
+            closed = await self._run_link(link)
+            retry = (
+                not self._closing
+                and self._policy.enabled
+                and (closed.code.info.retry or closed.code is Code.CONNECTION_LOST)
+            )
+            self.messaging._queue.put(
+                Disconnected(code=closed.code, reason=closed.reason, reconnecting=retry)
+            )
+            if not retry:
+                self._finish(error_for(closed.code, closed.reason))
+                return
+            new_link = await self._reconnect()
+            if new_link is None:
+                self._finish(ConnectionClosedError("could not reconnect", closed.code))
+                return
+            link = new_link
+
+    async def _reconnect(self) -> _Link | None:
+        give_up = anyio.current_time() + self._policy.give_up_after
+        attempt = 0
+        while anyio.current_time() < give_up:
+            await anyio.sleep(self._policy.delay(attempt, self._rng))
+            attempt += 1
+            try:
+                link = await self._open()
+            except RoomError as exc:
+                if not exc.code.info.retry and exc.code is not Code.CONNECTION_LOST:
+                    return None  # e.g. the token expired: retrying cannot help
+                continue
+            assert self.local_participant is not None
+            self.messaging._queue.put(Reconnected(participant=self.local_participant))
+            return link
+        return None
+
+    async def _run_link(self, link: _Link) -> ConnectionClosed:
+        """The pump for one transport; returns how it closed."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(link.writer)
+            tg.start_soon(self._timer, link)
+            if self.messaging.enabled:
+                tg.start_soon(self._reenable, link)
+            closed = await self._reader(link)
+            link.wake()
+            with anyio.move_on_after(1):
+                await link.closed.wait()
+            tg.cancel_scope.cancel()
+        self._link = None
+        self._up = anyio.Event()
+        self._fail_waiters(link, closed)
+        return closed
+
+    async def _reader(self, link: _Link) -> ConnectionClosed:
+        conn = link.conn
+        while True:
+            closed = self._drain(link)
+            if closed is not None:
+                return closed
+            try:
+                data = await _receive(link.stream)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                data = b""
+            conn.receive_data(data)
+
+    async def _timer(self, link: _Link) -> None:
+        conn = link.conn
+        while (deadline := conn.next_deadline()) is not None:
+            await anyio.sleep(max(deadline - time.time(), 0.0))
+            conn.handle_timer(time.time())
+            link.wake()
+            if conn.state is State.CLOSED:
+                # The writer flushes the close frame and closes the stream, which wakes the
+                # reader; a peer too dead to take the frame gets the stream closed anyway.
+                with anyio.move_on_after(1):
+                    await link.closed.wait()
+                await link.stream.aclose()
+                return
+
+    async def _reenable(self, link: _Link) -> None:
+        try:
+            await self._request(
+                lambda conn: conn.enable(presence=self.messaging._presence), wait=True, link=link
+            )
+        except RoomError as exc:
+            log.warning("could not re-enable messaging after reconnecting: %s", exc.reason)
+
+    def _drain(self, link: _Link) -> ConnectionClosed | None:
+        """Apply every buffered frame; returns the close event once the connection ends."""
+        conn = link.conn
+        try:
+            while (event := conn.next_event(time.time())) is not NEED_DATA:
+                if isinstance(event, ConnectionClosed):
+                    link.wake()
+                    return event
+                self._handle(link, event)
+        except RemoteProtocolError as exc:
+            log.warning("closing: the server broke the protocol: %s", exc.reason)
+            link.wake()
+            return ConnectionClosed(code=exc.code, reason=exc.reason, by_peer=False)
+        link.wake()
+        return None
+
+    def _handle(self, link: _Link, event: Event) -> None:
+        if isinstance(event, RequestAcked | RequestRefused | MessagingEnabled | MessagingDisabled):
+            waiter = link.waiters.pop(event.request_id, None)
+            if isinstance(event, RequestRefused):
+                error = error_for(event.code, event.reason)
+                if waiter is not None:
+                    waiter.resolve(error=error)
+                else:
+                    self.messaging._queue.put(
+                        SendFailed(request_id=event.request_id, code=event.code, reason=event.reason)
+                    )
+                return
+            if waiter is not None:
+                waiter.resolve(event.message_id if isinstance(event, RequestAcked) else None)
+        self.messaging._dispatch(event)
+
+    def _fail_waiters(self, link: _Link, closed: ConnectionClosed) -> None:
+        for waiter in link.waiters.values():
+            if waiter is not None:
+                waiter.resolve(error=ConnectionClosedError(closed.reason, closed.code))
+        link.waiters.clear()
+
+    def _finish(self, reason: RoomError) -> None:
+        self._close_reason = reason
+        self.messaging._queue.close()
+        self._up.set()  # wake senders waiting for a connection: they will see the close
+
+    def _spawn_callback(self, name: str, awaitable: Any) -> None:
+        async def run() -> None:
+            try:
+                await awaitable
+            except Exception:
+                log.exception("%s callback failed", name)
+
+        assert self._tg is not None
+        self._tg.start_soon(run)
+
+    async def aclose(self) -> None:
+        """Close cleanly: tell the server, wait briefly for its answer, end every task."""
+        self._closing = True
+        link = self._link
+        if link is not None and link.conn.state not in (State.CLOSING, State.CLOSED):
+            link.conn.close(Code.NORMAL, "client closing")
+            link.wake()
+            with anyio.move_on_after(2):
+                await link.closed.wait()
+        self._finish(ConnectionClosedError("the client is closed", Code.NORMAL))
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def _link_up(self) -> _Link:
+        if self._link is None and self._close_reason is None:
+            with anyio.move_on_after(self._policy.give_up_after):
+                await self._up.wait()
+        if self._link is None:
+            raise self._close_reason or ConnectionClosedError(
+                "not connected to the server", Code.CONNECTION_LOST
+            )
+        return self._link
+
+    async def _request(
+        self,
+        verb: Callable[[ClientConnection], int],
+        *,
+        wait: bool,
+        link: _Link | None = None,
+    ) -> Any:
+        link = link or await self._link_up()
+        while link.conn.outbound_size > self._max_pending:
+            await link.drained.wait()  # backpressure: never buffer without bound
+        try:
+            rid = verb(link.conn)
+        except LocalProtocolError as exc:
+            if link.conn.state in (State.CLOSING, State.CLOSED):
+                raise ConnectionClosedError("the connection is closing", Code.CONNECTION_LOST) from None
+            raise from_local(exc) from None
+        link.wake()
+        if not wait:
+            link.waiters[rid] = None
+            return rid
+        waiter = link.waiters[rid] = _Waiter()
+        return await waiter.wait()
+
+
+def _participant_id(recipient: Recipient) -> str:
+    return recipient.id if isinstance(recipient, RemoteParticipant) else recipient
+
+
+async def _receive(stream: anyio.abc.ByteStream) -> bytes:
+    try:
+        return await stream.receive(READ_SIZE)
+    except anyio.EndOfStream:
+        return b""
+
+
+@asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    token: str,
+    room: str | None = None,
+    config: ClientConfig | None = None,
+    reconnect: ReconnectPolicy | bool = True,
+    events_queue_size: int = 1000,
+    max_pending_bytes: int = 1024 * 1024,
+) -> AsyncIterator[RoomClient]:
+    """Connect to a room server at ``url`` (``tcp://host:port``) with a participant token.
+
+    Raises a ``RoomError`` subclass when the server refuses the token or cannot be reached.
+    """
+    policy = reconnect if isinstance(reconnect, ReconnectPolicy) else ReconnectPolicy(enabled=reconnect)
+    client = RoomClient(
+        url,
+        token=token,
+        room=room,
+        config=config,
+        reconnect=policy,
+        queue_size=events_queue_size,
+        max_pending_bytes=max_pending_bytes,
+    )
+    async with anyio.create_task_group() as tg:
+        await client._start(tg)
+        try:
+            yield client
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
+            tg.cancel_scope.cancel()

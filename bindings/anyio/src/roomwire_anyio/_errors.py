@@ -1,0 +1,61 @@
+"""Typed errors for refused requests and closed connections, keyed by the core's codes."""
+
+from __future__ import annotations
+
+from roomwire import Code, InvalidRequest, LocalProtocolError, MessageTooLarge, ProtocolError
+
+
+class RoomError(ProtocolError):
+    """A request was refused or could not complete; ``code`` and ``reason`` say why."""
+
+    def __init__(self, reason: str, code: Code) -> None:
+        super().__init__(reason, code)
+
+
+class NotFoundError(RoomError):
+    """A recipient is unknown, has left, or does not have messaging enabled."""
+
+
+class ForbiddenError(RoomError):
+    """The token does not grant this (send, broadcast or list)."""
+
+
+class TooLargeError(RoomError):
+    """The message is over the server's advertised limit (checked locally first)."""
+
+
+class InvalidRequestError(RoomError):
+    """The request's content breaks a rule (type, message, attributes, recipients)."""
+
+
+class NotEnabledError(RoomError):
+    """The request is not allowed in the current state, e.g. a send before ``enable()``."""
+
+
+class ConnectionClosedError(RoomError):
+    """The connection closed (or could not be opened) before the request completed."""
+
+
+_BY_CODE: dict[Code, type[RoomError]] = {
+    Code.NOT_FOUND: NotFoundError,
+    Code.FORBIDDEN_SEND: ForbiddenError,
+    Code.FORBIDDEN_BROADCAST: ForbiddenError,
+    Code.FORBIDDEN_LIST: ForbiddenError,
+    Code.TOO_LARGE: TooLargeError,
+    Code.INVALID_REQUEST: InvalidRequestError,
+    Code.INVALID_STATE: NotEnabledError,
+}
+
+
+def error_for(code: Code, reason: str) -> RoomError:
+    """The typed error for a refusal or close code."""
+    return _BY_CODE.get(code, ConnectionClosedError)(reason, code)
+
+
+def from_local(exc: LocalProtocolError) -> RoomError:
+    """Translate the core's pre-check errors into the binding's typed errors."""
+    if isinstance(exc, MessageTooLarge):
+        return TooLargeError(exc.reason, exc.code)
+    if isinstance(exc, InvalidRequest):
+        return InvalidRequestError(exc.reason, exc.code)
+    return NotEnabledError(exc.reason, Code.INVALID_STATE)

@@ -1,0 +1,71 @@
+"""Events the bindings add to the core's, for ``room.messaging.events()``."""
+
+from __future__ import annotations
+
+import attrs
+
+from roomwire import Code, RemoteParticipant
+from roomwire.events import (
+    Event,
+    MessageReceived,
+    MessagingDisabled,
+    MessagingEnabled,
+    ParticipantAdded,
+    ParticipantRemoved,
+    ParticipantUpdated,
+)
+
+
+@attrs.frozen(kw_only=True)
+class SendFailed(Event):
+    """A send made with ``wait=False`` was refused after it was queued."""
+
+    request_id: int
+    """The request id ``send_message(..., wait=False)`` returned."""
+    code: Code
+    """Why, as a registry code."""
+    reason: str
+    """Why, in words."""
+
+
+@attrs.frozen(kw_only=True)
+class EventsDropped(Event):
+    """The events queue was full: this many events were dropped before this one."""
+
+    count: int
+    """How many events were lost."""
+
+
+@attrs.frozen(kw_only=True)
+class Disconnected(Event):
+    """The connection to the server was lost."""
+
+    code: Code
+    """The close code."""
+    reason: str
+    """The close reason."""
+    reconnecting: bool
+    """True when the client will try to reconnect."""
+
+
+@attrs.frozen(kw_only=True)
+class Reconnected(Event):
+    """The client reconnected (and re-enabled messaging if it was enabled)."""
+
+    participant: RemoteParticipant
+    """The new local participant (its id changes on every connection)."""
+
+
+MessagingEvent = (
+    MessageReceived
+    | ParticipantAdded
+    | ParticipantRemoved
+    | ParticipantUpdated
+    | MessagingEnabled
+    | MessagingDisabled
+    | SendFailed
+    | EventsDropped
+    | Disconnected
+    | Reconnected
+)
+"""Everything ``room.messaging.events()`` yields."""

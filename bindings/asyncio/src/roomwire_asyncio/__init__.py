@@ -1,0 +1,12 @@
+"""roomwire for asyncio: ``connect()``, ``serve()`` and the ``room.messaging`` API.
+
+The driver is shared with ``roomwire_trio`` (see ``roomwire_anyio``), so both behave the same.
+``run(main())`` runs a coroutine on uvloop when it is installed, else on asyncio's loop.
+"""
+
+from roomwire_anyio import *  # noqa: F403 - this module is the asyncio face of that API
+from roomwire_anyio import __all__ as _shared
+
+from ._run import run
+
+__all__ = [*_shared, "run"]
