@@ -198,10 +198,11 @@ class ClientConnection(BaseConnection):
         Raises ``RemoteProtocolError`` on invalid input, after queuing a close frame.
         """
         while True:
-            payload = self._next_payload()
-            if type(payload) is not bytes:
-                return payload  # type: ignore[return-value]
             try:
+                # The buffer itself raises for a bad length prefix: that must close too.
+                payload = self._next_payload()
+                if type(payload) is not bytes:
+                    return payload  # type: ignore[return-value]
                 frame = decode_payload(payload)
                 check_frame(frame, SERVER_FRAMES)
                 event = self._handle(frame, now)
@@ -238,7 +239,7 @@ class ClientConnection(BaseConnection):
         # ping or pong: proof of life; a ping is answered.
         self._expect(Input.HEARTBEAT, kind)
         self._heard(now)
-        if kind == "ping":
+        if kind == "ping" and self._state is not State.CLOSING:  # nothing follows our close
             self._send({"t": "pong"})
         return None
 
@@ -278,9 +279,15 @@ class ClientConnection(BaseConnection):
                 raise RemoteProtocolError(f"snapshot answers request {rid}, not an enable")
             return self._snapshot_page(frame, now)
         if kind == "error":
+            if request is Input.DISABLE:
+                # The server accepts every disable it is sent (only an enabled client sends
+                # one); a refusal would leave this side stuck in DISABLING.
+                raise RemoteProtocolError(f"the server refused disable {rid}")
             transition = Input.ENABLE_REFUSED if request is Input.ENABLE else Input.REPLY
             self._expect(transition, kind)
             del self._pending[rid]
+            if request is Input.ENABLE:
+                self._snapshot = []  # pages received before the refusal are void
             self._heard(now)
             return RequestRefused(request_id=rid, code=Code(frame["code"]), reason=frame["reason"])
         if request is Input.ENABLE:

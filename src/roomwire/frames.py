@@ -134,6 +134,11 @@ def _is_int(value: object) -> bool:
     return type(value) is int and 0 <= value < 2**63
 
 
+def _is_duration(value: object) -> bool:
+    """A positive, finite number of seconds (NaN fails both comparisons)."""
+    return (type(value) is int or type(value) is float) and 0 < value < math.inf
+
+
 def is_participant(value: object) -> bool:
     return (
         type(value) is dict
@@ -198,7 +203,7 @@ def _check_bare(f: Frame) -> None:
 
 
 def _check_close(f: Frame) -> None:
-    _require(_is_int(f.get("code")) and type(f.get("reason")) is str, "close")
+    _require(_is_int(f.get("code")) and type(f.get("reason")) is str, f["t"])
     if f["code"] not in Code._value2member_map_:
         raise bad_frame(f"unknown close code {f['code']}")
 
@@ -211,8 +216,8 @@ def _check_welcome(f: Frame) -> None:
         and is_participant(f.get("participant"))
         and type(limits) is dict
         and all(_is_int(limits.get(name)) for name in LIMIT_FIELDS)
-        and type(f.get("hb")) in (int, float)
-        and type(f.get("hbt")) in (int, float),
+        and _is_duration(f.get("hb"))
+        and _is_duration(f.get("hbt")),
         "welcome",
     )
 
