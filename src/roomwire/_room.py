@@ -53,14 +53,16 @@ class Room:
         return self.seq
 
 
+PAGE_OVERHEAD = 64
+"""Bytes a snapshot page or a presence frame needs besides its participant records (its keys,
+request id or sequence number, array header): a record this much under the frame size fits."""
+
+
 def _array_header(count: int) -> bytes:
-    if count < 24:
-        return bytes([0x80 | count])
-    if count < 0x100:
-        return bytes([0x98, count])
-    if count < 0x10000:
-        return b"\x99" + struct.pack(">H", count)
-    return b"\x9a" + struct.pack(">I", count)
+    # An unsigned integer's CBOR head (major type 0) becomes an array's head (major type 4)
+    # by setting the top bit of its first byte; cbor2 picks the shortest form for ``count``.
+    head = cbor2.dumps(count)
+    return bytes([head[0] | 0x80]) + head[1:]
 
 
 def snapshot_frames(rid: int, members: list[Member], max_frame_size: int) -> list[bytes]:
@@ -69,7 +71,7 @@ def snapshot_frames(rid: int, members: list[Member], max_frame_size: int) -> lis
     Records are encoded once per membership change and spliced into each page's array, so a
     large room costs no re-encoding per enable.
     """
-    budget = max_frame_size - 64  # room for the page's own keys and array header
+    budget = max_frame_size - PAGE_OVERHEAD
     pages: list[list[bytes]] = [[]]
     used = 0
     for member in members:

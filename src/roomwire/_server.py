@@ -15,7 +15,7 @@ from ._backplane import BACKPLANE_RECORDS, record_member
 from ._config import PROTOCOL_VERSION, InterceptedMessage, ServerConfig
 from ._connection import BaseConnection, NextEvent
 from ._errors import LocalProtocolError, RemoteProtocolError, TokenError
-from ._room import Member, Room, participant_record, snapshot_frames
+from ._room import PAGE_OVERHEAD, Member, Room, participant_record, snapshot_frames
 from ._state import Input, State
 from ._token import ParticipantToken
 from .codes import Code
@@ -70,6 +70,7 @@ class ServerConnection(BaseConnection):
         self._deadline = now + server.config.handshake_timeout
         self._timer_at = math.inf
         self._slow = False
+        self._snapshot_bytes = 0
 
     @property
     def participant(self) -> RemoteParticipant | None:
@@ -94,12 +95,13 @@ class ServerConnection(BaseConnection):
         """
         server = self._server
         while True:
-            payload = self._next_payload()
-            if type(payload) is not bytes:
-                server._reap()
-                return payload  # type: ignore[return-value]
-            self._heard = now
             try:
+                # Inside the try: the length prefix itself can break the protocol.
+                payload = self._next_payload()
+                if type(payload) is not bytes:
+                    server._reap()
+                    return payload  # type: ignore[return-value]
+                self._heard = now
                 frame = decode_payload(payload)
                 check_frame(frame, CLIENT_FRAMES)
                 event = self._handle(frame, len(payload), now)
@@ -200,6 +202,9 @@ class ServerConnection(BaseConnection):
         if presence:
             room.listeners[self._me.id] = self
         for data in snapshot_frames(frame["rid"], others, server.config.max_frame_size):
+            # A large room's snapshot is not a sign of a slow reader: it does not count
+            # against the outbound bound until the driver has taken it.
+            self._snapshot_bytes += len(data)
             self._queue(data)
         self._move(Input.SNAPSHOT_END)
         return ParticipantEnabled(participant=self._me)
@@ -223,10 +228,19 @@ class ServerConnection(BaseConnection):
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        most = self._server.config.max_attributes_size
+        config = self._server.config
+        most = config.max_attributes_size
         if len(cbor2.dumps(merged)) > most:
             raise _Refusal(Code.TOO_LARGE, f"attributes would be over the {most}-byte limit")
-        self._me = attrs.evolve(self._me, attributes=merged)
+        me = attrs.evolve(self._me, attributes=merged)
+        # max_attributes_size may be set above what a frame holds: presence frames and
+        # snapshot pages must still fit the max_frame_size every client was promised.
+        if len(cbor2.dumps(participant_record(me))) > config.max_frame_size - PAGE_OVERHEAD:
+            raise _Refusal(
+                Code.TOO_LARGE,
+                f"attributes would not fit a {config.max_frame_size}-byte presence frame",
+            )
+        self._me = me
         self._move(Input.ATTRIBUTES)
         self._send({"t": "ack", "rid": frame["rid"]})
         if self._member is not None:
@@ -300,9 +314,14 @@ class ServerConnection(BaseConnection):
         super()._queue(data)
         server = self._server
         server._dirty[self] = None
-        if self._out_size > server.config.outbound_limit and not self._slow:
+        unread = self._out_size - self._snapshot_bytes
+        if unread > server.config.outbound_limit and not self._slow:
             self._slow = True
             server._slow.append(self)
+
+    def data_to_send(self) -> bytes:
+        self._snapshot_bytes = 0
+        return super().data_to_send()
 
     def _close_slow(self) -> None:
         # What is queued would never be read: drop it and keep only the close frame.
@@ -312,8 +331,7 @@ class ServerConnection(BaseConnection):
         self._abort(Code.SLOW_CONSUMER, f"over {limit} bytes queued: the client reads too slowly")
 
     def _next_timer(self) -> float:
-        if self._state is State.HANDSHAKE:
-            return self._deadline
+        """Once welcomed: the next ping, or the dead-peer deadline if that comes first."""
         config = self._server.config
         return min(
             self._pinged + config.heartbeat_interval,
@@ -323,13 +341,14 @@ class ServerConnection(BaseConnection):
     def _on_timer(self, now: float) -> None:
         config = self._server.config
         if self._state is State.HANDSHAKE:
-            if now >= self._deadline:
-                self._abort(Code.HANDSHAKE_TIMEOUT, "no valid hello within the handshake timeout")
-                return
-        elif now >= self._heard + config.heartbeat_interval + config.heartbeat_timeout:
+            # The only timer armed during the handshake is its deadline (see accept), and
+            # handle_timer runs a timer only once it is due.
+            self._abort(Code.HANDSHAKE_TIMEOUT, "no valid hello within the handshake timeout")
+            return
+        if now >= self._heard + config.heartbeat_interval + config.heartbeat_timeout:
             self._abort(Code.HEARTBEAT_TIMEOUT, "nothing heard within the heartbeat timeout")
             return
-        elif now >= self._pinged + config.heartbeat_interval:
+        if now >= self._pinged + config.heartbeat_interval:
             self._send({"t": "ping"})
             self._pinged = now
         self._server._arm(self, self._next_timer())

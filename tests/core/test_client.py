@@ -312,3 +312,13 @@ def test_clean_close_from_the_server_is_echoed(room: Room) -> None:
         {"t": "close", "code": 1001, "reason": "maintenance"}
     ]
     assert alice.client.next_event(room.now) == closed
+
+
+def test_duplicate_recipients_count_once_and_receive_once() -> None:
+    room = Room(max_recipients=2)
+    alice, bob = room.enabled("alice"), room.enabled("bob")
+    assert bob.client.local_participant is not None
+    bob_id = bob.client.local_participant.id
+    alice.client.send_message([bob_id] * 5, "chat", {"n": 1})
+    room.pump()
+    assert [e.message.message for e in bob.of(MessageReceived)] == [{"n": 1}]
