@@ -253,6 +253,15 @@ class ClientConnection(BaseConnection):
             )
         participant = participant_from_wire(frame["participant"])
         limits = Limits(**{k: frame["limits"][k] for k in LIMIT_FIELDS})
+        ceiling = self.config.max_frame_size
+        if limits.max_frame_size > ceiling:
+            raise RemoteProtocolError(
+                f"the server sends frames of up to {limits.max_frame_size} bytes, over this"
+                f" client's {ceiling}-byte ceiling",
+                Code.FRAME_TOO_LARGE,
+            )
+        # From now on the server's promise bounds what it sends (deliveries included).
+        self._buffer.max_frame_size = limits.max_frame_size
         self._interval = float(frame["hb"])
         self._timeout = float(frame["hbt"])
         if self._state is State.CLOSING:
@@ -334,8 +343,10 @@ class ClientConnection(BaseConnection):
         return ParticipantUpdated(participant=participant, seq=seq)
 
     def _peer_close(self, frame: Frame) -> ConnectionClosed:
-        if self._state is not State.CLOSING:
-            self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
+        if self._state is State.CLOSING:  # the server's answer to our own close
+            sent = self._close_sent
+            return self._finish(Input.PEER_CLOSE, sent.code, sent.reason, by_peer=False)
+        self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
         return self._finish(Input.PEER_CLOSE, Code(frame["code"]), frame["reason"], by_peer=True)
 
     # --- helpers --------------------------------------------------------------------------

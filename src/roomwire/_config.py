@@ -40,8 +40,9 @@ class CountingIds:
 class ClientConfig:
     """Settings of a :class:`ClientConnection`."""
 
-    max_frame_size: int = attrs.field(default=MiB, validator=_positive)
-    """Largest inbound frame accepted; a larger length prefix closes with FRAME_TOO_LARGE."""
+    max_frame_size: int = attrs.field(default=16 * MiB, validator=_positive)
+    """Ceiling on inbound frames. After the welcome, frames are held to the server's advertised
+    ``max_frame_size``; a server advertising more than this ceiling is refused."""
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
     """Seconds to wait for the server's welcome."""
 

@@ -189,6 +189,11 @@ class ServerConnection(BaseConnection):
         if not self._allowed(event):
             raise _Refusal(Code.INVALID_STATE, f"cannot {what} while {self._state.name}")
 
+    def _check_size(self, size: int) -> None:
+        most = self._server.config.max_send_size
+        if size > most:
+            raise _Refusal(Code.TOO_LARGE, f"{size}-byte frame is over the {most}-byte limit")
+
     def _enable(self, frame: Frame, size: int, now: float) -> Event:
         self._check_state(Input.ENABLE, "enable")
         self._move(Input.ENABLE)
@@ -219,6 +224,7 @@ class ServerConnection(BaseConnection):
 
     def _attributes(self, frame: Frame, size: int, now: float) -> Event:
         self._check_state(Input.ATTRIBUTES, "set attributes")
+        self._check_size(size)
         update = frame["attributes"]
         if not is_json_value(update):
             raise _Refusal(Code.INVALID_REQUEST, "attributes must be a JSON object")
@@ -256,10 +262,7 @@ class ServerConnection(BaseConnection):
             raise _Refusal(Code.FORBIDDEN_BROADCAST, "the token does not grant broadcasting")
         if not broadcast and not self._token.can_send:
             raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
-        if size > config.max_send_size:
-            raise _Refusal(
-                Code.TOO_LARGE, f"{size}-byte frame is over the {config.max_send_size}-byte limit"
-            )
+        self._check_size(size)
         type_ = frame["type"]
         if not 0 < len(type_) <= config.max_type_length:
             raise _Refusal(

@@ -72,7 +72,13 @@ class ParticipantToken:
                 token,
                 secret,
                 algorithms=[ALGORITHM],
-                options={"verify_exp": now is None, "require": ["room", "name"]},
+                options={
+                    # With ``now`` given, every time claim is checked against it below.
+                    "verify_exp": now is None,
+                    "verify_nbf": now is None,
+                    "verify_iat": now is None,
+                    "require": ["room", "name"],
+                },
             )
         except jwt.ExpiredSignatureError:
             raise TokenError("the token has expired", Code.TOKEN_EXPIRED) from None
@@ -86,11 +92,14 @@ class ParticipantToken:
             ) from None
         except jwt.PyJWTError as exc:
             raise TokenError(f"the token is not valid: {exc}", Code.TOKEN_INVALID) from None
-        exp = claims.get("exp")
-        if exp is not None and type(exp) not in (int, float):
-            raise TokenError("the token's exp must be a number", Code.TOKEN_INVALID)
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        for name, value in (("exp", exp), ("nbf", nbf)):
+            if value is not None and type(value) not in (int, float):
+                raise TokenError(f"the token's {name} must be a number", Code.TOKEN_INVALID)
         if now is not None and exp is not None and now >= exp:
             raise TokenError("the token has expired", Code.TOKEN_EXPIRED)
+        if now is not None and nbf is not None and now < nbf:
+            raise TokenError("the token is not valid yet (nbf)", Code.TOKEN_INVALID)
         grants = claims.get("grants", {})
         if type(grants) is not dict or any(type(v) is not bool for v in grants.values()):
             raise TokenError("the token's grants must map names to booleans", Code.TOKEN_INVALID)

@@ -53,8 +53,10 @@ def decode_payload(payload: bytes) -> Frame:
         )
     # cbor2 documents CBORDecodeError, but hostile input has also raised ValueError,
     # OverflowError and MemoryError there (cbor2#198): all of them mean "bad frame" here.
+    # The wire reason is fixed (cbor2's messages change between versions); the cause is
+    # chained for local debugging.
     except Exception as exc:
-        raise bad_frame(f"undecodable CBOR: {exc}") from None
+        raise bad_frame("undecodable CBOR, or over a decoding cap") from exc
     if type(obj) is not dict or type(obj.get("t")) is not str:
         raise bad_frame("a frame must be a CBOR map with a text 't' (the frame kind)")
     return obj
@@ -87,7 +89,8 @@ class FrameBuffer:
     def __init__(self, max_frame_size: int) -> None:
         self._data = bytearray()
         self._pos = 0
-        self._max = max_frame_size
+        self.max_frame_size = max_frame_size
+        """Largest frame body accepted; a larger length prefix is refused unread."""
 
     def __len__(self) -> int:
         return len(self._data) - self._pos
@@ -105,9 +108,10 @@ class FrameBuffer:
         if len(data) - pos < PREFIX_SIZE:
             return None
         (size,) = HEADER.unpack_from(data, pos)
-        if size > self._max:
+        if size > self.max_frame_size:
             raise RemoteProtocolError(
-                f"frame of {size} bytes is over the {self._max}-byte limit", Code.FRAME_TOO_LARGE
+                f"frame of {size} bytes is over the {self.max_frame_size}-byte limit",
+                Code.FRAME_TOO_LARGE,
             )
         if size == 0:
             raise bad_frame("empty frame")
@@ -202,10 +206,19 @@ def _check_bare(f: Frame) -> None:
     """ping and pong carry nothing."""
 
 
-def _check_close(f: Frame) -> None:
+def _check_coded(f: Frame, closes: bool) -> None:
+    """A close carries a close code (below 4000, never the local-only CONNECTION_LOST); an
+    error carries a refusal code (4000 and up)."""
     _require(_is_int(f.get("code")) and type(f.get("reason")) is str, f["t"])
-    if f["code"] not in Code._value2member_map_:
-        raise bad_frame(f"unknown close code {f['code']}")
+    code = f["code"]
+    if code not in Code._value2member_map_ or code == Code.CONNECTION_LOST:
+        raise bad_frame(f"unknown code {code} in {f['t']!r}")
+    if Code(code).closes_connection is not closes:
+        raise bad_frame(f"code {code} does not belong in {f['t']!r}")
+
+
+def _check_close(f: Frame) -> None:
+    _check_coded(f, closes=True)
 
 
 def _check_welcome(f: Frame) -> None:
@@ -240,7 +253,7 @@ def _check_ack(f: Frame) -> None:
 
 def _check_error(f: Frame) -> None:
     _require(_is_int(f.get("rid")), "error")
-    _check_close(f)
+    _check_coded(f, closes=False)
 
 
 def _check_msg(f: Frame) -> None:

@@ -34,9 +34,9 @@ from roomwire.events import (
     RequestAcked,
     RequestRefused,
 )
-from roomwire.frames import MAX_DEPTH, encode_frame
+from roomwire.frames import HEADER, MAX_DEPTH, encode_frame
 
-from .helpers import LoneClient, welcome_frame, wire_participant
+from .helpers import WIRE_LIMITS, LoneClient, welcome_frame, wire_participant
 
 P1 = wire_participant("p1", "bob")
 P2 = wire_participant("p2", "carol", mood="calm")
@@ -426,19 +426,33 @@ def test_a_malformed_server_frame_closes_with_bad_frame(
     expect_remote_error(lone, Code.BAD_FRAME, f"malformed {frame['t']!r} frame")
 
 
-UNKNOWN_CODE = {
-    "close 1234": {"t": "close", "code": 1234, "reason": ""},
-    "close 4999": {"t": "close", "code": 4999, "reason": ""},
-    "error 4999": {"t": "error", "rid": 2, "code": 4999, "reason": ""},
-    "error 999": {"t": "error", "rid": 2, "code": 999, "reason": ""},
+WRONG_CODE = {
+    "close 1234": ({"t": "close", "code": 1234, "reason": ""}, "unknown code 1234 in 'close'"),
+    "close 4999": ({"t": "close", "code": 4999, "reason": ""}, "unknown code 4999 in 'close'"),
+    "close 1006 (local only)": (
+        {"t": "close", "code": 1006, "reason": ""},
+        "unknown code 1006 in 'close'",
+    ),
+    "close with a refusal code": (
+        {"t": "close", "code": 4040, "reason": ""},
+        "code 4040 does not belong in 'close'",
+    ),
+    "error 4999": ({"t": "error", "rid": 2, "code": 4999, "reason": ""}, "unknown code 4999"),
+    "error 999": ({"t": "error", "rid": 2, "code": 999, "reason": ""}, "unknown code 999"),
+    "error with a close code": (
+        {"t": "error", "rid": 2, "code": 1000, "reason": ""},
+        "code 1000 does not belong in 'error'",
+    ),
 }
 
 
-@pytest.mark.parametrize("frame", UNKNOWN_CODE.values(), ids=UNKNOWN_CODE.keys())
-def test_an_unknown_close_or_error_code_is_a_bad_frame(frame: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("frame", "reason"), WRONG_CODE.values(), ids=WRONG_CODE.keys())
+def test_a_close_or_error_code_of_the_wrong_kind_is_a_bad_frame(
+    frame: dict[str, Any], reason: str
+) -> None:
     lone = sending()
     lone.feed(frame)
-    expect_remote_error(lone, Code.BAD_FRAME, f"unknown close code {frame['code']}")
+    expect_remote_error(lone, Code.BAD_FRAME, reason)
 
 
 def deep(levels: int) -> Any:
@@ -486,10 +500,23 @@ def test_an_oversized_prefix_closes_before_the_body_arrives() -> None:
 
 
 def test_a_frame_at_the_size_limit_is_accepted() -> None:
-    data = encode_frame(welcome_frame(pad="x" * 100))
+    limits = {**WIRE_LIMITS, "max_frame_size": 200}
+    data = encode_frame(welcome_frame(pad="x" * 100, limits=limits))
     lone = LoneClient(config=ClientConfig(max_frame_size=len(data) - 4))
     lone.client.receive_data(data)
     assert [type(e) for e in lone.events()] == [Connected]
+
+
+def test_a_server_advertising_frames_over_the_ceiling_is_refused() -> None:
+    lone = LoneClient(config=ClientConfig(max_frame_size=WIRE_LIMITS["max_frame_size"] - 1))
+    lone.feed(welcome_frame())
+    expect_remote_error(lone, Code.FRAME_TOO_LARGE, "over this client's 4095-byte ceiling")
+
+
+def test_after_the_welcome_frames_are_held_to_the_advertised_size() -> None:
+    lone = opened()  # the ceiling is 16 MiB, the server advertised 4096 bytes
+    lone.client.receive_data(HEADER.pack(4097))
+    expect_remote_error(lone, Code.FRAME_TOO_LARGE, "frame of 4097 bytes is over the 4096")
 
 
 # --- frames not allowed where they arrive: PROTOCOL_ERROR -----------------------------------
@@ -583,7 +610,8 @@ def test_frames_in_flight_while_closing_are_still_applied(
     lone.feed(frame, CLOSE)
     events = lone.events()
     assert [type(e) for e in events] == [t for t in (event, ConnectionClosed) if t]
-    assert events[-1] == ConnectionClosed(code=Code.NORMAL, reason="bye", by_peer=True)
+    # The server's close answers ours: the close is reported as ours.
+    assert events[-1] == ConnectionClosed(code=Code.GOING_AWAY, reason="leaving", by_peer=False)
     assert lone.client.state is State.CLOSED
 
 
@@ -616,8 +644,8 @@ def test_the_server_close_is_echoed_once() -> None:
 
 def test_the_echo_of_our_close_is_not_echoed_back() -> None:
     lone = closing(opened)()
-    lone.feed({"t": "close", "code": 1001, "reason": "leaving"})
-    closed = ConnectionClosed(code=Code.GOING_AWAY, reason="leaving", by_peer=True)
+    lone.feed({"t": "close", "code": 1000, "reason": "whatever the server says"})
+    closed = ConnectionClosed(code=Code.GOING_AWAY, reason="leaving", by_peer=False)
     assert lone.events() == [closed]
     assert lone.client.data_to_send() == b""
 

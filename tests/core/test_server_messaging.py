@@ -500,5 +500,5 @@ def test_closing_a_client_mid_room_is_seen_once() -> None:
     room, [alice, bob] = quiet_room("alice", "bob")
     bob.client.close()
     room.pump()
-    assert set(bob.take()) == {ConnectionClosed(code=Code.NORMAL, reason="", by_peer=True)}
+    assert set(bob.take()) == {ConnectionClosed(code=Code.NORMAL, reason="", by_peer=False)}
     assert [e.participant.id for e in alice.take()] == ["id2"]

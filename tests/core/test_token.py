@@ -114,6 +114,7 @@ def test_refusals_have_distinct_codes(tok: str, code: Code) -> None:
         pytest.param({"room": "demo", "name": "x", "exp": "soon"}, 1000.0, id="exp-text"),
         pytest.param({"room": "demo", "name": "x", "exp": True}, 1000.0, id="exp-bool"),
         pytest.param({"room": "demo", "name": "x", "exp": "soon"}, None, id="exp-text-no-now"),
+        pytest.param({"room": "demo", "name": "x", "nbf": "later"}, 1000.0, id="nbf-text"),
         pytest.param({"room": "demo", "name": "x", "grants": ["send"]}, 1000.0, id="grants-list"),
         pytest.param(
             {"room": "demo", "name": "x", "grants": {"send": "yes"}}, 1000.0, id="grant-text"
@@ -142,3 +143,12 @@ def test_constructor_checks_its_text_fields(fields: dict[str, Any]) -> None:
 
 def test_text_fields_accept_256_characters() -> None:
     assert ParticipantToken(room="r" * 256, name="n" * 256).room == "r" * 256
+
+
+@pytest.mark.parametrize(("now", "valid"), [(999.0, False), (1000.0, True), (5000.0, True)])
+def test_not_before_is_checked_against_the_given_now_not_the_clock(now: float, valid: bool) -> None:
+    tok = signed({"room": "demo", "name": "x", "nbf": 1000, "iat": 10**10})
+    if valid:
+        assert ParticipantToken.from_jwt(tok, SECRET, now=now).name == "x"
+    else:
+        assert refusal(tok, now=now) is Code.TOKEN_INVALID
