@@ -850,19 +850,24 @@ def server_shutdown() -> JSON:
 def server_slow_consumer() -> JSON:
     h = _enabled_server("alice", "bob", "carol", server={"outbound_limit": 2048})
     bob = h.participant_id("bob")
-    h.call(
+
+    def send(rid: int, data: str) -> bytes:
+        frame = {"t": "send", "rid": rid, "to": [bob], "type": "blob", "message": {"data": data}}
+        return encode_frame(frame)
+
+    h.inject(
         "alice",
-        "send_message",
-        "alice sends bob 3000 bytes: over bob's outbound bound",
-        to=bob,
-        type="blob",
-        message={"data": "z" * 3000},
+        send(50, "z" * 3000) + send(51, "more"),
+        "(hand-made) two sends for bob in one read: the first (3000 bytes) may pass his"
+        " 2048-byte bound; the second arrives while over 2048 bytes wait, and closes him",
+        route=False,
     )
     h.expect_close(Code.SLOW_CONSUMER, connection="bob")
     return h.vector(
-        "Each connection's unsent output is bounded (outbound_limit, 2048 here). A connection"
-        " whose queue passes the bound is closed with 3003 SLOW_CONSUMER: its queued frames"
-        " are dropped for the close frame, and the others are unaffected (they get left)."
+        "Each connection's unsent output is bounded (outbound_limit, 2048 here). A frame that"
+        " arrives while more than the bound already waits closes the connection with 3003"
+        " SLOW_CONSUMER: its queued frames are dropped for the close frame, and the others"
+        " are unaffected (they get left)."
     )
 
 

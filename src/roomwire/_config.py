@@ -81,7 +81,8 @@ class ServerConfig:
     max_frame_size: int = attrs.field(default=MiB, validator=_positive)
     """Largest frame either side sends (1 MiB, as Socket.IO, NATS and websockets)."""
     outbound_limit: int = attrs.field(default=MiB, validator=_positive)
-    """Bytes a connection may have queued before it is closed as a slow consumer."""
+    """Unsent bytes a connection may have waiting: a frame that arrives while more than this
+    waits closes it as a slow consumer (so a queue holds at most this plus one frame)."""
     heartbeat_interval: float = attrs.field(default=25.0, validator=_positive)
     """Seconds between pings: under the 30 s idle timeout of common load balancers."""
     heartbeat_timeout: float = attrs.field(default=10.0, validator=_positive)

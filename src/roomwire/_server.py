@@ -314,11 +314,13 @@ class ServerConnection(BaseConnection):
         self._server._forget(self)
 
     def _queue(self, data: bytes) -> None:
+        # The bound is checked on what already waits, so one frame may take the queue past
+        # it: a frame larger than the bound never closes a reader that keeps up.
+        waiting = self._out_size - self._snapshot_bytes
         super()._queue(data)
         server = self._server
         server._dirty[self] = None
-        unread = self._out_size - self._snapshot_bytes
-        if unread > server.config.outbound_limit and not self._slow:
+        if waiting > server.config.outbound_limit and not self._slow:
             self._slow = True
             server._slow.append(self)
 

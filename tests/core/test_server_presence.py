@@ -99,7 +99,8 @@ def by_protocol_error(room: Room, leaver: RawPeer, observer: Peer) -> None:
 
 
 def by_slow_consumer(room: Room, leaver: RawPeer, observer: Peer) -> None:
-    observer.client.send_message("id2", "big", {"pad": "x" * 3000})  # over outbound_limit
+    observer.client.send_message("id2", "big", {"pad": "x" * 3000})  # past outbound_limit
+    observer.client.send_message("id2", "more", {})  # arrives while over it: closes
     room.pump()
 
 

@@ -43,9 +43,19 @@ def removed(peer: Peer) -> list[str]:
     return [e.participant.name for e in peer.take() if isinstance(e, ParticipantRemoved)]
 
 
-def test_a_queue_at_the_limit_is_kept_and_one_byte_more_is_closed() -> None:
-    room, [alice, bob, carol] = room_of("alice", "bob", "carol")
+def test_a_frame_arriving_with_the_bound_full_is_queued() -> None:
+    room, [alice, _, carol] = room_of("alice", "bob", "carol")
     fill_to(room, alice, carol, LIMIT)
+    alice.client.send_message("id3", "one-more", {"pad": "x" * LIMIT})
+    feed(room, alice)
+    # The bound is checked on what already waits: exactly LIMIT is not over it.
+    assert carol.server.state is State.ENABLED
+    assert carol.server.outbound_size > 2 * LIMIT
+
+
+def test_a_queue_one_byte_over_the_bound_is_closed_by_the_next_frame() -> None:
+    room, [alice, bob, carol] = room_of("alice", "bob", "carol")
+    fill_to(room, alice, carol, LIMIT + 1)  # the frame that passed the bound was queued
     assert carol.server.state is State.ENABLED
 
     alice.client.send_message("id3", "last", {})
@@ -75,9 +85,13 @@ def test_a_queue_at_the_limit_is_kept_and_one_byte_more_is_closed() -> None:
 
 def test_a_closing_slow_consumer_can_overflow_another_and_the_cascade_ends() -> None:
     room, [alice, bob, carol, dave] = room_of("alice", "bob", "carol", "dave")
-    fill_to(room, alice, bob, LIMIT)  # full to the byte: any presence change overflows bob
-    fill_to(room, alice, dave, LIMIT)
-    alice.client.send_message("id3", "flood", {"pad": "x" * LIMIT})
+    # One unread frame takes each queue past the bound: the next frame for any of them closes it.
+    for peer in (bob, carol, dave):
+        assert peer.server.participant is not None
+        alice.client.send_message(peer.server.participant.id, "fill", {"pad": "x" * LIMIT})
+        feed(room, alice)
+        assert peer.server.outbound_size > LIMIT
+    alice.client.send_message("id3", "flood", {})
     feed(room, alice)
     # carol overflowed; her 'left' overflowed bob and dave; theirs reached only alice.
     assert [p.server.state for p in (bob, carol, dave)] == [State.CLOSED] * 3
@@ -128,6 +142,7 @@ def test_a_snapshot_larger_than_the_bound_does_not_make_the_newcomer_slow() -> N
     alice = room.peers["alice"]
     assert dave.server.participant is not None
     alice.client.send_message(dave.server.participant.id, "fill", {"pad": "x" * LIMIT})
+    alice.client.send_message(dave.server.participant.id, "more", {})
     feed(room, alice)
     assert dave.server.state is State.CLOSED
 

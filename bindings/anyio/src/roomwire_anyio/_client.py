@@ -94,6 +94,8 @@ class _Link:
         self.stream = stream
         self.conn = conn
         self.waiters: dict[int, _Waiter | None] = {}
+        self.reenable: _Waiter | None = None
+        """The re-enable queued on a reconnect's new connection, before the link is used."""
         self._wake = anyio.Event()
         self.drained = anyio.Event()
         self.closed = anyio.Event()
@@ -121,6 +123,7 @@ class _Link:
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
             self.closed.set()
+            self.drained.set()  # senders held back by backpressure must see the close
 
 
 class Messaging:
@@ -130,7 +133,7 @@ class Messaging:
         self._room = room
         self._view: dict[str, RemoteParticipant] = {}
         self._callbacks: dict[str, list[Callback]] = {name: [] for name in CALLBACK_EVENTS}
-        self._queue: EventQueue[MessagingEvent] = EventQueue(queue_size)
+        self._queue = EventQueue(queue_size)
         self._enabled = False
         self._presence = True
 
@@ -202,12 +205,15 @@ class Messaging:
         typed error. With ``wait=False`` returns the request id once the frame is queued; a
         refusal then arrives as a ``SendFailed`` event.
         """
-        ids = [_participant_id(to)] if isinstance(to, RemoteParticipant | str) else [
-            _participant_id(r) for r in to
-        ]
-        return await self._room._request(
+        ids = (
+            [_participant_id(to)]
+            if isinstance(to, RemoteParticipant | str)
+            else [_participant_id(r) for r in to]
+        )
+        result: str | int = await self._room._request(
             lambda conn: conn.send_message(ids, type, message, attachment), wait=wait
         )
+        return result
 
     @overload
     async def broadcast_message(
@@ -238,9 +244,10 @@ class Messaging:
         wait: bool = True,
     ) -> str | int:
         """Send to every other participant with messaging enabled (see ``send_message``)."""
-        return await self._room._request(
+        result: str | int = await self._room._request(
             lambda conn: conn.broadcast_message(type, message, attachment), wait=wait
         )
+        return result
 
     # --- delivery -------------------------------------------------------------------------
 
@@ -288,8 +295,8 @@ class Messaging:
         elif isinstance(event, ParticipantAdded | ParticipantUpdated):
             self._view[event.participant.id] = event.participant
             self._queue.put(event)
-            name = "participant_added" if isinstance(event, ParticipantAdded) else "participant_updated"
-            self._emit(name, event.participant)
+            added = isinstance(event, ParticipantAdded)
+            self._emit("participant_added" if added else "participant_updated", event.participant)
         elif isinstance(event, ParticipantRemoved):
             self._view.pop(event.participant.id, None)
             self._queue.put(event)
@@ -339,9 +346,8 @@ class RoomClient:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def _start(self, tg: anyio.abc.TaskGroup) -> None:
+    def _start(self, tg: anyio.abc.TaskGroup, link: _Link) -> None:
         self._tg = tg
-        link = await self._open()  # the first connection's failure goes to the caller
         tg.start_soon(self._supervise, link)
 
     async def _open(self) -> _Link:
@@ -368,7 +374,9 @@ class RoomClient:
                         raise error_for(event.code, event.reason)
         except TimeoutError:
             await stream.aclose()
-            raise ConnectionClosedError("no welcome from the server in time", Code.HANDSHAKE_TIMEOUT) from None
+            raise ConnectionClosedError(
+                "no welcome from the server in time", Code.HANDSHAKE_TIMEOUT
+            ) from None
         except RemoteProtocolError as exc:
             await stream.aclose()
             raise ConnectionClosedError(f"bad handshake: {exc.reason}", exc.code) from None
@@ -377,6 +385,13 @@ class RoomClient:
             raise
         self.local_participant, self.room = event.participant, event.room
         link = _Link(stream, conn)
+        if self.messaging.enabled:
+            # Reconnecting: queue the re-enable before the link is published, so that a send
+            # made as soon as it is up (or already waiting for it) goes out after the enable,
+            # which the state table allows, instead of failing as "not enabled".
+            rid = conn.enable(presence=self.messaging._presence)
+            link.reenable = link.waiters[rid] = _Waiter()
+            link.wake()
         self._link = link
         self._up.set()
         return link
@@ -396,15 +411,23 @@ class RoomClient:
             if not retry:
                 self._finish(error_for(closed.code, closed.reason))
                 return
-            new_link = await self._reconnect()
-            if new_link is None:
-                self._finish(ConnectionClosedError("could not reconnect", closed.code))
+            reconnected = await self._reconnect(closed)
+            if isinstance(reconnected, RoomError):
+                # Say why events() ends: the last Disconnected said a reconnect would follow.
+                self.messaging._queue.put(
+                    Disconnected(
+                        code=reconnected.code, reason=reconnected.reason, reconnecting=False
+                    )
+                )
+                self._finish(reconnected)
                 return
-            link = new_link
+            link = reconnected
 
-    async def _reconnect(self) -> _Link | None:
+    async def _reconnect(self, closed: ConnectionClosed) -> _Link | RoomError:
+        """A new link, or the error that ended the attempts."""
         give_up = anyio.current_time() + self._policy.give_up_after
         attempt = 0
+        error: RoomError = ConnectionClosedError(closed.reason, closed.code)
         while anyio.current_time() < give_up:
             await anyio.sleep(self._policy.delay(attempt, self._rng))
             attempt += 1
@@ -412,20 +435,21 @@ class RoomClient:
                 link = await self._open()
             except RoomError as exc:
                 if not exc.code.info.retry and exc.code is not Code.CONNECTION_LOST:
-                    return None  # e.g. the token expired: retrying cannot help
+                    return exc  # e.g. the token expired: retrying cannot help
+                error = exc
                 continue
             assert self.local_participant is not None
             self.messaging._queue.put(Reconnected(participant=self.local_participant))
             return link
-        return None
+        return ConnectionClosedError(f"could not reconnect: {error.reason}", error.code)
 
     async def _run_link(self, link: _Link) -> ConnectionClosed:
         """The pump for one transport; returns how it closed."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(link.writer)
             tg.start_soon(self._timer, link)
-            if self.messaging.enabled:
-                tg.start_soon(self._reenable, link)
+            if link.reenable is not None:
+                tg.start_soon(self._reenable, link.reenable)
             closed = await self._reader(link)
             link.wake()
             with anyio.move_on_after(1):
@@ -462,11 +486,9 @@ class RoomClient:
                 await link.stream.aclose()
                 return
 
-    async def _reenable(self, link: _Link) -> None:
+    async def _reenable(self, waiter: _Waiter) -> None:
         try:
-            await self._request(
-                lambda conn: conn.enable(presence=self.messaging._presence), wait=True, link=link
-            )
+            await waiter.wait()
         except RoomError as exc:
             log.warning("could not re-enable messaging after reconnecting: %s", exc.reason)
 
@@ -494,9 +516,10 @@ class RoomClient:
                 if waiter is not None:
                     waiter.resolve(error=error)
                 else:
-                    self.messaging._queue.put(
-                        SendFailed(request_id=event.request_id, code=event.code, reason=event.reason)
+                    failed = SendFailed(
+                        request_id=event.request_id, code=event.code, reason=event.reason
                     )
+                    self.messaging._queue.put(failed)
                 return
             if waiter is not None:
                 waiter.resolve(event.message_id if isinstance(event, RequestAcked) else None)
@@ -554,13 +577,15 @@ class RoomClient:
         link: _Link | None = None,
     ) -> Any:
         link = link or await self._link_up()
-        while link.conn.outbound_size > self._max_pending:
+        while link.conn.outbound_size > self._max_pending and not link.closed.is_set():
             await link.drained.wait()  # backpressure: never buffer without bound
         try:
             rid = verb(link.conn)
         except LocalProtocolError as exc:
             if link.conn.state in (State.CLOSING, State.CLOSED):
-                raise ConnectionClosedError("the connection is closing", Code.CONNECTION_LOST) from None
+                raise ConnectionClosedError(
+                    "the connection is closing", Code.CONNECTION_LOST
+                ) from None
             raise from_local(exc) from None
         link.wake()
         if not wait:
@@ -596,7 +621,9 @@ async def connect(
 
     Raises a ``RoomError`` subclass when the server refuses the token or cannot be reached.
     """
-    policy = reconnect if isinstance(reconnect, ReconnectPolicy) else ReconnectPolicy(enabled=reconnect)
+    policy = (
+        reconnect if isinstance(reconnect, ReconnectPolicy) else ReconnectPolicy(enabled=reconnect)
+    )
     client = RoomClient(
         url,
         token=token,
@@ -606,11 +633,20 @@ async def connect(
         queue_size=events_queue_size,
         max_pending_bytes=max_pending_bytes,
     )
+    # Open the first connection outside the task group, and re-raise the body's errors
+    # outside it too: inside, both runtimes would wrap them in an ExceptionGroup, and callers
+    # must be able to write ``except ForbiddenError`` around ``connect()``.
+    link = await client._open()
+    body_error: Exception | None = None
     async with anyio.create_task_group() as tg:
-        await client._start(tg)
+        client._start(tg, link)
         try:
             yield client
+        except Exception as exc:
+            body_error = exc
         finally:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
             tg.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error

@@ -13,7 +13,14 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from roomwire import NEED_DATA, RemoteProtocolError, RoomServer, ServerConfig, ServerConnection, State
+from roomwire import (
+    NEED_DATA,
+    RemoteProtocolError,
+    RoomServer,
+    ServerConfig,
+    ServerConnection,
+    State,
+)
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
 from ._url import format_url
@@ -110,7 +117,12 @@ class Server:
         while True:
             try:
                 data = await link.stream.receive(READ_SIZE)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            except (
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ):
                 data = b""
             conn.receive_data(data)
             closed = self._drain(conn)
@@ -127,7 +139,9 @@ class Server:
                 if isinstance(event, ConnectionClosed):
                     return True
         except RemoteProtocolError as exc:
-            log.warning("connection %s: closed for %s: %s", conn.connection_id, exc.code.name, exc.reason)
+            log.warning(
+                "connection %s: closed for %s: %s", conn.connection_id, exc.code.name, exc.reason
+            )
             return True
         return False
 
@@ -166,10 +180,12 @@ class Server:
 
 def _peer(stream: anyio.abc.SocketStream) -> str:
     try:
-        host, port = stream.extra(anyio.abc.SocketAttribute.remote_address)[:2]
-    except (anyio.TypedAttributeLookupError, TypeError, ValueError):
+        address = stream.extra(anyio.abc.SocketAttribute.remote_address)
+    except anyio.TypedAttributeLookupError:
         return "unknown"
-    return f"{host}:{port}"
+    if isinstance(address, str):  # a UNIX socket path
+        return address
+    return f"{address[0]}:{address[1]}"
 
 
 def _log_event(conn: ServerConnection, event: Event) -> None:
@@ -209,12 +225,17 @@ async def serve(
     bound = listener.extra(anyio.abc.SocketAttribute.local_port)
     server = Server(RoomServer(config), host, bound)
     log.info("serving on %s", server.url)
+    body_error: Exception | None = None
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, server._serve_connection, tg)
         tg.start_soon(server._timer)
         try:
             yield server
+        except Exception as exc:
+            body_error = exc  # re-raised below, so it is not wrapped in an ExceptionGroup
         finally:
             with anyio.CancelScope(shield=True):
                 await server.aclose()
             tg.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
