@@ -80,6 +80,7 @@ async def test_reconnect_to_a_new_server_on_the_same_port(
     ):
         old_bob = await participant(alice, "bob")
         old_alice = alice.local_participant
+        await bob.set_attributes({"mood": "steady"})  # restored on the new connection
         removed: list[RemoteParticipant] = []
         alice.messaging.on("participant_removed", removed.append)
 
@@ -110,8 +111,9 @@ async def test_reconnect_to_a_new_server_on_the_same_port(
 
         new_bob = await participant(alice, "bob")
         assert new_bob.id != old_bob.id
+        assert new_bob.attributes == {"mood": "steady"}
         assert alice.messaging.get_participant(old_bob.id) is None
-        assert old_bob in removed  # the presence change was reported
+        assert old_bob.id in [p.id for p in removed]  # the presence change was reported
         mid = await alice.messaging.send_message(to=new_bob, type="t", message={"n": 1})
         got = await next_event(bob, MessageReceived, lambda e: e.message.id == mid)
         assert got.message.from_participant_id == alice.local_participant.id

@@ -161,3 +161,18 @@ async def test_slow_consumer_is_removed_and_others_unaffected(
     got = await collect(bob, sent, MessageReceived)
     assert [e.message.message["n"] for e in got] == list(range(sent))
     assert [p.name for p in bob.messaging.remote_participants] == ["alice"]
+
+
+async def test_set_attributes_reaches_others_and_the_local_participant(join: Join) -> None:
+    alice, bob = await join("alice"), await join("bob")
+    await participant(alice, "bob")
+    await bob.set_attributes({"mood": "curious", "lang": "en"})
+    await bob.set_attributes({"lang": None})
+    assert bob.local_participant.attributes == {"mood": "curious"}
+    first = await next_event(alice, ParticipantUpdated)
+    second = await next_event(alice, ParticipantUpdated)
+    assert first.participant.attributes == {"mood": "curious", "lang": "en"}
+    assert second.participant.attributes == {"mood": "curious"}
+    assert alice.messaging.get_participant_by_name("bob").attributes == {"mood": "curious"}
+    assert bob.limits is not None
+    assert bob.limits.max_attributes_size == 64 * 1024

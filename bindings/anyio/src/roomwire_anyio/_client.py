@@ -19,6 +19,7 @@ from roomwire import (
     ClientConfig,
     ClientConnection,
     Code,
+    Limits,
     LocalProtocolError,
     RemoteParticipant,
     RemoteProtocolError,
@@ -337,12 +338,36 @@ class RoomClient:
         self._closing = False
         self._close_reason: RoomError | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self.local_participant: RemoteParticipant | None = None
+        self._me: RemoteParticipant | None = None
         self.room: str | None = room
+        self._attributes: dict[str, Any] = {}
 
     @property
     def connected(self) -> bool:
         return self._link is not None
+
+    @property
+    def local_participant(self) -> RemoteParticipant | None:
+        """This client's participant (its id changes with every connection)."""
+        return self._me if self._link is None else self._link.conn.local_participant
+
+    @property
+    def limits(self) -> Limits | None:
+        """The limits the server advertised on this connection (None while disconnected)."""
+        return None if self._link is None else self._link.conn.limits
+
+    async def set_attributes(self, attributes: dict[str, Any]) -> None:
+        """Merge ``attributes`` into this participant's own (a None value removes a key).
+
+        Returns once the server accepted them; others with presence see
+        ``participant_updated``. They are set again on every reconnect.
+        """
+        await self._request(lambda conn: conn.set_attributes(attributes), wait=True)
+        for key, value in attributes.items():
+            if value is None:
+                self._attributes.pop(key, None)
+            else:
+                self._attributes[key] = value
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -383,8 +408,12 @@ class RoomClient:
         except BaseException:
             await stream.aclose()
             raise
-        self.local_participant, self.room = event.participant, event.room
+        self._me, self.room = event.participant, event.room
         link = _Link(stream, conn)
+        if self._attributes:
+            # Reconnecting: restore our attributes first, so the re-enable announces them.
+            link.waiters[conn.set_attributes(self._attributes)] = None
+            link.wake()
         if self.messaging.enabled:
             # Reconnecting: queue the re-enable before the link is published, so that a send
             # made as soon as it is up (or already waiting for it) goes out after the enable,
@@ -456,6 +485,7 @@ class RoomClient:
                 await link.closed.wait()
             tg.cancel_scope.cancel()
         self._link = None
+        self._me = link.conn.local_participant  # as last seen, attributes included
         self._up = anyio.Event()
         self._fail_waiters(link, closed)
         return closed
