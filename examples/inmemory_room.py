@@ -3,12 +3,19 @@
 Run: python examples/inmemory_room.py
 """
 
-from roomwire import NEED_DATA, ClientConnection, ParticipantToken, RoomServer, ServerConfig
+from roomwire import (
+    NEED_DATA,
+    ClientConnection,
+    ParticipantToken,
+    RoomServer,
+    ServerConfig,
+    ServerConnection,
+)
 
 SECRET = "change-me-to-a-long-random-secret-string"
 server = RoomServer(ServerConfig(secret=SECRET))
 now = 0.0
-clients = {}
+clients: dict[object, tuple[ClientConnection, ServerConnection]] = {}
 for name in ("alice", "bob"):
     jwt = ParticipantToken(room="demo", name=name).to_jwt(SECRET)
     clients[name] = (ClientConnection(token=jwt, now=now), server.accept(name, now))
@@ -40,8 +47,9 @@ alice, bob = clients["alice"][0], clients["bob"][0]
 alice.enable()
 bob.enable()
 pump()
-bob_id = alice.get_participant_by_name("bob").id  # presence lookup by name
-alice.send_message(bob_id, "chat", {"text": "hi Bob"}, attachment=b"\x89PNG...")
+found = alice.get_participant_by_name("bob")  # presence lookup by name
+assert found is not None
+alice.send_message(found.id, "chat", {"text": "hi Bob"}, attachment=b"\x89PNG...")
 pump()
 bob.broadcast_message("announcement", {"text": "Bob is here"})
 pump()

@@ -18,6 +18,7 @@ from roomwire.events import (
     MessagingEnabled,
     ParticipantEnabled,
     ParticipantJoined,
+    ParticipantRemoved,
 )
 
 from . import SECRET, WAIT, ServerTask, drain, next_event, participant
@@ -229,3 +230,41 @@ async def test_send_held_back_by_backpressure_fails_when_the_server_dies(
             await flood()
         events = await drain(alice)
     assert [(type(e), e.code) for e in events[-1:]] == [(rw.Disconnected, Code.HEARTBEAT_TIMEOUT)]
+
+
+async def test_a_cancelled_connect_block_still_closes_cleanly(
+    rw: ModuleType, join: Any, make_token: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="roomwire.server")
+    watcher = await join("watcher")
+    server_url = watcher.url
+    with anyio.move_on_after(0.2):
+        async with rw.connect(server_url, token=make_token("leaver")) as leaver:
+            await leaver.messaging.enable()
+            await anyio.sleep_forever()
+    gone = await next_event(watcher, ParticipantRemoved)
+    assert gone.participant.name == "leaver"
+    closes = [r.getMessage() for r in caplog.records if "closed (" in r.getMessage()]
+    assert any("closed (NORMAL) client closing" in line for line in closes), closes
+
+
+async def test_a_cancelled_serve_block_still_says_going_away(
+    rw: ModuleType, make_token: Callable[..., str]
+) -> None:
+    ready = anyio.Event()
+    urls: list[str] = []
+
+    async def run_server() -> None:
+        with anyio.move_on_after(0.3):
+            async with rw.serve("127.0.0.1", 0, secret=SECRET) as server:
+                urls.append(server.url)
+                ready.set()
+                await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_server)
+        await ready.wait()
+        async with rw.connect(urls[0], token=make_token("alice"), reconnect=False) as alice:
+            await alice.messaging.enable()
+            lost = await next_event(alice, rw.Disconnected)
+    assert (lost.code, lost.reconnecting) == (Code.GOING_AWAY, False)

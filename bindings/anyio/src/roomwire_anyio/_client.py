@@ -99,32 +99,40 @@ class _Link:
         """The re-enable queued on a reconnect's new connection, before the link is used."""
         self._wake = anyio.Event()
         self.drained = anyio.Event()
+        self.close_sent = anyio.Event()
         self.closed = anyio.Event()
+        # The writer outlives a cancellation of the client's scope, so that the close frame
+        # still goes out; the driver ends it explicitly (``scope.cancel()``).
+        self.scope = anyio.CancelScope(shield=True)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def writer(self) -> None:
         """Flush everything queued since the last wake-up in one write: per-turn coalescing."""
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                data = self.conn.data_to_send()
-                if data:
-                    await self.stream.send(data)
-                self.drained.set()
-                self.drained = anyio.Event()
-                if self.conn.state is State.CLOSED:
-                    break
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass
-        finally:
-            # Closing the stream also wakes the reader, which then reads EOF.
-            with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
-            self.closed.set()
-            self.drained.set()  # senders held back by backpressure must see the close
+        with self.scope:
+            try:
+                while True:
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    data = self.conn.data_to_send()
+                    if data:
+                        await self.stream.send(data)
+                    if self.conn.state in (State.CLOSING, State.CLOSED):
+                        self.close_sent.set()
+                    self.drained.set()
+                    self.drained = anyio.Event()
+                    if self.conn.state is State.CLOSED:
+                        break
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
+            finally:
+                # Closing the stream also wakes the reader, which then reads EOF.
+                with anyio.CancelScope(shield=True):
+                    await self.stream.aclose()
+                self.closed.set()
+                self.close_sent.set()
+                self.drained.set()  # senders held back by backpressure must see the close
 
 
 class Messaging:
@@ -483,6 +491,7 @@ class RoomClient:
             link.wake()
             with anyio.move_on_after(1):
                 await link.closed.wait()
+            link.scope.cancel()
             tg.cancel_scope.cancel()
         self._link = None
         self._me = link.conn.local_participant  # as last seen, attributes included
@@ -576,15 +585,19 @@ class RoomClient:
         assert self._tg is not None
         self._tg.start_soon(run)
 
-    async def aclose(self) -> None:
-        """Close cleanly: tell the server, wait briefly for its answer, end every task."""
+    async def aclose(self, *, wait_for_answer: bool = True) -> None:
+        """Close cleanly: tell the server, wait briefly for its answer (or, when the client's
+        scope was cancelled and nothing can read it, for the close to be written), then end
+        every task."""
         self._closing = True
         link = self._link
-        if link is not None and link.conn.state not in (State.CLOSING, State.CLOSED):
-            link.conn.close(Code.NORMAL, "client closing")
-            link.wake()
+        if link is not None:
+            if link.conn.state not in (State.CLOSING, State.CLOSED):
+                link.conn.close(Code.NORMAL, "client closing")
+                link.wake()
             with anyio.move_on_after(2):
-                await link.closed.wait()
+                await (link.closed if wait_for_answer else link.close_sent).wait()
+            link.scope.cancel()
         self._finish(ConnectionClosedError("the client is closed", Code.NORMAL))
 
     # --- requests -------------------------------------------------------------------------
@@ -668,15 +681,19 @@ async def connect(
     # must be able to write ``except ForbiddenError`` around ``connect()``.
     link = await client._open()
     body_error: Exception | None = None
+    cancelled = False
     async with anyio.create_task_group() as tg:
         client._start(tg, link)
         try:
             yield client
         except Exception as exc:
             body_error = exc
+        except BaseException:
+            cancelled = True  # the reader is cancelled too: nobody will read the answer
+            raise
         finally:
             with anyio.CancelScope(shield=True):
-                await client.aclose()
+                await client.aclose(wait_for_answer=not cancelled)
             tg.cancel_scope.cancel()
     if body_error is not None:
         raise body_error

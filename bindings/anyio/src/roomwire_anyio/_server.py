@@ -42,6 +42,9 @@ class _Link:
         self._wake = anyio.Event()
         self._send_scope: anyio.CancelScope | None = None
         self.done = anyio.Event()
+        # The writer outlives a cancellation of ``serve()``, so that GOING_AWAY still goes
+        # out; the server ends it explicitly (``scope.cancel()``) after a grace period.
+        self.scope = anyio.CancelScope(shield=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -52,28 +55,32 @@ class _Link:
 
     async def writer(self) -> None:
         """Write everything queued since the last wake-up at once (per-turn coalescing)."""
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                data = self.conn.data_to_send()
-                closing = self.conn.state is State.CLOSED
-                if data:
-                    limit = CLOSE_GRACE if closing else self._timeout
-                    with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
-                        self._send_scope = scope
-                        await self.stream.send(data)
-                    self._send_scope = None
-                    if scope.cancelled_caught:
-                        return  # a peer that takes nothing for this long is gone
-                if closing:
-                    return
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            return
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
-            self.done.set()
+        with self.scope:
+            try:
+                await self._write_until_closed()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.stream.aclose()
+                self.done.set()
+
+    async def _write_until_closed(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            data = self.conn.data_to_send()
+            closing = self.conn.state is State.CLOSED
+            if data:
+                limit = CLOSE_GRACE if closing else self._timeout
+                with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
+                    self._send_scope = scope
+                    await self.stream.send(data)
+                self._send_scope = None
+                if scope.cancelled_caught:
+                    return  # a peer that takes nothing for this long is gone
+            if closing:
+                return
 
 
 class Server:
@@ -108,6 +115,7 @@ class Server:
                 await self._read(link)
                 with anyio.move_on_after(CLOSE_GRACE * 2):
                     await link.done.wait()
+                link.scope.cancel()
                 tg.cancel_scope.cancel()
         finally:
             del self._links[cid]
@@ -173,9 +181,12 @@ class Server:
         self._closed.set()
         self.core.close()
         self._flush()
+        links = list(self._links.values())
         with anyio.move_on_after(CLOSE_GRACE * 2):
-            for link in list(self._links.values()):
+            for link in links:
                 await link.done.wait()
+        for link in links:
+            link.scope.cancel()
 
 
 def _peer(stream: anyio.abc.SocketStream) -> str:

@@ -4,9 +4,9 @@ The driver is shared with ``roomwire_trio`` (see ``roomwire_anyio``), so both be
 ``run(main())`` runs a coroutine on uvloop when it is installed, else on asyncio's loop.
 """
 
+import roomwire_anyio
 from roomwire_anyio import *  # noqa: F403 - this module is the asyncio face of that API
-from roomwire_anyio import __all__ as _shared
 
 from ._run import run
 
-__all__ = [*_shared, "run"]
+__all__ = [*roomwire_anyio.__all__, "run"]  # noqa: PLE0604 - the shared names, plus run

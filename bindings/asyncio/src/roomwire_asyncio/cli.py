@@ -1,0 +1,537 @@
+"""The ``roomwire`` command: serve, token, demo, and messaging list / send / broadcast / listen.
+
+Settings come from flags, then ``ROOMWIRE_*`` environment variables. Errors print one line
+(no traceback) and exit with a documented code (``roomwire --help``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import signal
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TextIO
+
+import anyio
+import roomwire_anyio as rw
+import typer
+from rich.console import Console
+from rich.table import Table
+from roomwire_anyio import demo
+
+from roomwire import Code, ParticipantToken, RemoteParticipant, TokenError
+from roomwire.events import (
+    MessageReceived,
+    ParticipantAdded,
+    ParticipantRemoved,
+    ParticipantUpdated,
+)
+
+from ._run import run
+
+DEFAULT_PORT = 7890
+DEFAULT_URL = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+
+EXIT_CODES = {
+    0: "success (for send / broadcast: the server acknowledged the message)",
+    1: "unexpected error",
+    2: "usage error: bad flag, malformed --data, missing credentials",
+    3: "cannot connect: bad URL, server unreachable, connection lost, cannot listen (serve)",
+    4: "token refused: invalid, expired, wrong key or algorithm, other room",
+    5: "not found: no such participant (or not messaging-enabled)",
+    6: "forbidden: the token does not grant this",
+    7: "too large: the message is over the server's limit",
+    8: "invalid request: the server refused the message's content",
+    130: "interrupted (Ctrl-C)",
+}
+_EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
+    rw.NotFoundError: 5,
+    rw.ForbiddenError: 6,
+    rw.TooLargeError: 7,
+    rw.InvalidRequestError: 8,
+    rw.NotEnabledError: 8,
+}
+_TOKEN_CODES = {
+    Code.TOKEN_INVALID,
+    Code.TOKEN_EXPIRED,
+    Code.TOKEN_BAD_SIGNATURE,
+    Code.TOKEN_BAD_ALGORITHM,
+    Code.ROOM_MISMATCH,
+}
+
+app = typer.Typer(
+    name="roomwire",
+    help="Room messaging for humans, agents and services.",
+    epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+messaging_app = typer.Typer(help="Messaging in a room: list, send, broadcast, listen.")
+app.add_typer(messaging_app, name="messaging")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# --- shared options -------------------------------------------------------------------------
+
+Url = Annotated[str, typer.Option(envvar="ROOMWIRE_URL", help="Server URL, tcp://host:port.")]
+Token = Annotated[
+    str | None,
+    typer.Option(envvar="ROOMWIRE_TOKEN", help="Participant token (else minted from --secret)."),
+]
+Secret = Annotated[
+    str | None,
+    typer.Option(envvar="ROOMWIRE_SECRET", help="Server secret, to mint a token for --name."),
+]
+Room = Annotated[
+    str | None, typer.Option(envvar="ROOMWIRE_ROOM", help="Room (defaults to the token's).")
+]
+Name = Annotated[str, typer.Option(help="Participant name when minting a token.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")]
+Type = Annotated[str, typer.Option("--type", help="Message type, e.g. chat.")]
+Data = Annotated[str, typer.Option("--data", help="The message: a JSON object.")]
+Attachment = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, readable=True, help="File sent as attachment."),
+]
+
+
+def fail(code: int, message: str) -> NoReturn:
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def credentials(
+    ctx: typer.Context,
+    url: str,
+    token: str | None,
+    secret: str | None,
+    *,
+    room: str | None,
+    name: str,
+) -> str:
+    """Check the URL, then return the token to connect with: --token as given, or one
+    minted from --secret. A flag beats an environment variable, so ``--secret`` on the
+    command line wins over ``ROOMWIRE_TOKEN``."""
+    try:
+        rw.parse_url(url)
+    except ValueError as exc:
+        fail(3, str(exc))
+    if token and not (secret and _from_flag(ctx, "secret") and not _from_flag(ctx, "token")):
+        return token
+    if not secret:
+        fail(2, "no credentials: pass --token or --secret (or ROOMWIRE_TOKEN / ROOMWIRE_SECRET)")
+    if not room:
+        fail(2, "--room is needed to mint a token from --secret")
+    return ParticipantToken(room=room, name=name, role="service").to_jwt(secret)
+
+
+def _from_flag(ctx: typer.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def parse_data(data: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        fail(2, f"--data is not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        fail(2, '--data must be a JSON object, e.g. \'{"text": "hi"}\'')
+    return value
+
+
+def run_command(main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` with errors turned into one line and an exit code."""
+    try:
+        run(_with_signals(main))
+    except rw.RoomError as exc:
+        if exc.code in _TOKEN_CODES:
+            fail(4, f"token refused ({exc.code.name}): {exc.reason}")
+        code = _EXIT_FOR_ERROR.get(type(exc), 3)
+        fail(code, f"{exc.code.name} ({int(exc.code)}): {exc.reason}")
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _with_signals(main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` until it returns or SIGINT / SIGTERM arrives (then exit 130).
+
+    ``main``'s own error is re-raised outside the task group, so it is not wrapped in an
+    ExceptionGroup and ``run_command`` can name it.
+    """
+    interrupted = False
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    interrupted = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        try:
+            await main()
+        except Exception as exc:
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (0 picks a free one).")
+    ] = DEFAULT_PORT,
+    secret: Secret = None,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between pings.")] = 25.0,
+) -> None:
+    """Run a room server until Ctrl-C or SIGTERM."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    generated = secret is None
+    key = secret or secrets.token_urlsafe(32)
+
+    async def main() -> None:
+        # A signal ends the block normally rather than cancelling it, so the server can tell
+        # every client GOING_AWAY; armed before the server starts so none is missed.
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with rw.serve(
+                host=host, port=port, secret=key, heartbeat_interval=heartbeat
+            ) as srv:
+                if generated:
+                    example = ParticipantToken(room="demo", name="alice").to_jwt(key)
+                    err.print(f"development secret (generated): {key}", markup=False)
+                    err.print(f"example token for alice in room demo:\n{example}", markup=False)
+                    err.print("next, in another terminal:", markup=False)
+                    err.print(
+                        f"  export ROOMWIRE_URL={srv.url} ROOMWIRE_SECRET={key}", markup=False
+                    )
+                    err.print("  roomwire messaging listen --room demo", markup=False)
+                    err.print(
+                        "  roomwire messaging broadcast --room demo --type chat "
+                        '--data \'{"text": "hi"}\'',
+                        markup=False,
+                    )
+                print(f"listening on {srv.url}", flush=True)
+                async for _ in signals:
+                    break
+
+    try:
+        run(main())
+    except OSError as exc:  # the port is taken, the host is not an address of this machine
+        fail(3, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    except KeyboardInterrupt:  # Ctrl-C before the handlers above were installed
+        raise typer.Exit(130) from None
+    err.print("stopped", markup=False)
+
+
+@app.command()
+def token(  # noqa: PLR0917 - Typer maps parameters to options
+    room: Annotated[str, typer.Option(envvar="ROOMWIRE_ROOM", help="The room it admits to.")],
+    name: Annotated[str, typer.Option(help="The participant's name.")],
+    secret: Secret = None,
+    role: Annotated[str, typer.Option(help="Free-form role.")] = "user",
+    ttl: Annotated[float | None, typer.Option(help="Seconds until it expires.")] = None,
+    no_send: Annotated[bool, typer.Option("--no-send", help="Refuse direct messages.")] = False,
+    no_broadcast: Annotated[
+        bool, typer.Option("--no-broadcast", help="Refuse broadcasts.")
+    ] = False,
+    no_list: Annotated[bool, typer.Option("--no-list", help="Refuse presence.")] = False,
+    as_json: JsonOut = False,
+) -> None:
+    """Print a participant token signed with the server's secret."""
+    if not secret:
+        fail(2, "no secret: pass --secret or set ROOMWIRE_SECRET")
+    if ttl is not None and ttl <= 0:
+        fail(2, "--ttl must be a positive number of seconds")
+    try:
+        grant = ParticipantToken(
+            room=room,
+            name=name,
+            role=role,
+            can_send=not no_send,
+            can_broadcast=not no_broadcast,
+            can_list=not no_list,
+            expires_at=None if ttl is None else time.time() + ttl,
+        )
+    except TokenError as exc:
+        fail(2, exc.reason)
+    jwt = grant.to_jwt(secret)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "token": jwt,
+                    "room": room,
+                    "name": name,
+                    "role": role,
+                    "expires_at": grant.expires_at,
+                }
+            )
+        )
+    else:
+        print(jwt)
+
+
+@app.command("demo")
+def run_demo() -> None:
+    """Start a server on a free port and run Alice and Bob's exchange, then exit."""
+    run_command(lambda: demo.main(rw))
+
+
+def _participant_json(participant: RemoteParticipant) -> dict[str, Any]:
+    return {
+        "id": participant.id,
+        "name": participant.name,
+        "role": participant.role,
+        "attributes": participant.attributes,
+    }
+
+
+@messaging_app.command("list")
+def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    url: Url = DEFAULT_URL,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    as_json: JsonOut = False,
+) -> None:
+    """Show the participants with messaging enabled."""
+    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+
+    async def main() -> None:
+        async with rw.connect(url, token=jwt, room=room, reconnect=False) as client:
+            await client.messaging.enable()
+            people = client.messaging.remote_participants
+        if as_json:
+            print(json.dumps([_participant_json(p) for p in people]))
+            return
+        table = Table(title=f"room {client.room}: {len(people)} participant(s)")
+        for column in ("id", "name", "role", "attributes"):
+            table.add_column(column)
+        for p in people:
+            table.add_row(p.id, p.name, p.role, json.dumps(p.attributes))
+        out.print(table)
+
+    run_command(main)
+
+
+def _by_name(client: rw.RoomClient, name: str) -> RemoteParticipant:
+    participant = client.messaging.get_participant_by_name(name)
+    if participant is None:
+        raise rw.NotFoundError(
+            f"no participant named {name!r} has messaging enabled", Code.NOT_FOUND
+        )
+    return participant
+
+
+def _read_attachment(path: Path | None) -> bytes | None:
+    return None if path is None else path.read_bytes()
+
+
+@messaging_app.command("send")
+def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    type_: Type,
+    data: Data,
+    to: Annotated[str | None, typer.Option("--to", help="Recipient's name.")] = None,
+    to_participant_id: Annotated[
+        str | None, typer.Option(help="Recipient's participant id.")
+    ] = None,
+    attachment: Attachment = None,
+    url: Url = DEFAULT_URL,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    as_json: JsonOut = False,
+) -> None:
+    """Send a message to one participant; exit 0 only once the server acknowledged it."""
+    if (to is None) == (to_participant_id is None):
+        fail(2, "pass exactly one of --to NAME or --to-participant-id ID")
+    message = parse_data(data)
+    payload = _read_attachment(attachment)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+
+    async def main() -> None:
+        async with rw.connect(url, token=jwt, room=room, reconnect=False) as client:
+            await client.messaging.enable(presence=to is not None)
+            recipient = to_participant_id or _by_name(client, str(to))
+            message_id = await client.messaging.send_message(
+                to=recipient, type=type_, message=message, attachment=payload
+            )
+        _print_sent(message_id, as_json)
+
+    run_command(main)
+
+
+@messaging_app.command("broadcast")
+def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    type_: Type,
+    data: Data,
+    attachment: Attachment = None,
+    url: Url = DEFAULT_URL,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    as_json: JsonOut = False,
+) -> None:
+    """Send a message to everyone in the room; exit 0 once the server acknowledged it."""
+    message = parse_data(data)
+    payload = _read_attachment(attachment)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+
+    async def main() -> None:
+        async with rw.connect(url, token=jwt, room=room, reconnect=False) as client:
+            await client.messaging.enable(presence=False)
+            message_id = await client.messaging.broadcast_message(
+                type=type_, message=message, attachment=payload
+            )
+        _print_sent(message_id, as_json)
+
+    run_command(main)
+
+
+def _print_sent(message_id: str, as_json: bool) -> None:
+    print(json.dumps({"id": message_id}) if as_json else f"sent, message id {message_id}")
+
+
+@messaging_app.command("listen")
+def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    url: Url = DEFAULT_URL,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    save_attachments: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Save attachments in this folder, not as base64."),
+    ] = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Print messages and presence changes as they happen, until interrupted (exit 130) or
+    the connection is gone for good (exit 3, or 4 for a token refused on reconnecting)."""
+    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    if save_attachments is not None:
+        save_attachments.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> None:
+        async with rw.connect(url, token=jwt, room=room, reconnect=True) as client:
+            await client.messaging.enable()
+            me = client.local_participant
+            assert me is not None  # set by the handshake, before connect() yields
+            # On stderr, so stdout stays data: scripts can wait for this line to know the
+            # listener is in the room.
+            err.print(f"listening in room {client.room} as {me.name} ({me.id})", markup=False)
+            for participant in client.messaging.remote_participants:
+                _show({"event": "present", "participant": _participant_json(participant)}, as_json)
+            lost: rw.Disconnected | None = None
+            async for event in client.messaging.events():
+                if isinstance(event, rw.Disconnected):
+                    lost = event
+                record = _describe(event, save_attachments)
+                if record is not None:
+                    _show(record, as_json)
+            # The events end only once the connection is gone for good (reconnecting failed):
+            # exit non-zero with the last reason, e.g. an expired token or an unreachable server.
+            if lost is None:
+                raise rw.ConnectionClosedError("the connection ended", Code.CONNECTION_LOST)
+            raise rw.ConnectionClosedError(lost.reason, lost.code)
+
+    run_command(main)
+
+
+def _describe(event: rw.MessagingEvent, folder: Path | None) -> dict[str, Any] | None:
+    if isinstance(event, MessageReceived):
+        m = event.message
+        record: dict[str, Any] = {
+            "event": "message",
+            "id": m.id,
+            "seq": m.seq,
+            "timestamp": m.timestamp,
+            "from": m.from_participant_id,
+            "type": m.type,
+            "message": m.message,
+            "broadcast": m.broadcast,
+        }
+        if m.attachment is not None:
+            if folder is None:
+                record["attachment"] = base64.b64encode(m.attachment).decode()
+            else:
+                # The id comes from the server: keep it to one plain file name in the folder.
+                safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in m.id)
+                path = folder / f"{safe}.bin"
+                path.write_bytes(m.attachment)
+                record["attachment_file"] = str(path)
+        return record
+    names = {ParticipantAdded: "joined", ParticipantRemoved: "left", ParticipantUpdated: "updated"}
+    if isinstance(event, ParticipantAdded | ParticipantRemoved | ParticipantUpdated):
+        return {"event": names[type(event)], "participant": _participant_json(event.participant)}
+    if isinstance(event, rw.Disconnected):
+        return {
+            "event": "disconnected",
+            "code": event.code.name,
+            "reason": event.reason,
+            "reconnecting": event.reconnecting,
+        }
+    if isinstance(event, rw.Reconnected):
+        return {"event": "reconnected", "participant": _participant_json(event.participant)}
+    if isinstance(event, rw.EventsDropped):
+        return {"event": "dropped", "count": event.count}
+    return None
+
+
+def _show(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(record), flush=True)
+    elif record["event"] == "message":
+        extra = " +attachment" if "attachment" in record or "attachment_file" in record else ""
+        print(
+            f"[{record['type']}] {record['from']}: {json.dumps(record['message'])}{extra}",
+            flush=True,
+        )
+    elif "participant" in record:
+        p = record["participant"]
+        print(f"* {p['name']} ({p['id']}) {record['event']}", flush=True)
+    else:
+        print(f"* {record['event']}", flush=True)
+
+
+def _warn_in_one_line(  # noqa: PLR0917 - the signature of warnings.showwarning
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    err.print(f"warning: {message}", markup=False)
+
+
+def main() -> None:
+    """The console script's entry point."""
+    warnings.showwarning = _warn_in_one_line  # e.g. PyJWT's short-key warning: no source dump
+    app()

@@ -1,0 +1,1 @@
+"""The ``roomwire`` command, driven in subprocesses against a real ``roomwire serve``."""

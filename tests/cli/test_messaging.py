@@ -1,0 +1,330 @@
+"""``roomwire messaging list / send / broadcast / listen`` against a real server, with
+listeners in subprocesses seeing what other invocations send."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roomwire import ParticipantToken
+
+from .conftest import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_TOO_LARGE,
+    SECRET,
+    Listener,
+    Server,
+    Spawner,
+    assert_exit,
+    assert_one_line_error,
+    run_cli,
+    via,
+)
+
+STOP_WITHIN = 5.0
+"""Seconds a listener may take to exit after SIGINT / SIGTERM."""
+
+
+def _list(server: Server, room: str) -> list[dict[str, Any]]:
+    result = run_cli("messaging", "list", *via(server), "--room", room, "--json")
+    assert_exit(result, EXIT_OK)
+    people: list[dict[str, Any]] = json.loads(result.stdout)
+    return people
+
+
+def _sent_id(stdout: str) -> str:
+    match = re.fullmatch(r"sent, message id (\S+)\n", stdout)
+    assert match, stdout
+    return match.group(1)
+
+
+def _send(server: Server, room: str, *args: str, sender: str = "alice") -> str:
+    """Send as ``sender``; returns the acked message id from ``--json``."""
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room, "--name", sender, "--json", *args
+    )
+    assert_exit(result, EXIT_OK)
+    data = json.loads(result.stdout)
+    assert data.keys() == {"id"}
+    return str(data["id"])
+
+
+def _message(listener: Listener, message_id: str) -> dict[str, Any]:
+    return listener.wait_record(lambda r: r["event"] == "message" and r["id"] == message_id)
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+def test_list_prints_a_table_of_participants(server: Server, room: str, spawn: Spawner) -> None:
+    spawn.listeners(server.url, room, ("alice",), ("bob",))
+    result = run_cli("messaging", "list", *via(server), "--room", room)
+    assert_exit(result, EXIT_OK)
+    assert f"room {room}: 2 participant(s)" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "name" in line)
+    for column in ("id", "name", "role", "attributes"):
+        assert column in header
+    rows = [line for line in result.stdout.splitlines() if "service" in line]
+    assert len(rows) == 2
+    assert any("alice" in row for row in rows)
+    assert any("bob" in row for row in rows)
+
+
+def test_list_json_gives_participants(server: Server, room: str, spawn: Spawner) -> None:
+    agent = ParticipantToken(room=room, name="bot", role="agent").to_jwt(SECRET)
+    spawn.listeners(server.url, room, ("bot", "--token", agent), ("bob",))
+    people = _list(server, room)
+    assert isinstance(people, list)
+    for person in people:
+        assert person.keys() == {"id", "name", "role", "attributes"}
+        assert isinstance(person["id"], str)
+        assert person["attributes"] == {}
+    assert sorted((p["name"], p["role"]) for p in people) == [
+        ("bob", "service"),
+        ("bot", "agent"),
+    ]
+    assert len({p["id"] for p in people}) == 2
+
+
+def test_list_of_an_empty_room(server: Server, room: str) -> None:
+    assert _list(server, room) == []
+    result = run_cli("messaging", "list", *via(server), "--room", room)
+    assert_exit(result, EXIT_OK)
+    assert f"room {room}: 0 participant(s)" in result.stdout
+
+
+# --- send ---------------------------------------------------------------------------------
+
+
+def test_send_to_name_exits_0_once_acked(server: Server, room: str, spawn: Spawner) -> None:
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room, "--name", "alice",
+        "--to", "bob", "--type", "chat", "--data", '{"text": "hi Bob", "n": [1, 2]}',
+    )  # fmt: skip
+    assert_exit(result, EXIT_OK)
+    message_id = _sent_id(result.stdout)
+    record = _message(bob, message_id)
+    assert record["type"] == "chat"
+    assert record["message"] == {"text": "hi Bob", "n": [1, 2]}
+    assert record["broadcast"] is False
+    assert "attachment" not in record
+    assert isinstance(record["timestamp"], float)
+    # The server stamped the true sender: the CLI's alice, who joined and left around it.
+    joined = bob.wait_record(
+        lambda r: r["event"] == "joined" and r["participant"]["name"] == "alice"
+    )
+    assert record["from"] == joined["participant"]["id"]
+    bob.wait_record(lambda r: r["event"] == "left" and r["participant"]["id"] == record["from"])
+
+
+def test_send_to_participant_id_json(server: Server, room: str, spawn: Spawner) -> None:
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    message_id = _send(server, room, "--to-participant-id", bob.id, "--type", "t", "--data", "{}")
+    assert _message(bob, message_id)["message"] == {}
+
+
+def test_send_with_attachment_arrives_as_base64(
+    server: Server, room: str, spawn: Spawner, tmp_path: Path
+) -> None:
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    file = tmp_path / "blob.bin"
+    content = bytes(range(256)) + os.urandom(1000)
+    file.write_bytes(content)
+    message_id = _send(
+        server, room, "--to", "bob", "--type", "file", "--data", '{"name": "blob.bin"}',
+        "--attachment", str(file),
+    )  # fmt: skip
+    record = _message(bob, message_id)
+    assert base64.b64decode(record["attachment"]) == content
+    assert record["message"] == {"name": "blob.bin"}
+
+
+def test_send_to_unknown_name_is_not_found(server: Server, room: str, spawn: Spawner) -> None:
+    spawn.listener(server.url, room, "bob")
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room,
+        "--to", "nobody", "--type", "t", "--data", "{}",
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_NOT_FOUND, "NOT_FOUND", "nobody")
+
+
+def test_send_to_unknown_id_is_not_found(server: Server, room: str, spawn: Spawner) -> None:
+    spawn.listener(server.url, room, "bob")
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room,
+        "--to-participant-id", "no-such-id", "--type", "t", "--data", "{}",
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_NOT_FOUND, "NOT_FOUND")
+
+
+def test_send_to_a_participant_of_another_room_is_not_found(
+    server: Server, room: str, spawn: Spawner
+) -> None:
+    bob = spawn.listener(server.url, f"{room}-elsewhere", "bob")
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room,
+        "--to-participant-id", bob.id, "--type", "t", "--data", "{}",
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_NOT_FOUND, "NOT_FOUND")
+
+
+def test_send_over_the_size_limit_is_too_large(
+    server: Server, room: str, spawn: Spawner, tmp_path: Path
+) -> None:
+    spawn.listener(server.url, room, "bob")
+    file = tmp_path / "big.bin"
+    file.write_bytes(b"\0" * (2 * 1024 * 1024))
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room, "--to", "bob",
+        "--type", "t", "--data", "{}", "--attachment", str(file),
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_TOO_LARGE, "TOO_LARGE")
+
+
+def test_send_with_an_empty_type_is_an_invalid_request(
+    server: Server, room: str, spawn: Spawner
+) -> None:
+    spawn.listener(server.url, room, "bob")
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room, "--to", "bob",
+        "--type", "", "--data", "{}",
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_INVALID, "INVALID_REQUEST")
+
+
+# --- broadcast ----------------------------------------------------------------------------
+
+
+def test_broadcast_reaches_everyone(server: Server, room: str, spawn: Spawner) -> None:
+    bob, carol = spawn.listeners(server.url, room, ("bob", "--json"), ("carol", "--json"))
+    result = run_cli(
+        "messaging", "broadcast", *via(server), "--room", room,
+        "--type", "announcement", "--data", '{"text": "hello all"}',
+    )  # fmt: skip
+    assert_exit(result, EXIT_OK)
+    message_id = _sent_id(result.stdout)
+    for listener in (bob, carol):
+        record = _message(listener, message_id)
+        assert record["broadcast"] is True
+        assert record["type"] == "announcement"
+        assert record["message"] == {"text": "hello all"}
+
+
+def test_broadcast_json_with_attachment(
+    server: Server, room: str, spawn: Spawner, tmp_path: Path
+) -> None:
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    file = tmp_path / "note.txt"
+    file.write_bytes(b"for everyone\n")
+    result = run_cli(
+        "messaging", "broadcast", *via(server), "--room", room, "--json",
+        "--type", "file", "--data", "{}", "--attachment", str(file),
+    )  # fmt: skip
+    assert_exit(result, EXIT_OK)
+    message_id = json.loads(result.stdout)["id"]
+    record = _message(bob, message_id)
+    assert base64.b64decode(record["attachment"]) == b"for everyone\n"
+    assert record["broadcast"] is True
+
+
+def test_broadcast_to_an_empty_room_is_acked(server: Server, room: str) -> None:
+    result = run_cli(
+        "messaging", "broadcast", *via(server), "--room", room, "--type", "t", "--data", "{}"
+    )
+    assert_exit(result, EXIT_OK)
+    _sent_id(result.stdout)
+
+
+# --- listen -------------------------------------------------------------------------------
+
+
+def test_listen_plain_prints_messages_and_presence(
+    server: Server, room: str, spawn: Spawner, tmp_path: Path
+) -> None:
+    spawn.listener(server.url, room, "carol")
+    bob = spawn.listener(server.url, room, "bob")
+    file = tmp_path / "a.bin"
+    file.write_bytes(b"\x01\x02")
+    _send(
+        server, room, "--to", "bob", "--type", "chat", "--data", '{"text": "plain"}',
+        "--attachment", str(file),
+    )  # fmt: skip
+    line = bob.wait_line("[chat] ")
+    alice_id = re.fullmatch(r'\[chat\] (\S+): \{"text": "plain"\} \+attachment', line)
+    assert alice_id, line
+    bob.wait_line(f"* alice ({alice_id.group(1)}) left")
+    lines = bob.lines()
+    assert re.fullmatch(r"\* carol \(\S+\) present", lines[0]), lines
+    assert f"* alice ({alice_id.group(1)}) joined" in lines
+    assert lines.index(f"* alice ({alice_id.group(1)}) joined") < lines.index(line)
+
+
+def test_listen_json_sees_other_invocations(server: Server, room: str, spawn: Spawner) -> None:
+    carol = spawn.listener(server.url, room, "carol", "--json")
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    assert bob.records()[0] == {
+        "event": "present",
+        "participant": {"id": carol.id, "name": "carol",
+                        "role": "service", "attributes": {}},
+    }  # fmt: skip
+    carol.wait_record(lambda r: r["event"] == "joined" and r["participant"]["name"] == "bob")
+    first = _send(server, room, "--to", "bob", "--type", "n", "--data", '{"n": 1}')
+    second = _send(server, room, "--to", "bob", "--type", "n", "--data", '{"n": 2}', sender="dave")
+    bob.wait_record(lambda r: r["event"] == "left" and r["participant"]["name"] == "dave")
+    records = bob.records()
+    events = [(r["event"], r["participant"]["name"] if "participant" in r else r["id"])
+              for r in records]  # fmt: skip
+    assert events == [
+        ("present", "carol"),
+        ("joined", "alice"), ("message", first), ("left", "alice"),
+        ("joined", "dave"), ("message", second), ("left", "dave"),
+    ]  # fmt: skip
+    messages = [r for r in records if r["event"] == "message"]
+    assert [m["message"] for m in messages] == [{"n": 1}, {"n": 2}]
+    assert messages[0]["seq"] < messages[1]["seq"]
+    # Carol got nothing addressed to bob, only presence.
+    assert all(r["event"] != "message" for r in carol.records())
+
+
+def test_listen_saves_attachments_to_a_folder(
+    server: Server, room: str, spawn: Spawner, tmp_path: Path
+) -> None:
+    folder = tmp_path / "saved" / "here"
+    bob = spawn.listener(server.url, room, "bob", "--json", "--save-attachments", str(folder))
+    file = tmp_path / "photo.png"
+    file.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    message_id = _send(
+        server, room, "--to", "bob", "--type", "file", "--data", "{}", "--attachment", str(file)
+    )
+    record = _message(bob, message_id)
+    assert "attachment" not in record
+    saved = Path(record["attachment_file"])
+    assert saved.parent == folder
+    assert saved.read_bytes() == file.read_bytes()
+    # Messages without an attachment carry neither key.
+    plain = _send(server, room, "--to", "bob", "--type", "t", "--data", "{}")
+    assert not {"attachment", "attachment_file"} & _message(bob, plain).keys()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_listen_stops_on_signal(
+    server: Server, room: str, spawn: Spawner, sig: signal.Signals
+) -> None:
+    carol = spawn.listener(server.url, room, "carol", "--json")
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    code, took = bob.stop(sig)
+    assert code == EXIT_INTERRUPTED
+    assert took < STOP_WITHIN
+    assert "Traceback" not in bob.stderr
+    carol.wait_record(lambda r: r["event"] == "left" and r["participant"]["id"] == bob.id)
