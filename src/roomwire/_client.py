@@ -38,7 +38,7 @@ from .frames import (
     check_frame,
     decode_payload,
     encode_frame,
-    is_json_value,
+    is_json_object,
 )
 
 
@@ -159,7 +159,7 @@ class ClientConnection(BaseConnection):
     def set_attributes(self, attributes: JSONObject) -> int:
         """Merge ``attributes`` into this participant's own (a None value removes a key)."""
         self._check_allowed(Input.ATTRIBUTES, "set attributes")
-        if not isinstance(attributes, dict) or not is_json_value(attributes):
+        if not is_json_object(attributes):
             raise InvalidRequest("attributes must be a JSON object")
         merged = _merge(self._me.attributes, attributes)
         most = self._limits.max_attributes_size
@@ -368,7 +368,7 @@ class ClientConnection(BaseConnection):
         most = self._limits.max_type_length
         if type(type_) is not str or not 0 < len(type_) <= most:
             raise InvalidRequest(f"type must be a string of 1 to {most} characters")
-        if type(message) is not dict or not is_json_value(message):
+        if not is_json_object(message):
             raise InvalidRequest("message must be a JSON object (str keys, JSON values)")
         frame: Frame = {"t": kind, "type": type_, "message": message}
         if attachment is not None:

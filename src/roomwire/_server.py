@@ -31,12 +31,13 @@ from .events import (
 )
 from .frames import (
     CLIENT_FRAMES,
+    PREFIX_SIZE,
     Frame,
     check_frame,
     decode_payload,
     encode_frame,
     encode_payload,
-    is_json_value,
+    is_json_object,
 )
 
 
@@ -226,7 +227,7 @@ class ServerConnection(BaseConnection):
         self._check_state(Input.ATTRIBUTES, "set attributes")
         self._check_size(size)
         update = frame["attributes"]
-        if not is_json_value(update):
+        if not is_json_object(update):
             raise _Refusal(Code.INVALID_REQUEST, "attributes must be a JSON object")
         merged = dict(self._me.attributes)
         for key, value in update.items():
@@ -268,7 +269,7 @@ class ServerConnection(BaseConnection):
             raise _Refusal(
                 Code.INVALID_REQUEST, f"type must have 1 to {config.max_type_length} characters"
             )
-        if not is_json_value(frame["message"]):
+        if not is_json_object(frame["message"]):
             raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
         to: tuple[str, ...] | None = None
         if not broadcast:
@@ -281,9 +282,7 @@ class ServerConnection(BaseConnection):
             if missing:
                 shown = ", ".join(repr(r[:64]) for r in missing[:5])
                 raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
-        self._move(Input.SEND)
         message_id = config.id_factory()
-        self._send({"t": "ack", "rid": frame["rid"], "id": message_id})
         outgoing = InterceptedMessage(
             room=room.name,
             sender=self._me,
@@ -292,7 +291,24 @@ class ServerConnection(BaseConnection):
             message=frame["message"],
             attachment=frame.get("att"),
         )
-        recipients = server._route(room, outgoing, message_id, now)
+        delivery = server._intercept(outgoing)
+        data = b""
+        if delivery is not None:
+            data = server._stamp(room, delivery, message_id, now)
+            if len(data) - PREFIX_SIZE > config.max_frame_size:
+                # Compact CBOR (half-precision floats, say) can grow when re-encoded: the
+                # delivery must still fit every recipient's frame limit.
+                raise _Refusal(
+                    Code.TOO_LARGE,
+                    f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
+                    f" {config.max_frame_size}-byte frame limit",
+                )
+        self._move(Input.SEND)
+        self._send({"t": "ack", "rid": frame["rid"], "id": message_id})
+        recipients = 0
+        if delivery is not None:
+            recipients = server._fan_out(room, delivery, data)
+            server._publish_message(room, delivery, message_id, now)
         return MessageRouted(
             message_id=message_id,
             from_participant_id=self._me.id,
@@ -496,7 +512,8 @@ class RoomServer:
                 message=record["message"],
                 attachment=record.get("att"),
             )
-            self._deliver(room, outgoing, record["id"], record["ts"], publish=False)
+            data = self._stamp(room, outgoing, record["id"], record["ts"])
+            self._fan_out(room, outgoing, data)
         elif kind == "left":
             member = room.members.get(record["id"])
             if member is not None and member.node == node:
@@ -518,39 +535,31 @@ class RoomServer:
             room = self._rooms[name] = Room(name)
         return room
 
-    def _route(self, room: Room, message: InterceptedMessage, message_id: str, now: float) -> int:
+    def _intercept(self, message: InterceptedMessage) -> InterceptedMessage | None:
         interceptor = self.config.interceptor
-        if interceptor is not None:
-            result = interceptor(message)
-            if result is None:
-                return 0
-            message = result
-        return self._deliver(room, message, message_id, now, publish=True)
+        return message if interceptor is None else interceptor(message)
 
-    def _deliver(
-        self,
-        room: Room,
-        message: InterceptedMessage,
-        message_id: str,
-        timestamp: float,
-        *,
-        publish: bool,
-    ) -> int:
-        """Stamp, encode once, and queue the same bytes for every local recipient."""
-        sender_id = message.sender.id
+    def _stamp(
+        self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
+    ) -> bytes:
+        """The delivery frame, stamped with the sender, id, time and the room's next seq."""
         frame: Frame = {
             "t": "msg",
             "id": message_id,
             "seq": room.next_seq(),
             "ts": timestamp,
-            "from": sender_id,
+            "from": message.sender.id,
             "type": message.type,
             "message": message.message,
             "bc": message.to is None,
         }
         if message.attachment is not None:
             frame["att"] = message.attachment
-        data = encode_frame(frame)
+        return encode_frame(frame)
+
+    def _fan_out(self, room: Room, message: InterceptedMessage, data: bytes) -> int:
+        """Queue the same encoded delivery for every local recipient; returns how many."""
+        sender_id = message.sender.id
         members = room.members
         if message.to is None:
             targets = [m.connection for m in members.values() if m.participant.id != sender_id]
@@ -561,11 +570,26 @@ class RoomServer:
             if connection is not None:
                 connection._queue(data)
                 count += 1
-        if publish and self.config.node_id is not None:
-            record = {k: v for k, v in frame.items() if k not in ("seq", "bc")}
-            record.update(t="msg", to=None if message.to is None else list(message.to))
-            self._publish(room, record)
         return count
+
+    def _publish_message(
+        self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
+    ) -> None:
+        """Tell the other nodes; each stamps its own room seq when it applies the record."""
+        if self.config.node_id is None:
+            return  # single node: no record to build on the hot path
+        record: dict[str, Any] = {
+            "t": "msg",
+            "id": message_id,
+            "ts": timestamp,
+            "to": None if message.to is None else list(message.to),
+            "from": message.sender.id,
+            "type": message.type,
+            "message": message.message,
+        }
+        if message.attachment is not None:
+            record["att"] = message.attachment
+        self._publish(room, record)
 
     def _presence(self, room: Room, frame: Frame, skip: str) -> None:
         """Queue one presence change, encoded once, for every listener but ``skip``."""

@@ -22,8 +22,47 @@ PREFIX_SIZE = HEADER.size
 MAX_DEPTH = 32
 """Deepest nesting of CBOR containers (and tags) a frame may hold."""
 
+JSON_DEPTH = MAX_DEPTH - 1
+"""Deepest nesting of a message or attributes object (the frame's own map is one level)."""
+
 Frame = dict[str, Any]
-_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _refuse_tag(*_: object) -> None:
+    raise cbor2.CBORDecodeError("CBOR tags are not part of roomwire frames")
+
+
+# cbor2 decodes these tags itself before any tag_hook runs (some at a cost that grows with the
+# square of their size, others into cycles): each must be refused by number. Every other tag
+# reaches the tag_hook, which refuses it too.
+_NO_TAGS = dict.fromkeys(
+    (
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        25,
+        28,
+        29,
+        30,
+        35,
+        36,
+        37,
+        52,
+        54,
+        100,
+        256,
+        258,
+        260,
+        261,
+        1004,
+        43000,
+        55799,
+    ),
+    _refuse_tag,
+)
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -50,6 +89,8 @@ def decode_payload(payload: bytes) -> Frame:
             allow_indefinite=False,
             allow_duplicate_keys=False,
             strict_hashable_types=True,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_refuse_tag,
         )
     # cbor2 documents CBORDecodeError, but hostile input has also raised ValueError,
     # OverflowError and MemoryError there (cbor2#198): all of them mean "bad frame" here.
@@ -62,24 +103,34 @@ def decode_payload(payload: bytes) -> Frame:
     return obj
 
 
-def is_json_value(value: object) -> bool:
-    """True when ``value`` is JSON: str-keyed maps, lists, text, ints, finite floats, bools,
-    null. Iterative, so depth costs no recursion."""
-    stack = [value]
+def is_json_object(value: object) -> bool:
+    """True when ``value`` is a JSON object this protocol can carry: str-keyed maps, lists,
+    text, 64-bit ints, finite floats, bools and null, nested at most ``JSON_DEPTH`` deep (it
+    travels inside a frame's map). Iterative, so neither depth nor a cycle costs recursion."""
+    if type(value) is not dict:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            if not all(type(key) is str for key in item):  # type: ignore[attr-defined]
-                return False
-            stack.extend(item.values())  # type: ignore[attr-defined]
-        elif kind is list:
-            stack.extend(item)  # type: ignore[arg-type]
-        elif kind is float:
-            if not math.isfinite(item):  # type: ignore[arg-type]
-                return False
-        elif kind not in _SCALARS:
+        container, depth = stack.pop()
+        if depth > JSON_DEPTH:
             return False
+        if type(container) is dict:
+            if not all(type(key) is str for key in container):
+                return False
+            children = container.values()
+        else:
+            children = container
+        for child in children:
+            kind = type(child)
+            if kind is str or kind is bool or child is None:
+                continue
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is int:
+                if not -(2**64) <= child < 2**64:  # wider ints need CBOR tags, refused
+                    return False
+            elif kind is not float or not math.isfinite(child):
+                return False
     return True
 
 

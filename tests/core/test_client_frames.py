@@ -10,6 +10,7 @@ import pytest
 from roomwire import Code, RemoteProtocolError
 from roomwire.frames import (
     CLIENT_FRAMES,
+    JSON_DEPTH,
     MAX_DEPTH,
     PREFIX_SIZE,
     SERVER_FRAMES,
@@ -18,7 +19,7 @@ from roomwire.frames import (
     decode_payload,
     encode_frame,
     encode_payload,
-    is_json_value,
+    is_json_object,
 )
 
 from .helpers import welcome_frame
@@ -72,30 +73,49 @@ def test_decode_payload_accepts_the_deepest_allowed_nesting() -> None:
     assert decode_payload(cbor2.dumps(frame)) == frame
 
 
-@pytest.mark.parametrize(
-    "value",
-    [{}, [], "s", 0, -(2**70), 1.5, True, None, {"a": [{"b": [None, 2.0, "c"]}]}, nested(5000)],
-)
-def test_json_values(value: object) -> None:
-    assert is_json_value(value) is True
+def cyclic() -> dict[str, object]:
+    loop: dict[str, object] = {}
+    loop["self"] = [loop]
+    return loop
 
 
 @pytest.mark.parametrize(
     "value",
     [
-        b"x",
-        (1,),
-        {1},
-        {1: "a"},
-        {"a": {("k",): 1}},
-        [float("nan")],
-        {"a": float("inf")},
-        object(),
-        {"a": [1, [2, [b"deep"]]]},
+        {},
+        {"s": "s", "i": 0, "f": 1.5, "b": True, "n": None},
+        {"a": [{"b": [None, 2.0, "c"]}]},
+        {"big": 2**64 - 1, "small": -(2**64)},
+        nested(JSON_DEPTH),  # the deepest a frame can carry
     ],
 )
-def test_non_json_values(value: object) -> None:
-    assert is_json_value(value) is False
+def test_json_objects(value: object) -> None:
+    assert is_json_object(value) is True
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [],  # not an object
+        "s",
+        None,
+        {"b": b"x"},
+        {"t": (1,)},
+        {"s": {1}},
+        {1: "a"},
+        {"a": {("k",): 1}},
+        {"n": [float("nan")]},
+        {"a": float("inf")},
+        {"o": object()},
+        {"a": [1, [2, [b"deep"]]]},
+        {"wide": 2**64},  # needs a CBOR bignum tag
+        {"wide": -(2**64) - 1},
+        nested(JSON_DEPTH + 1),  # one level more
+        cyclic(),
+    ],
+)
+def test_non_json_objects(value: object) -> None:
+    assert is_json_object(value) is False
 
 
 def test_frame_buffer_walks_frames_however_the_bytes_are_split() -> None:
@@ -238,3 +258,19 @@ def test_a_close_code_must_be_in_the_registry(kinds: Any) -> None:
             check_frame(close, kinds)
         else:
             assert bad_frame(check_frame, close, kinds).startswith(("unknown code", "code"))
+
+
+def _tag_head(tag: int) -> bytes:
+    if tag < 24:
+        return bytes([0xC0 | tag])
+    info, size = next((i, n) for i, n in ((24, 1), (25, 2), (26, 4), (27, 8)) if tag < 2 ** (8 * n))
+    return bytes([0xC0 | info]) + tag.to_bytes(size)
+
+
+def test_every_cbor_tag_is_refused_before_its_decoder_runs() -> None:
+    # cbor2 decodes many tags itself (datetimes, bignums, regexes, shared values...): a frame
+    # may hold none of them, whatever their content.
+    tags = [*range(2**16), 2**16, 2**32 - 1, 2**32, 2**64 - 1]
+    for tag in tags:
+        payload = b"\xa2\x61t\x64ping\x61x" + _tag_head(tag) + b"\x82\x00\x00"
+        assert "undecodable CBOR" in bad_frame(decode_payload, payload), tag

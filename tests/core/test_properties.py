@@ -70,7 +70,12 @@ JSON = st.recursive(
 )
 JSON_OBJECT = st.dictionaries(TEXT, JSON, max_size=4)
 ATTACHMENT = st.none() | st.binary(max_size=64)
-CODES = st.sampled_from(list(Code)).map(int)
+# A close carries a close code (never CONNECTION_LOST, which is local only); an error carries
+# a refusal code.
+CLOSE_CODES = st.sampled_from(
+    [int(c) for c in Code if c.closes_connection and c is not Code.CONNECTION_LOST]
+)
+REFUSAL_CODES = st.sampled_from([int(c) for c in Code if not c.closes_connection])
 SECONDS = st.integers(1, 2**31) | st.floats(min_value=1e-3, max_value=1e9)
 PARTICIPANT = st.fixed_dictionaries(
     {"id": TEXT, "name": TEXT, "role": TEXT, "attributes": JSON_OBJECT}
@@ -86,7 +91,7 @@ def frame_of(
 
 
 BARE = {kind: frame_of(kind, {}) for kind in ("ping", "pong")}
-CLOSE = frame_of("close", {"code": CODES, "reason": TEXT})
+CLOSE = frame_of("close", {"code": CLOSE_CODES, "reason": TEXT})
 
 CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "hello": frame_of("hello", {"v": U63, "token": TEXT}, {"room": TEXT}),
@@ -122,7 +127,7 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
         {"rid": U63, "more": st.booleans(), "participants": st.lists(PARTICIPANT, max_size=3)},
     ),
     "ack": frame_of("ack", {"rid": U63}, {"id": st.none() | TEXT}),
-    "error": frame_of("error", {"rid": U63, "code": CODES, "reason": TEXT}),
+    "error": frame_of("error", {"rid": U63, "code": REFUSAL_CODES, "reason": TEXT}),
     "msg": frame_of(
         "msg",
         {
