@@ -871,6 +871,40 @@ def server_slow_consumer() -> JSON:
     )
 
 
+@vector
+def server_rate_limited() -> JSON:
+    h = _enabled_server("alice", "bob", server={"rate_limit": 1.0, "rate_burst": 2})
+
+    def broadcast(rid: int) -> bytes:
+        return encode_frame({"t": "broadcast", "rid": rid, "type": "t", "message": {"n": rid}})
+
+    h.inject(
+        "alice",
+        broadcast(50),
+        "(hand-made) a broadcast: alice's bucket (2, one spent on enable) has a token left",
+        route=False,
+    )
+    h.inject(
+        "alice",
+        broadcast(51),
+        "(hand-made) another at the same instant: refused with 4290 RATE_LIMITED",
+        route=False,
+    )
+    h.inject(
+        "alice",
+        broadcast(52) + broadcast(53),
+        "(hand-made) two more: the refusals pile up past the burst and alice is closed",
+        route=False,
+    )
+    h.expect_close(Code.RATE_LIMIT_EXCEEDED, connection="alice")
+    return h.vector(
+        "A per-connection request rate (rate_limit 1/s, rate_burst 2 here; time does not"
+        " move in this vector). Past the bucket, requests are refused with 4290 RATE_LIMITED"
+        " and the connection stays; refusals that outrun the rate by more than the burst close"
+        " it with 3004 RATE_LIMIT_EXCEEDED."
+    )
+
+
 def _malformed(
     description: str, data: bytes, code: Code, note: str, split: tuple[int, ...] = ()
 ) -> JSON:

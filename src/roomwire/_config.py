@@ -101,8 +101,16 @@ class ServerConfig:
     """Optional seam that may pass, rewrite, redirect or drop every message."""
     node_id: str | None = None
     """This node's name on the backplane; None keeps the server single-node."""
+    rate_limit: float | None = attrs.field(default=None)
+    """Requests per second each connection may make (a token bucket); None for no limit.
+    Past it requests are refused with RATE_LIMITED; refusals arriving faster than the rate
+    itself, for more than ``rate_burst`` of them, close the connection."""
+    rate_burst: int = attrs.field(default=10, validator=_positive)
+    """Requests a connection may make at once above the rate (the bucket's size)."""
 
     def __attrs_post_init__(self) -> None:
+        if self.rate_limit is not None and not self.rate_limit > 0:
+            raise ValueError(f"rate_limit must be positive or None, got {self.rate_limit!r}")
         if self.secret is None and self.authenticator is None:
             raise ValueError("ServerConfig needs a secret or an authenticator")
         if self.max_frame_size <= 2 * STAMP_RESERVE:

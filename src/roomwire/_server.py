@@ -72,6 +72,9 @@ class ServerConnection(BaseConnection):
         self._timer_at = math.inf
         self._slow = False
         self._snapshot_bytes = 0
+        self._tokens = float(server.config.rate_burst)
+        self._strikes = 0.0
+        self._bucket_at = now
 
     @property
     def participant(self) -> RemoteParticipant | None:
@@ -177,6 +180,13 @@ class ServerConnection(BaseConnection):
             raise RemoteProtocolError(f"{frame['t']!r} before the handshake completed")
         rid = frame["rid"]
         try:
+            rate = self._server.config.rate_limit
+            if rate is not None and not self._spend(now, rate):
+                if self._strikes > self._server.config.rate_burst:
+                    return self._abort(
+                        Code.RATE_LIMIT_EXCEEDED, "requests kept coming over the rate limit"
+                    )
+                raise _Refusal(Code.RATE_LIMITED, "over the request rate limit: slow down")
             return _REQUESTS[frame["t"]](self, frame, size, now)
         except _Refusal as refusal:
             if self._state is State.ENABLING:
@@ -185,6 +195,20 @@ class ServerConnection(BaseConnection):
                 {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
             )
             return RequestRefused(request_id=rid, code=refusal.code, reason=refusal.reason)
+
+    def _spend(self, now: float, rate: float) -> bool:
+        """Take a token for one request. Refusals count as strikes, which drain at the same
+        rate as tokens refill: a client slightly over the rate is refused now and then, one
+        far over it piles up strikes until it is closed."""
+        refill = max(now - self._bucket_at, 0.0) * rate
+        self._bucket_at = now
+        self._tokens = min(float(self._server.config.rate_burst), self._tokens + refill)
+        self._strikes = max(0.0, self._strikes - refill)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self._strikes += 1.0
+        return False
 
     def _check_state(self, event: Input, what: str) -> None:
         if not self._allowed(event):

@@ -35,6 +35,7 @@ class Code(enum.IntEnum):
     HEARTBEAT_TIMEOUT = 3001
     HANDSHAKE_TIMEOUT = 3002
     SLOW_CONSUMER = 3003
+    RATE_LIMIT_EXCEEDED = 3004
     UNSUPPORTED_VERSION = 3010
     TOKEN_INVALID = 3020
     TOKEN_EXPIRED = 3021
@@ -49,6 +50,7 @@ class Code(enum.IntEnum):
     NOT_FOUND = 4040
     INVALID_STATE = 4090
     TOO_LARGE = 4130
+    RATE_LIMITED = 4290
 
     @property
     def info(self) -> CodeInfo:
@@ -85,6 +87,9 @@ CODE_INFO: dict[Code, CodeInfo] = {
         "The connection's outbound queue passed its bound: the peer reads too slowly.",
         retry=True,
     ),
+    Code.RATE_LIMIT_EXCEEDED: CodeInfo(
+        "Requests kept arriving faster than the rate limit after being refused.", retry=True
+    ),
     Code.UNSUPPORTED_VERSION: CodeInfo(
         "The hello asked for a protocol version the server does not speak.", retry=False
     ),
@@ -119,5 +124,8 @@ CODE_INFO: dict[Code, CodeInfo] = {
     ),
     Code.TOO_LARGE: CodeInfo(
         "The send frame is larger than the advertised `max_send_size`.", retry=False
+    ),
+    Code.RATE_LIMITED: CodeInfo(
+        "Over the connection's request rate: retry later, more slowly.", retry=True
     ),
 }

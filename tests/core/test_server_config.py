@@ -86,6 +86,7 @@ REFUSALS = {
     Code.NOT_FOUND,
     Code.INVALID_STATE,
     Code.TOO_LARGE,
+    Code.RATE_LIMITED,
 }
 
 

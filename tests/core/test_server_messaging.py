@@ -502,3 +502,26 @@ def test_closing_a_client_mid_room_is_seen_once() -> None:
     room.pump()
     assert set(bob.take()) == {ConnectionClosed(code=Code.NORMAL, reason="", by_peer=False)}
     assert [e.participant.id for e in alice.take()] == ["id2"]
+
+
+def test_a_send_whose_delivery_would_outgrow_the_frame_limit_is_refused() -> None:
+    # 1000 half-precision floats are 3 bytes each on the way in but 9 once the server
+    # re-encodes them: the request fits max_send_size, its delivery would not fit a frame.
+    room = Room(max_frame_size=4096)
+    alice = raw_peer(room, "alice")  # a hand-written client: it sends what the test says
+    alice.client.send({"t": "enable", "rid": 0})
+    bob = room.enabled("bob")
+    alice.client.take()
+    floats = b"\xa1\x61f\x99" + (1000).to_bytes(2) + b"\xf9\x3e\x00" * 1000
+    body = b"\xa4" + b"".join(
+        cbor2.dumps(item) for item in ("t", "broadcast", "rid", 7, "type", "t", "message")
+    )
+    body += floats
+    assert len(body) <= room.server.config.max_send_size
+    alice.server.receive_data(len(body).to_bytes(4) + body)
+    room.pump()
+    [refused] = alice.client.take()
+    assert (refused["t"], refused["rid"], refused["code"]) == ("error", 7, Code.TOO_LARGE)
+    assert "the delivery would be 90" in refused["reason"]
+    assert bob.of(MessageReceived) == []
+    assert alice.server.state is State.ENABLED
