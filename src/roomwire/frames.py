@@ -227,16 +227,21 @@ def _check_enable(f: Frame) -> None:
 
 
 def _check_send(f: Frame) -> None:
-    to = f.get("to")
-    _require(
-        _is_int(f.get("rid"))
+    # The hottest check (every direct message): written out, with no helper calls.
+    get = f.get
+    to, rid, att = get("to"), get("rid"), get("att")
+    if not (
+        type(rid) is int
+        and 0 <= rid < 2**63
         and type(to) is list
-        and all(type(r) is str for r in to)
-        and type(f.get("type")) is str
-        and type(f.get("message")) is dict
-        and _optional_attachment(f),
-        "send",
-    )
+        and type(get("type")) is str
+        and type(get("message")) is dict
+        and (att is None or type(att) is bytes)
+    ):
+        raise bad_frame("malformed 'send' frame")
+    for recipient in to:
+        if type(recipient) is not str:
+            raise bad_frame("malformed 'send' frame")
 
 
 def _check_broadcast(f: Frame) -> None:
