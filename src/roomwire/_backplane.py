@@ -1,5 +1,6 @@
-"""Records nodes exchange through the backplane: presence upserts and removals, and messages
-(re-stamped with each node's room sequence on arrival)."""
+"""Records nodes exchange through the backplane: presence upserts and removals, messages
+(stamped with each node's room sequence when they come back from the backplane, so every node
+applies them in the backplane's one order), node heartbeats and presence sync requests."""
 
 from __future__ import annotations
 
@@ -38,10 +39,17 @@ def _check_left(record: Frame) -> None:
         raise bad_frame("malformed backplane 'left' record")
 
 
+def _check_plain(record: Frame) -> None:
+    if not _check_common(record):
+        raise bad_frame(f"malformed backplane {record['t']!r} record")
+
+
 BACKPLANE_RECORDS: dict[str, Checker] = {
     "msg": _check_msg,
     "join": _check_join,
     "left": _check_left,
+    "hb": _check_plain,
+    "sync": _check_plain,
 }
 
 

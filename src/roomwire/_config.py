@@ -100,7 +100,13 @@ class ServerConfig:
     interceptor: Interceptor | None = None
     """Optional seam that may pass, rewrite, redirect or drop every message."""
     node_id: str | None = None
-    """This node's name on the backplane; None keeps the server single-node."""
+    """This node's name on the backplane; None keeps the server single-node. Unique per
+    running node: a restarted node should take a new one (the drivers draw a random one)."""
+    backplane_heartbeat: float = attrs.field(default=5.0, validator=_positive)
+    """Seconds between this node's heartbeat records (with a ``node_id``)."""
+    backplane_ttl: float = attrs.field(default=15.0, validator=_positive)
+    """Seconds without any record from a node before its participants are removed; checked
+    at every heartbeat, so they go within ``backplane_ttl + backplane_heartbeat``."""
     rate_limit: float | None = attrs.field(default=None)
     """Requests per second each connection may make (a token bucket); None for no limit.
     Past it requests are refused with RATE_LIMITED; refusals arriving faster than the rate
@@ -113,6 +119,8 @@ class ServerConfig:
             raise ValueError(f"rate_limit must be positive or None, got {self.rate_limit!r}")
         if self.secret is None and self.authenticator is None:
             raise ValueError("ServerConfig needs a secret or an authenticator")
+        if not self.backplane_heartbeat < self.backplane_ttl:
+            raise ValueError("backplane_heartbeat must be shorter than backplane_ttl")
         if self.max_frame_size <= 2 * STAMP_RESERVE:
             raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
 

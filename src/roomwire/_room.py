@@ -12,6 +12,7 @@ from .events import RemoteParticipant
 from .frames import PREFIX_SIZE, Frame, encode_frame
 
 if TYPE_CHECKING:
+    from ._config import InterceptedMessage
     from ._server import ServerConnection
 
 
@@ -47,6 +48,11 @@ class Room:
     """Every participant with messaging enabled, by id, in the order they enabled."""
     listeners: dict[str, ServerConnection] = attrs.Factory(dict)
     """Local connections that receive presence (enabled with the list grant)."""
+    pending: dict[str, tuple[InterceptedMessage, float]] = attrs.Factory(dict)
+    """With a backplane: local messages published and not yet back from it, by message id,
+    in the order they were sent (each is delivered locally when it comes back)."""
+    synced: bool = False
+    """With a backplane: this node asked the others for the room's presence (a sync record)."""
 
     def next_seq(self) -> int:
         self.seq += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import attrs
@@ -159,6 +159,7 @@ class ServerConnection(BaseConnection):
         )
         self._me, self._token, self._joined = participant, token, True
         self._room = server._room(token.room)
+        server._sync(self._room)
         self._send(
             {
                 "t": "welcome",
@@ -316,9 +317,13 @@ class ServerConnection(BaseConnection):
             attachment=frame.get("att"),
         )
         delivery = server._intercept(outgoing)
+        ordered = server._ordered
         data = b""
         if delivery is not None:
-            data = server._stamp(room, delivery, message_id, now)
+            # Through the backplane the seq is stamped when the message comes back: check the
+            # size with the largest seq there can be.
+            seq = _LARGEST_SEQ if ordered else room.next_seq()
+            data = server._stamp(room, delivery, message_id, now, seq)
             if len(data) - PREFIX_SIZE > config.max_frame_size:
                 # Compact CBOR (half-precision floats, say) can grow when re-encoded: the
                 # delivery must still fit every recipient's frame limit.
@@ -331,8 +336,11 @@ class ServerConnection(BaseConnection):
         self._send({"t": "ack", "rid": frame["rid"], "id": message_id})
         recipients = 0
         if delivery is not None:
-            recipients = server._fan_out(room, delivery, data)
-            server._publish_message(room, delivery, message_id, now)
+            if ordered:
+                recipients = len(server._targets(room, delivery))
+                server._publish_message(room, delivery, message_id, now)
+            else:
+                recipients = server._fan_out(room, delivery, data)
         return MessageRouted(
             message_id=message_id,
             from_participant_id=self._me.id,
@@ -411,6 +419,7 @@ _NO_GRANTS = ParticipantToken(
     room="-", name="-", can_send=False, can_broadcast=False, can_list=False
 )
 _NO_ROOM = Room("")
+_LARGEST_SEQ = 2**64 - 1
 
 _Handler = Callable[[ServerConnection, Frame, int, float], Event]
 _REQUESTS: dict[str, _Handler] = {
@@ -428,8 +437,11 @@ class RoomServer:
     The driver calls ``accept(connection_id, now)`` per transport, feeds each
     ``ServerConnection``, and after each batch of work writes out
     ``connections_with_output()`` and closes those that are CLOSED. Timers: ``next_deadline``
-    and ``handle_timer``. Backplane: publish ``backplane_data_to_send()`` to the other nodes
-    and feed what they publish to ``receive_backplane``.
+    and ``handle_timer``. Backplane (with ``config.node_id``): publish
+    ``backplane_records()`` in order, feed every record the backplane carries (this node's
+    own included: local messages are delivered when they come back) to
+    ``receive_backplane``, and report outages with ``backplane_lost`` /
+    ``backplane_restored`` (docs/PROTOCOL.md §17).
     """
 
     def __init__(self, config: ServerConfig) -> None:
@@ -440,7 +452,12 @@ class RoomServer:
         self._slow: list[ServerConnection] = []
         self._timers: list[tuple[float, int, ServerConnection]] = []
         self._timer_ids = itertools.count()
-        self._backplane: list[bytes] = []
+        self._backplane: list[tuple[str | None, bytes]] = []
+        self._ordered = config.node_id is not None
+        """Messages go through the backplane and are delivered when they come back."""
+        self._nodes: dict[str, float] = {}
+        """When each other node was last heard from."""
+        self._beat_at = math.inf if config.node_id is None else 0.0
         self._authenticator = config.authenticator or _jwt_authenticator(
             cast(str | bytes, config.secret)
         )
@@ -488,20 +505,25 @@ class RoomServer:
     # --- time -----------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When ``handle_timer`` must next run (pings, timeouts), or None."""
+        """When ``handle_timer`` must next run (pings, timeouts, backplane heartbeats), or
+        None."""
         timers = self._timers
         while timers and timers[0][0] != timers[0][2]._timer_at:
             heapq.heappop(timers)  # superseded entry
-        return timers[0][0] if timers else None
+        when = min(timers[0][0] if timers else math.inf, self._beat_at)
+        return None if when == math.inf else when
 
     def handle_timer(self, now: float) -> None:
-        """Send due pings and close connections that timed out."""
+        """Send due pings, close connections that timed out; with a backplane, publish this
+        node's heartbeat and remove the participants of nodes not heard within the TTL."""
         timers = self._timers
         while timers and timers[0][0] <= now:
             when, _, connection = heapq.heappop(timers)
             if when == connection._timer_at:
                 connection._timer_at = math.inf
                 connection._on_timer(now)
+        if now >= self._beat_at:
+            self._beat(now)
         self._reap()
 
     def _arm(self, connection: ServerConnection, when: float) -> None:
@@ -511,22 +533,41 @@ class RoomServer:
 
     # --- backplane ------------------------------------------------------------------------
 
-    def backplane_data_to_send(self) -> list[bytes]:
-        """Records for the other nodes, one per presence change or message (empty unless
-        ``config.node_id`` is set)."""
+    @property
+    def backplane_up(self) -> bool:
+        """False between ``backplane_lost`` and ``backplane_restored``."""
+        return self._ordered or self.config.node_id is None
+
+    def backplane_records(self) -> list[tuple[str | None, bytes]]:
+        """Records to publish, each with its topic: a room's name, or None for node-wide
+        records (heartbeats). Publish them in this order; records of one topic must reach
+        every node, this one included, in one order (one channel per topic does that)."""
         records, self._backplane = self._backplane, []
         return records
 
+    def backplane_data_to_send(self) -> list[bytes]:
+        """``backplane_records()`` without the topics, for a backplane with one channel."""
+        return [data for _, data in self.backplane_records()]
+
     def receive_backplane(self, data: bytes, now: float) -> None:
-        """Apply one record another node published. Raises ``RemoteProtocolError`` (and
-        changes nothing) when the record is malformed."""
+        """Apply one record from the backplane, including this node's own (a local message is
+        delivered when it comes back). Raises ``RemoteProtocolError`` (and changes nothing)
+        when the record is malformed. Ignored while the backplane is lost."""
         record = decode_payload(data)
         check_frame(record, BACKPLANE_RECORDS)
+        if not self._ordered:
+            return
         node = record["n"]
+        kind = record["t"]
         if node == self.config.node_id:
+            if kind == "msg":
+                self._own_message_back(record["r"], record["id"])
+                self._reap()
+            return
+        self._nodes[node] = now
+        if kind == "hb":
             return
         room = self._room(record["r"])
-        kind = record["t"]
         if kind == "msg":
             outgoing = InterceptedMessage(
                 room=room.name,
@@ -536,20 +577,105 @@ class RoomServer:
                 message=record["message"],
                 attachment=record.get("att"),
             )
-            data = self._stamp(room, outgoing, record["id"], record["ts"])
+            data = self._stamp(room, outgoing, record["id"], record["ts"], room.next_seq())
             self._fan_out(room, outgoing, data)
         elif kind == "left":
             member = room.members.get(record["id"])
             if member is not None and member.node == node:
                 self._remove_member(room, member, publish=False)
+        elif kind == "sync":
+            # That node (re)starts its view of the room: forget what it had announced (its
+            # participants are announced again after this record) and announce ours.
+            self._drop_node(node, [room])
+            self._publish_presence(room)
         else:  # "join": insert or update a participant of that node
             member = record_member(record, node)
             existing = room.members.get(member.participant.id)
             if existing is None:
                 self._add_member(room, member, publish=False)
-            elif existing.node == node:
+            elif existing.node == node and existing.encoded != member.encoded:
                 self._update_member(room, member, publish=False)
         self._reap()
+
+    def backplane_lost(self, now: float) -> None:
+        """The driver lost the backplane (publishing failed, the subscription broke or went
+        deaf): local messages not yet back are delivered locally now, participants of other
+        nodes are removed (local listeners get ``left``), and until ``backplane_restored``
+        the node runs alone (messages are delivered locally at once, nothing is published).
+        """
+        if not self._ordered:
+            return
+        self._ordered = False
+        self._backplane.clear()
+        self._nodes.clear()
+        for room in self._rooms.values():
+            room.synced = False
+            self._flush_pending(room)
+            self._drop_node(None, [room])
+        self._reap()
+
+    def backplane_restored(self, now: float) -> None:
+        """The backplane works again (resubscribed and heard back): for every room with local
+        connections, ask the others to announce their participants again (a sync record) and
+        announce the local ones."""
+        if self._ordered or self.config.node_id is None:
+            return
+        self._ordered = True
+        self._beat_at = now
+        for connection in self._connections.values():
+            if connection._joined:
+                self._sync(connection._room)
+
+    def _sync(self, room: Room) -> None:
+        if self._ordered and not room.synced:
+            room.synced = True
+            self._publish(room, {"t": "sync"})
+            self._publish_presence(room)
+
+    def _publish_presence(self, room: Room) -> None:
+        for member in room.members.values():
+            if member.connection is not None:
+                self._publish(room, {"t": "join", "p": participant_record(member.participant)})
+
+    def _beat(self, now: float) -> None:
+        config = self.config
+        self._beat_at = now + config.backplane_heartbeat
+        if not self._ordered:
+            return
+        self._backplane.append((None, encode_payload({"t": "hb", "n": config.node_id, "r": ""})))
+        for node, heard in list(self._nodes.items()):
+            if now - heard > config.backplane_ttl:
+                del self._nodes[node]
+                self._drop_node(node, self._rooms.values())
+
+    def _drop_node(self, node: str | None, rooms: Iterable[Room]) -> None:
+        """Remove the participants of ``node`` (of every other node if None) from ``rooms``."""
+        for room in rooms:
+            for member in list(room.members.values()):
+                if member.node is not None and node in (None, member.node):
+                    self._remove_member(room, member, publish=False)
+
+    def _own_message_back(self, room_name: str, message_id: str) -> None:
+        """Deliver a local message that came back from the backplane, and any sent before it
+        that did not (none should be missing: they are not held back)."""
+        room = self._rooms.get(room_name)
+        if room is None or message_id not in room.pending:
+            return  # flushed when the backplane was lost
+        pending = room.pending
+        while True:
+            first = next(iter(pending))
+            message, timestamp = pending.pop(first)
+            self._fan_out(
+                room, message, self._stamp(room, message, first, timestamp, room.next_seq())
+            )
+            if first == message_id:
+                return
+
+    def _flush_pending(self, room: Room) -> None:
+        for message_id, (message, timestamp) in room.pending.items():
+            data = self._stamp(room, message, message_id, timestamp, room.next_seq())
+            self._fan_out(room, message, data)
+        room.pending.clear()
 
     # --- routing --------------------------------------------------------------------------
 
@@ -564,13 +690,18 @@ class RoomServer:
         return message if interceptor is None else interceptor(message)
 
     def _stamp(
-        self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
+        self,
+        room: Room,
+        message: InterceptedMessage,
+        message_id: str,
+        timestamp: float,
+        seq: int,
     ) -> bytes:
-        """The delivery frame, stamped with the sender, id, time and the room's next seq."""
+        """The delivery frame, stamped with the sender, id, time and the room's seq."""
         frame: Frame = {
             "t": "msg",
             "id": message_id,
-            "seq": room.next_seq(),
+            "seq": seq,
             "ts": timestamp,
             "from": message.sender.id,
             "type": message.type,
@@ -581,27 +712,29 @@ class RoomServer:
             frame["att"] = message.attachment
         return encode_frame(frame)
 
-    def _fan_out(self, room: Room, message: InterceptedMessage, data: bytes) -> int:
-        """Queue the same encoded delivery for every local recipient; returns how many."""
+    def _targets(self, room: Room, message: InterceptedMessage) -> list[ServerConnection]:
+        """The local connections a message is for."""
         sender_id = message.sender.id
         members = room.members
         if message.to is None:
-            targets = [m.connection for m in members.values() if m.participant.id != sender_id]
+            found = [m.connection for m in members.values() if m.participant.id != sender_id]
         else:
-            targets = [members[r].connection for r in message.to if r in members]
-        count = 0
+            found = [members[r].connection for r in message.to if r in members]
+        return [c for c in found if c is not None]
+
+    def _fan_out(self, room: Room, message: InterceptedMessage, data: bytes) -> int:
+        """Queue the same encoded delivery for every local recipient; returns how many."""
+        targets = self._targets(room, message)
         for connection in targets:
-            if connection is not None:
-                connection._queue(data)
-                count += 1
-        return count
+            connection._queue(data)
+        return len(targets)
 
     def _publish_message(
         self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
     ) -> None:
-        """Tell the other nodes; each stamps its own room seq when it applies the record."""
-        if self.config.node_id is None:
-            return  # single node: no record to build on the hot path
+        """Publish a local message; every node, this one included, delivers it (stamped with
+        its own room seq) when it comes back from the backplane."""
+        room.pending[message_id] = (message, timestamp)
         record: dict[str, Any] = {
             "t": "msg",
             "id": message_id,
@@ -646,9 +779,9 @@ class RoomServer:
             self._publish(room, {"t": "left", "id": pid})
 
     def _publish(self, room: Room, record: dict[str, Any]) -> None:
-        if self.config.node_id is not None:
+        if self._ordered:
             record.update(n=self.config.node_id, r=room.name)
-            self._backplane.append(encode_payload(record))
+            self._backplane.append((room.name, encode_payload(record)))
 
     def _forget(self, connection: ServerConnection) -> None:
         self._connections.pop(connection.connection_id, None)

@@ -23,7 +23,7 @@ from roomwire.events import (
     RoomMessage,
 )
 
-from .helpers import Peer, Room
+from .helpers import Peer, Room, server_config
 
 
 def prefixed_ids(prefix: str) -> Callable[[], str]:
@@ -39,19 +39,23 @@ class Cluster:
         self.n2 = Room(node_id="n2", id_factory=prefixed_ids("n2"))
         self.published: list[bytes] = []
 
+    def nodes(self) -> list[Room]:
+        return [self.n1, self.n2]
+
     def settle(self) -> None:
-        """Pump both nodes and carry every record to the other node until all is quiet."""
+        """Pump the nodes and carry every record, in one order, to every node (the publisher
+        included, as a pub/sub channel does) until all is quiet."""
         for _ in range(20):
-            self.n1.pump()
-            self.n2.pump()
-            from_n1 = self.n1.server.backplane_data_to_send()
-            from_n2 = self.n2.server.backplane_data_to_send()
-            self.published += from_n1 + from_n2
-            for record in from_n1:
-                self.n2.server.receive_backplane(record, self.n2.now)
-            for record in from_n2:
-                self.n1.server.receive_backplane(record, self.n1.now)
-            if not from_n1 and not from_n2:
+            for node in self.nodes():
+                node.pump()
+            batch = [r for node in self.nodes() for r in node.server.backplane_data_to_send()]
+            self.published += batch
+            for record in batch:
+                for node in self.nodes():
+                    node.server.receive_backplane(record, node.now)
+            if not batch:
+                for node in self.nodes():
+                    node.pump()
                 return
         raise AssertionError("the cluster did not settle")
 
@@ -155,13 +159,20 @@ def test_broadcasts_cross_nodes(cluster: Cluster) -> None:
     assert received(alice) == []
 
 
-def test_each_node_stamps_its_own_room_order(cluster: Cluster) -> None:
+def test_every_node_delivers_in_the_backplanes_order(cluster: Cluster) -> None:
     alice, bob, carol, dave = peers(cluster)
-    alice.client.broadcast_message("from-alice", {})
     bob.client.broadcast_message("from-bob", {})
-    cluster.settle()  # each node routes its own broadcast before it hears the other's
-    assert [(m.type, m.seq) for m in received(carol)] == [("from-alice", 5), ("from-bob", 6)]
-    assert [(m.type, m.seq) for m in received(dave)] == [("from-bob", 5), ("from-alice", 6)]
+    alice.client.broadcast_message("from-alice", {})
+    bob.client.broadcast_message("from-bob-2", {})
+    cluster.settle()  # the backplane carries n1's record first
+    # Local messages wait for the backplane too: dave (on n2, with bob) gets alice's first.
+    order = ["from-alice", "from-bob", "from-bob-2"]
+    on_carol, on_dave = received(carol), received(dave)
+    assert [m.type for m in on_carol] == [m.type for m in on_dave] == order
+    assert [m.type for m in received(alice)] == ["from-bob", "from-bob-2"]
+    assert [m.type for m in received(bob)] == ["from-alice"]
+    # Every node numbers them with its own seq, in that one order.
+    assert [m.seq for m in on_carol] == [m.seq for m in on_dave] == [5, 6, 7]
 
 
 def test_a_remote_recipient_that_left_is_not_found(cluster: Cluster) -> None:
@@ -176,14 +187,15 @@ def test_a_remote_recipient_that_left_is_not_found(cluster: Cluster) -> None:
     assert "msg" not in [cbor2.loads(r)["t"] for r in cluster.published]
 
 
-def test_a_node_ignores_its_own_records(cluster: Cluster) -> None:
+def test_a_node_applies_only_its_own_messages_and_each_once(cluster: Cluster) -> None:
     alice, _, carol, _ = peers(cluster)
     alice.client.broadcast_message("once", {})
     alice.client.set_attributes({"x": 1})
     cluster.n1.pump()
     records = cluster.n1.server.backplane_data_to_send()
     assert [cbor2.loads(r)["t"] for r in records] == ["msg", "join"]
-    for record in records:
+    assert received(carol) == []  # not before it comes back
+    for record in records * 2:
         cluster.n1.server.receive_backplane(record, cluster.n1.now)
     cluster.n1.pump()
     assert [m.type for m in received(carol)] == ["once"]
@@ -248,6 +260,8 @@ GOOD_MSG = record("msg", id="m1", ts=1.0, type="x", message={}, to=None) | {"fro
         pytest.param(cbor2.dumps({**record("join", p=participant("x")), "n": 2}), id="join-n"),
         pytest.param(cbor2.dumps(record("left")), id="left-no-id"),
         pytest.param(cbor2.dumps({**record("left", id="n2-1"), "r": 1}), id="left-room"),
+        pytest.param(cbor2.dumps({"t": "hb", "n": "n2"}), id="hb-room"),
+        pytest.param(cbor2.dumps({**record("sync"), "n": None}), id="sync-node"),
     ],
 )
 def test_malformed_records_raise_and_change_nothing(cluster: Cluster, data: bytes) -> None:
@@ -274,3 +288,164 @@ def test_a_single_node_server_publishes_nothing() -> None:
     room.pump()
     assert len(received(bob)) == 2
     assert room.server.backplane_data_to_send() == []
+    assert room.server.next_deadline() is not None
+    room.server.handle_timer(room.now)
+    assert room.server.backplane_data_to_send() == []
+    assert room.server.backplane_up
+    # Records and the backplane calls mean nothing to it.
+    room.server.receive_backplane(cbor2.dumps(GOOD_MSG), 0.0)
+    room.server.backplane_lost(0.0)
+    room.server.backplane_restored(0.0)
+    assert room.server.backplane_up
+    assert room.server.connections_with_output() == []
+    assert room.server.backplane_data_to_send() == []
+
+
+def kinds(peer: Peer) -> list[tuple[str, str]]:
+    """Presence diffs as (kind, participant id)."""
+    found = []
+    for event in peer.take():
+        if isinstance(event, ParticipantAdded):
+            found.append(("joined", event.participant.id))
+        elif isinstance(event, ParticipantRemoved):
+            found.append(("left", event.participant.id))
+    return found
+
+
+def beat(cluster: Cluster) -> None:
+    for node in cluster.nodes():
+        node.server.handle_timer(node.now)
+    cluster.settle()
+
+
+def test_a_silent_node_is_removed_once_after_the_ttl(cluster: Cluster) -> None:
+    alice, bob, carol, dave = peers(cluster)
+    n1 = cluster.n1
+    assert n1.server.next_deadline() == 0.0  # the first heartbeat is due at once
+    beat(cluster)
+    hb = [r for r in cluster.published if cbor2.loads(r)["t"] == "hb"]
+    assert [cbor2.loads(r) for r in hb] == [{"t": "hb", "n": n, "r": ""} for n in ("n1", "n2")]
+    assert n1.server.next_deadline() == n1.now + 5.0
+    n1.now += 10.0
+    beat(cluster)  # n2 is still heard: nothing changes
+    n1.now += 15.5
+    n1.server.handle_timer(n1.now)  # n2 last heard 15.5 s ago, over the 15 s TTL
+    n1.pump()
+    assert kinds(alice) == [("left", "n2-1"), ("left", "n2-2")]
+    assert kinds(carol) == [("left", "n2-1"), ("left", "n2-2")]
+    assert [p.name for p in n1.server.participants("demo")] == ["alice", "carol"]
+    n1.now += 30.0
+    n1.server.handle_timer(n1.now)  # exactly once
+    # A late departure of a removed participant changes nothing.
+    n1.server.receive_backplane(cbor2.dumps(record("left", id="n2-1")), n1.now)
+    n1.pump()
+    assert alice.take() == carol.take() == []
+    assert bob.take() == dave.take() == []
+
+
+def test_a_sync_request_is_answered_with_presence(cluster: Cluster) -> None:
+    alice, _, carol, _ = peers(cluster)
+    server = cluster.n1.server
+    server.backplane_data_to_send()
+    server.receive_backplane(cbor2.dumps({**record("join", p=participant("n3-1")), "n": "n3"}), 0)
+    server.receive_backplane(cbor2.dumps({**record("sync"), "n": "n3"}), 0)
+    cluster.n1.pump()
+    # n3 starts over: what it announced is dropped, then it announces it again.
+    assert kinds(alice) == [("joined", "n3-1"), ("left", "n3-1")]
+    published = [cbor2.loads(r) for r in server.backplane_data_to_send()]
+    assert [(r["t"], r["p"]["name"]) for r in published] == [("join", "alice"), ("join", "carol")]
+    carol.take()
+
+
+def test_a_node_asks_for_presence_when_a_room_is_new_to_it() -> None:
+    cluster = Cluster()
+    cluster.enabled(cluster.n1, "alice")
+    cluster.n2.join("bob")
+    cluster.n2.pump()
+    first = [cbor2.loads(r) for r in cluster.n2.server.backplane_data_to_send()]
+    assert first == [{"t": "sync", "n": "n2", "r": "demo"}]
+    cluster.n2.join("dave")  # the room is known now: no second request
+    cluster.n2.pump()
+    assert cluster.n2.server.backplane_data_to_send() == []
+
+
+def test_an_identical_announcement_is_not_an_update(cluster: Cluster) -> None:
+    alice, _, _, _ = peers(cluster)
+    again = {**record("join", p=participant("n2-1")), "n": "n2"}
+    again["p"]["name"] = "bob"
+    cluster.n1.server.receive_backplane(cbor2.dumps(again), 0)
+    cluster.n1.pump()
+    assert alice.take() == []
+
+
+def test_losing_the_backplane_delivers_locally_and_resyncs(cluster: Cluster) -> None:
+    alice, bob, carol, dave = peers(cluster)
+    n1, server = cluster.n1, cluster.n1.server
+    alice.client.broadcast_message("in-flight", {})
+    n1.pump()
+    in_flight = server.backplane_data_to_send()
+    server.backplane_lost(n1.now)
+    server.backplane_lost(n1.now)  # once is enough
+    assert not server.backplane_up
+    n1.pump()
+    # The local recipient still gets it; the other node's participants are gone from view.
+    events = carol.take()
+    assert [e.message.type for e in events if isinstance(e, MessageReceived)] == ["in-flight"]
+    assert [e.participant.id for e in events if isinstance(e, ParticipantRemoved)] == [
+        "n2-1",
+        "n2-2",
+    ]
+    assert kinds(alice) == [("left", "n2-1"), ("left", "n2-2")]
+    # Alone: local messages go at once, remote recipients are not found, nothing is published.
+    alice.client.broadcast_message("alone", {})
+    rid = alice.client.send_message("n2-1", "chat", {})
+    n1.pump()
+    assert [m.type for m in received(carol)] == ["alone"]
+    assert [e.code for e in alice.of(RequestRefused)] == [Code.NOT_FOUND]
+    assert rid
+    server.handle_timer(n1.now + 5)
+    server.receive_backplane(cbor2.dumps({**GOOD_MSG, "to": ["n1-1"]}), n1.now)
+    assert server.backplane_data_to_send() == []
+    n1.pump()
+    assert alice.take() == []
+    # Back: presence is asked for and announced again; the in-flight message is not doubled.
+    server.accept("still-handshaking", n1.now)
+    server.backplane_restored(n1.now)
+    server.backplane_restored(n1.now)
+    for data in in_flight:
+        server.receive_backplane(data, n1.now)
+    assert server.backplane_up
+    cluster.settle()
+    assert kinds(alice) == [("joined", "n2-1"), ("joined", "n2-2")]
+    assert received(carol) == []
+    # n2 saw n1's participants leave and come back: the gap is not silent.
+    assert kinds(bob) == [
+        ("left", "n1-1"),
+        ("left", "n1-2"),
+        ("joined", "n1-1"),
+        ("joined", "n1-2"),
+    ]
+    dave.take()
+    alice.client.broadcast_message("together", {})
+    cluster.settle()
+    assert [m.type for m in received(bob)] == ["together"]
+
+
+def test_local_messages_come_back_in_order(cluster: Cluster) -> None:
+    alice, _, carol, _ = peers(cluster)
+    server = cluster.n1.server
+    alice.client.broadcast_message("one", {})
+    alice.client.broadcast_message("two", {})
+    cluster.n1.pump()
+    first, second = server.backplane_data_to_send()
+    server.receive_backplane(second, 0)  # the first is delivered before it
+    server.receive_backplane(first, 0)
+    cluster.n1.pump()
+    assert [m.type for m in received(carol)] == ["one", "two"]
+    # Another node's room name in an own record: nothing pending there.
+    server.receive_backplane(cbor2.dumps({**GOOD_MSG, "n": "n1", "r": "elsewhere"}), 0)
+
+
+def test_the_heartbeat_must_be_shorter_than_the_ttl() -> None:
+    with pytest.raises(ValueError, match="backplane_heartbeat"):
+        server_config(node_id="n1", backplane_heartbeat=3.0, backplane_ttl=3.0)

@@ -13,6 +13,7 @@ from ._errors import (
     InvalidRequestError,
     NotEnabledError,
     NotFoundError,
+    RateLimitedError,
     RoomError,
     TooLargeError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "NotEnabledError",
     "NotFoundError",
     "ParticipantToken",
+    "RateLimitedError",
     "ReconnectPolicy",
     "Reconnected",
     "RemoteParticipant",

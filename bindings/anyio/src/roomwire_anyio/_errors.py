@@ -32,6 +32,11 @@ class NotEnabledError(RoomError):
     """The request is not allowed in the current state, e.g. a send before ``enable()``."""
 
 
+class RateLimitedError(RoomError):
+    """Over the connection's request rate (the connection stays open): retry later, more
+    slowly. Requests kept coming this fast close the connection (RATE_LIMIT_EXCEEDED)."""
+
+
 class ConnectionClosedError(RoomError):
     """The connection closed (or could not be opened) before the request completed."""
 
@@ -44,6 +49,7 @@ _BY_CODE: dict[Code, type[RoomError]] = {
     Code.TOO_LARGE: TooLargeError,
     Code.INVALID_REQUEST: InvalidRequestError,
     Code.INVALID_STATE: NotEnabledError,
+    Code.RATE_LIMITED: RateLimitedError,
 }
 
 

@@ -3,15 +3,19 @@ Every protocol decision stays in ``roomwire.RoomServer``."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import attrs
 
 from roomwire import (
     NEED_DATA,
@@ -24,6 +28,9 @@ from roomwire import (
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
 from ._url import format_url
+
+if TYPE_CHECKING:
+    from ._redis import RedisBackplane
 
 log = logging.getLogger("roomwire.server")
 
@@ -95,10 +102,17 @@ class Server:
         self._rearm = anyio.Event()
         self._armed_for = float("inf")
         self._closed = anyio.Event()
+        self._backplane: RedisBackplane | None = None
 
     @property
     def connection_count(self) -> int:
         return len(self._links)
+
+    @property
+    def backplane_healthy(self) -> bool | None:
+        """With ``serve(redis=...)``: True while the backplane's liveness probe comes back;
+        None for a single-node server."""
+        return None if self._backplane is None else self._backplane.healthy
 
     async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
         cid = next(self._ids)
@@ -162,6 +176,8 @@ class Server:
         deadline = self.core.next_deadline()
         if deadline is not None and deadline < self._armed_for:
             self._rearm.set()
+        if self._backplane is not None:
+            self._backplane.wake()
 
     async def _timer(self) -> None:
         while True:
@@ -181,6 +197,9 @@ class Server:
         self._closed.set()
         self.core.close()
         self._flush()
+        if self._backplane is not None:
+            # The other nodes hear the departures now rather than at the TTL.
+            await self._backplane.drain(CLOSE_GRACE)
         links = list(self._links.values())
         with anyio.move_on_after(CLOSE_GRACE * 2):
             for link in links:
@@ -221,17 +240,29 @@ async def serve(
     *,
     secret: str | bytes | None = None,
     config: ServerConfig | None = None,
+    redis: str | None = None,
+    probe_interval: float = 1.0,
     **settings: Any,
 ) -> AsyncIterator[Server]:
     """Run a room server on ``host:port`` (port 0 picks a free one; see ``server.url``).
 
     Pass ``secret`` (and any ``ServerConfig`` field as a keyword), or a whole ``config``.
     Leaving the block closes every connection with GOING_AWAY.
+
+    ``redis="redis://host:6379/0"`` makes this server one node of a cluster (asyncio only,
+    needs ``roomwire-anyio[redis]``): rooms span every node on that Redis, ``node_id``
+    (a ServerConfig field) names this node (a random id by default), and a liveness probe
+    goes through Redis every ``probe_interval`` seconds (see ``server.backplane_healthy``).
     """
     if config is None:
         config = ServerConfig(secret=secret, **settings)
     elif secret is not None or settings:
         raise TypeError("pass either config or secret/settings, not both")
+    if redis is not None:
+        config = _backplane_config(config)
+    elif config.node_id is not None:
+        # The core would wait for its own messages to come back through a backplane.
+        raise TypeError("node_id names a node of a cluster: pass redis=... too")
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     bound = listener.extra(anyio.abc.SocketAttribute.local_port)
     server = Server(RoomServer(config), host, bound)
@@ -240,6 +271,8 @@ async def serve(
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, server._serve_connection, tg)
         tg.start_soon(server._timer)
+        if redis is not None:
+            await _start_backplane(server, tg, redis, probe_interval)
         try:
             yield server
         except Exception as exc:
@@ -250,3 +283,37 @@ async def serve(
             tg.cancel_scope.cancel()
     if body_error is not None:
         raise body_error
+
+
+def _backplane_config(config: ServerConfig) -> ServerConfig:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:
+        raise RuntimeError(
+            "serve(redis=...) needs asyncio: redis-py's client is asyncio-only"
+            " (use roomwire_asyncio for a multi-node server)"
+        )
+    if config.node_id is None:
+        node_id = f"{socket.gethostname()}-{secrets.token_hex(4)}"
+        config = attrs.evolve(config, node_id=node_id)
+    return config
+
+
+async def _start_backplane(
+    server: Server, tg: anyio.abc.TaskGroup, url: str, probe_interval: float
+) -> None:
+    try:
+        from ._redis import RedisBackplane  # noqa: PLC0415 - redis-py is an optional extra
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise RuntimeError(
+            "serve(redis=...) needs redis-py: pip install 'roomwire-anyio[redis]'"
+        ) from exc
+    backplane = server._backplane = RedisBackplane(server, url, probe_interval=probe_interval)
+    tg.start_soon(backplane.run)
+    log.info("node %s: backplane %s", server.core.config.node_id, url)
+    if not await backplane.wait_healthy(max(5.0, probe_interval * 4)):
+        log.error("backplane %s not reachable yet: serving alone, retrying", url)

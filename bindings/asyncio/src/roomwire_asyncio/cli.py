@@ -47,6 +47,7 @@ EXIT_CODES = {
     6: "forbidden: the token does not grant this",
     7: "too large: the message is over the server's limit",
     8: "invalid request: the server refused the message's content",
+    9: "rate limited: over the server's request rate for this connection",
     130: "interrupted (Ctrl-C)",
 }
 _EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
@@ -55,6 +56,7 @@ _EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
     rw.TooLargeError: 7,
     rw.InvalidRequestError: 8,
     rw.NotEnabledError: 8,
+    rw.RateLimitedError: 9,
 }
 _TOKEN_CODES = {
     Code.TOKEN_INVALID,
@@ -194,13 +196,30 @@ async def _with_signals(main: Callable[[], Awaitable[None]]) -> None:
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 - Typer maps parameters to options
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option(help="Port to listen on (0 picks a free one).")
     ] = DEFAULT_PORT,
     secret: Secret = None,
     heartbeat: Annotated[float, typer.Option(help="Seconds between pings.")] = 25.0,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ROOMWIRE_REDIS",
+            help="Redis URL (redis://host:6379/0): run as one node of a cluster.",
+        ),
+    ] = None,
+    node_id: Annotated[
+        str | None, typer.Option(help="This node's id with --redis (random by default).")
+    ] = None,
+    backplane_ttl: Annotated[
+        float,
+        typer.Option(help="With --redis: seconds before a silent node's participants go."),
+    ] = 15.0,
+    probe_interval: Annotated[
+        float, typer.Option(help="With --redis: seconds between pub/sub liveness probes.")
+    ] = 1.0,
 ) -> None:
     """Run a room server until Ctrl-C or SIGTERM."""
     logging.basicConfig(
@@ -213,8 +232,17 @@ def serve(
         # A signal ends the block normally rather than cancelling it, so the server can tell
         # every client GOING_AWAY; armed before the server starts so none is missed.
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            cluster: dict[str, Any] = {}
+            if redis is not None:
+                cluster = {
+                    "redis": redis,
+                    "node_id": node_id,
+                    "backplane_ttl": backplane_ttl,
+                    "backplane_heartbeat": backplane_ttl / 3,
+                    "probe_interval": probe_interval,
+                }
             async with rw.serve(
-                host=host, port=port, secret=key, heartbeat_interval=heartbeat
+                host=host, port=port, secret=key, heartbeat_interval=heartbeat, **cluster
             ) as srv:
                 if generated:
                     example = ParticipantToken(room="demo", name="alice").to_jwt(key)
