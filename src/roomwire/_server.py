@@ -362,15 +362,7 @@ class ServerConnection(BaseConnection):
         self._server._forget(self)
 
     def _queue(self, data: bytes) -> None:
-        # The bound is checked on what already waits, so one frame may take the queue past
-        # it: a frame larger than the bound never closes a reader that keeps up.
-        waiting = self._out_size - self._snapshot_bytes
-        super()._queue(data)
-        server = self._server
-        server._dirty[self] = None
-        if waiting > server.config.outbound_limit and not self._slow:
-            self._slow = True
-            server._slow.append(self)
+        self._server._queue_to((self,), data)
 
     def data_to_send(self) -> bytes:
         self._snapshot_bytes = 0
@@ -725,8 +717,7 @@ class RoomServer:
     def _fan_out(self, room: Room, message: InterceptedMessage, data: bytes) -> int:
         """Queue the same encoded delivery for every local recipient; returns how many."""
         targets = self._targets(room, message)
-        for connection in targets:
-            connection._queue(data)
+        self._queue_to(targets, data)
         return len(targets)
 
     def _publish_message(
@@ -751,10 +742,25 @@ class RoomServer:
     def _presence(self, room: Room, frame: Frame, skip: str) -> None:
         """Queue one presence change, encoded once, for every listener but ``skip``."""
         frame["seq"] = room.next_seq()
-        data = encode_frame(frame)
-        for participant_id, connection in room.listeners.items():
-            if participant_id != skip:
-                connection._queue(data)
+        listeners = room.listeners
+        self._queue_to([c for pid, c in listeners.items() if pid != skip], encode_frame(frame))
+
+    def _queue_to(self, connections: Iterable[ServerConnection], data: bytes) -> None:
+        """Queue the same bytes for each connection: the one place output is queued, written
+        as one loop because fan-out runs it once per recipient.
+
+        The bound is checked on what already waits, so one frame may take a queue past it: a
+        frame larger than the bound never closes a reader that keeps up."""
+        size, limit = len(data), self.config.outbound_limit
+        dirty, slow = self._dirty, self._slow
+        for connection in connections:
+            waiting = connection._out_size - connection._snapshot_bytes
+            connection._out.append(data)
+            connection._out_size += size
+            dirty[connection] = None
+            if waiting > limit and not connection._slow:
+                connection._slow = True
+                slow.append(connection)
 
     def _add_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
         pid = member.participant.id
