@@ -85,6 +85,9 @@ class BaseConnection:
     def _finish(self, event: Input, code: Code, reason: str, by_peer: bool) -> ConnectionClosed:
         """Move to CLOSED through ``event`` and remember the close for later calls."""
         self._move(event)
+        # Release what was buffered now, not when the last reference goes (a closed server
+        # connection can stay on the timer heap until its old deadline).
+        self._buffer.clear()
         self._closed = ConnectionClosed(code=code, reason=reason, by_peer=by_peer)
         self._on_closed()
         return self._closed

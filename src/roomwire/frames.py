@@ -153,6 +153,11 @@ class FrameBuffer:
             self._pos = 0
         self._data += data
 
+    def clear(self) -> None:
+        """Drop everything buffered (the connection is closed: nothing more is decoded)."""
+        self._data = bytearray()
+        self._pos = 0
+
     def next_payload(self) -> bytes | None:
         """The next complete frame body, or None until more bytes arrive."""
         data, pos = self._data, self._pos

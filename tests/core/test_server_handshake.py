@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import jwt
@@ -14,6 +15,7 @@ from roomwire import (
     LocalProtocolError,
     ParticipantToken,
     RemoteProtocolError,
+    RoomServer,
     State,
     TokenError,
 )
@@ -26,7 +28,7 @@ from roomwire.events import (
     RemoteParticipant,
 )
 
-from .helpers import SECRET, RawPeer, Room, raw_peer, token
+from .helpers import SECRET, RawPeer, Room, raw_peer, server_config, token
 
 
 def hello(tok: str, **extra: Any) -> dict[str, Any]:
@@ -316,3 +318,23 @@ def test_close_with_a_custom_code_and_reason() -> None:
     room.pump()
     closed = alice.of(ConnectionClosed)[0]
     assert (closed.code, closed.reason) == (Code.NORMAL, "maintenance")
+
+
+def test_a_closed_connection_releases_its_receive_buffer_at_once() -> None:
+    server = RoomServer(server_config())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for cid in range(10):
+            conn = server.accept(cid, 0.0)
+            # A 1 MiB frame of nested arrays: refused, with its bytes still buffered.
+            conn.receive_data(b"\x00\x10\x00\x00" + b"\x81" * 0x100000)
+            with pytest.raises(RemoteProtocolError):
+                conn.next_event(0.0)
+            conn.data_to_send()
+        server.connections_with_output()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Their stale timer entries still reference them, but they hold none of their 10 MiB.
+    assert held < 1024 * 1024
