@@ -39,6 +39,7 @@ EXIT_NOT_FOUND = 5
 EXIT_FORBIDDEN = 6
 EXIT_TOO_LARGE = 7
 EXIT_INVALID = 8
+EXIT_RATE_LIMITED = 9
 EXIT_INTERRUPTED = 130
 
 
@@ -184,14 +185,18 @@ class Server(Process):
     """``roomwire serve`` on 127.0.0.1 and a free port; ready once it prints its URL."""
 
     def __init__(
-        self, folder: Path, *, secret: str | None = SECRET, port: int | None = None
+        self,
+        folder: Path,
+        *extra: str,
+        secret: str | None = SECRET,
+        port: int | None = None,
     ) -> None:
         self.port = port or free_port()
         self.secret = secret
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if secret is not None:
             args += ["--secret", secret]
-        super().__init__(args, folder, cli_env())
+        super().__init__([*args, *extra], folder, cli_env())
         self.url = f"tcp://127.0.0.1:{self.port}"
         self.wait_ready(f"listening on {self.url}")
 
@@ -254,8 +259,8 @@ class Spawner:
     def _next_folder(self, kind: str) -> Path:
         return self._folder / f"{kind}-{next(self._count)}"
 
-    def server(self, **kwargs: Any) -> Server:
-        server = Server(self._next_folder("server"), **kwargs)
+    def server(self, *extra: str, **kwargs: Any) -> Server:
+        server = Server(self._next_folder("server"), *extra, **kwargs)
         self._started.append(server)
         return server
 

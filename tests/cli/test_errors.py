@@ -10,10 +10,12 @@ from roomwire import ParticipantToken
 
 from .conftest import (
     EXIT_CONNECT,
+    EXIT_RATE_LIMITED,
     EXIT_TOKEN,
     EXIT_USAGE,
     SECRET,
     Server,
+    Spawner,
     assert_exit,
     assert_one_line_error,
     free_port,
@@ -166,3 +168,11 @@ def test_bad_usage(args: list[str]) -> None:
     result = run_cli(*args)
     assert_exit(result, EXIT_USAGE)
     assert result.stdout == ""
+
+
+def test_rate_limited_send_exits_with_its_own_code(spawn: Spawner, room: str) -> None:
+    # One token a connection, one at a time: the enable spends it, so the send is refused.
+    server = spawn.server("--rate-limit", "0.001", "--rate-burst", "1")
+    result = run_cli("messaging", "broadcast", *via(server), "--room", room,
+                     "--type", "t", "--data", "{}")  # fmt: skip
+    assert_one_line_error(result, EXIT_RATE_LIMITED, "RATE_LIMITED")

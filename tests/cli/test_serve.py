@@ -20,6 +20,7 @@ from .conftest import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_RATE_LIMITED,
     EXIT_TOKEN,
     EXIT_TOO_LARGE,
     EXIT_USAGE,
@@ -187,7 +188,7 @@ def test_console_script_next_to_the_interpreter(server: Server, room: str) -> No
 def test_help_documents_every_exit_code() -> None:
     assert EXIT_CODES.keys() == {
         EXIT_OK, 1, EXIT_USAGE, EXIT_CONNECT, EXIT_TOKEN, EXIT_NOT_FOUND, EXIT_FORBIDDEN,
-        EXIT_TOO_LARGE, EXIT_INVALID, EXIT_INTERRUPTED,
+        EXIT_TOO_LARGE, EXIT_INVALID, EXIT_RATE_LIMITED, EXIT_INTERRUPTED,
     }  # fmt: skip
     result = run_cli("--help", env=cli_env(COLUMNS="1000"))
     assert_exit(result, EXIT_OK)

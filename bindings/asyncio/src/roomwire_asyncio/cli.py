@@ -220,6 +220,13 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
     probe_interval: Annotated[
         float, typer.Option(help="With --redis: seconds between pub/sub liveness probes.")
     ] = 1.0,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Requests per second each connection may make."),
+    ] = None,
+    rate_burst: Annotated[
+        int, typer.Option(min=1, help="Requests a connection may make at once (with --rate-limit).")
+    ] = 10,
 ) -> None:
     """Run a room server until Ctrl-C or SIGTERM."""
     logging.basicConfig(
@@ -242,7 +249,13 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                     "probe_interval": probe_interval,
                 }
             async with rw.serve(
-                host=host, port=port, secret=key, heartbeat_interval=heartbeat, **cluster
+                host=host,
+                port=port,
+                secret=key,
+                heartbeat_interval=heartbeat,
+                rate_limit=rate_limit,
+                rate_burst=rate_burst,
+                **cluster,
             ) as srv:
                 if generated:
                     example = ParticipantToken(room="demo", name="alice").to_jwt(key)
