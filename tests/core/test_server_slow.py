@@ -127,7 +127,8 @@ def test_a_client_closing_with_a_full_queue_still_gets_its_answer() -> None:
     assert removed(alice) == ["bob"]
 
 
-def test_a_snapshot_larger_than_the_bound_does_not_make_the_newcomer_slow() -> None:
+def newcomer_to_a_big_room() -> tuple[Room, Peer]:
+    """dave enables in a room whose snapshot (three 1200-byte bios) is over the bound."""
     room = Room(outbound_limit=LIMIT)
     for name in ("alice", "bob", "carol"):
         peer = room.enabled(name)
@@ -135,6 +136,11 @@ def test_a_snapshot_larger_than_the_bound_does_not_make_the_newcomer_slow() -> N
         room.pump()
     dave = room.join("dave")
     dave.client.enable()
+    return room, dave
+
+
+def test_a_snapshot_larger_than_the_bound_does_not_make_the_newcomer_slow() -> None:
+    room, dave = newcomer_to_a_big_room()
     feed(room, dave)  # the snapshot stays queued, unread
     assert dave.server.outbound_size > LIMIT
     assert dave.server.state is State.ENABLED
@@ -148,13 +154,7 @@ def test_a_snapshot_larger_than_the_bound_does_not_make_the_newcomer_slow() -> N
 
 
 def test_once_the_snapshot_is_taken_the_bound_applies_to_everything_queued() -> None:
-    room = Room(outbound_limit=LIMIT)
-    for name in ("alice", "bob", "carol"):
-        peer = room.enabled(name)
-        peer.client.set_attributes({"bio": "x" * 1200})
-        room.pump()
-    dave = room.join("dave")
-    dave.client.enable()
+    room, dave = newcomer_to_a_big_room()
     feed(room, dave)
     assert len(dave.server.data_to_send()) > LIMIT  # the driver took the snapshot
     alice = room.peers["alice"]
