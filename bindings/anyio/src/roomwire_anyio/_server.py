@@ -1,5 +1,6 @@
-"""The server driver: a TCP listener, one reader and one writer per connection, one timer.
-Every protocol decision stays in ``roomwire.RoomServer``."""
+"""The server driver: a TCP listener, the links that carry each connection (an asyncio
+Protocol, or anyio streams elsewhere), one timer. Every protocol decision stays in
+``roomwire.RoomServer``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -23,10 +25,11 @@ from roomwire import (
     RoomServer,
     ServerConfig,
     ServerConnection,
-    State,
 )
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
+from ._protocol_link import ProtocolLink, TurnFlusher
+from ._stream_link import CLOSE_GRACE, serve_stream
 from ._url import format_url
 
 if TYPE_CHECKING:
@@ -34,75 +37,39 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("roomwire.server")
 
-READ_SIZE = 65536
-CLOSE_GRACE = 1.0
-"""Seconds a closed connection's last write may take before the socket is dropped."""
 
-
-class _Link:
-    """One accepted socket and the core's connection for it."""
-
-    def __init__(self, stream: anyio.abc.ByteStream, conn: ServerConnection, timeout: float):
-        self.stream = stream
-        self.conn = conn
-        self._timeout = timeout
-        self._wake = anyio.Event()
-        self._send_scope: anyio.CancelScope | None = None
-        self.done = anyio.Event()
-        # The writer outlives a cancellation of ``serve()``, so that GOING_AWAY still goes
-        # out; the server ends it explicitly (``scope.cancel()``) after a grace period.
-        self.scope = anyio.CancelScope(shield=True)
+class Link(Protocol):
+    """How the server drives one connection's transport, whichever runtime serves it."""
 
     def wake(self) -> None:
-        self._wake.set()
-        scope = self._send_scope
-        if scope is not None and self.conn.state is State.CLOSED:
-            # Closed while a write is stuck (a slow consumer): give that write a short grace.
-            scope.deadline = min(scope.deadline, anyio.current_time() + CLOSE_GRACE)
+        """The core has output for this connection (or closed it): write it soon."""
 
-    async def writer(self) -> None:
-        """Write everything queued since the last wake-up at once (per-turn coalescing)."""
-        with self.scope:
-            try:
-                await self._write_until_closed()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self.stream.aclose()
-                self.done.set()
-
-    async def _write_until_closed(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            data = self.conn.data_to_send()
-            closing = self.conn.state is State.CLOSED
-            if data:
-                limit = CLOSE_GRACE if closing else self._timeout
-                with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
-                    self._send_scope = scope
-                    await self.stream.send(data)
-                self._send_scope = None
-                if scope.cancelled_caught:
-                    return  # a peer that takes nothing for this long is gone
-            if closing:
-                return
+    def abort(self) -> None:
+        """Drop the transport now (its close frame did not get out in time)."""
 
 
 class Server:
     """A running room server: ``url``, the core ``RoomServer`` as ``core``, and ``aclose``."""
 
-    def __init__(self, core: RoomServer, host: str, port: int) -> None:
+    def __init__(self, core: RoomServer, host: str) -> None:
         self.core = core
-        self.host, self.port = host, port
-        self.url = format_url(host, port)
-        self._links: dict[int, _Link] = {}
+        self.host = host
+        self.port = 0
+        self.url = ""
+        config = core.config
+        self.write_timeout = config.heartbeat_interval + config.heartbeat_timeout
+        """Seconds a peer may take nothing we write before it is dropped."""
+        self._links: dict[object, Link] = {}
         self._ids = itertools.count(1)
         self._rearm = anyio.Event()
         self._armed_for = float("inf")
-        self._closed = anyio.Event()
+        self._closing = False
+        self._idle = anyio.Event()
         self._backplane: RedisBackplane | None = None
+
+    def _bound(self, port: int) -> None:
+        self.port = port
+        self.url = format_url(self.host, port)
 
     @property
     def connection_count(self) -> int:
@@ -114,43 +81,32 @@ class Server:
         None for a single-node server."""
         return None if self._backplane is None else self._backplane.healthy
 
-    async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
+    # --- what the links call ---------------------------------------------------------------
+
+    def accept(self, link: Link, peer: str) -> ServerConnection:
+        """A new transport: the core's connection for it."""
         cid = next(self._ids)
-        peer = _peer(stream)
         conn = self.core.accept(cid, time.time())
-        config = self.core.config
-        link = _Link(stream, conn, config.heartbeat_interval + config.heartbeat_timeout)
         self._links[cid] = link
         log.info("connection %s from %s", cid, peer)
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(link.writer)
-                self._flush()
-                await self._read(link)
-                with anyio.move_on_after(CLOSE_GRACE * 2):
-                    await link.done.wait()
-                link.scope.cancel()
-                tg.cancel_scope.cancel()
-        finally:
-            del self._links[cid]
+        self._flush()  # arms the handshake deadline
+        return conn
 
-    async def _read(self, link: _Link) -> None:
-        conn = link.conn
-        while True:
-            try:
-                data = await link.stream.receive(READ_SIZE)
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
-                data = b""
-            conn.receive_data(data)
-            closed = self._drain(conn)
-            self._flush()
-            if closed:
-                return
+    def feed(self, conn: ServerConnection, data: bytes) -> bool:
+        """Bytes from a transport (``b""`` at EOF): process every complete frame, then wake
+        the connections with output. True once the connection is closed."""
+        conn.receive_data(data)
+        closed = self._drain(conn)
+        self._flush()
+        return closed
+
+    def forget(self, conn: ServerConnection) -> None:
+        """The transport is gone."""
+        del self._links[conn.connection_id]
+        if not self._links:
+            self._idle.set()
+
+    # --- the core's side -------------------------------------------------------------------
 
     def _drain(self, conn: ServerConnection) -> bool:
         """Process every complete frame; True once the connection is closed."""
@@ -168,9 +124,9 @@ class Server:
         return False
 
     def _flush(self) -> None:
-        """Wake the writer of every connection with output: one write each per loop turn."""
+        """Wake every connection with output: each writes once per loop turn."""
         for conn in self.core.connections_with_output():
-            link = self._links.get(conn.connection_id)  # type: ignore[call-overload]
+            link = self._links.get(conn.connection_id)
             if link is not None:
                 link.wake()
         deadline = self.core.next_deadline()
@@ -192,30 +148,20 @@ class Server:
 
     async def aclose(self) -> None:
         """Close every connection with GOING_AWAY, let the close frames out, stop."""
-        if self._closed.is_set():
+        if self._closing:
             return
-        self._closed.set()
+        self._closing = True
         self.core.close()
         self._flush()
         if self._backplane is not None:
             # The other nodes hear the departures now rather than at the TTL.
             await self._backplane.drain(CLOSE_GRACE)
-        links = list(self._links.values())
         with anyio.move_on_after(CLOSE_GRACE * 2):
-            for link in links:
-                await link.done.wait()
-        for link in links:
-            link.scope.cancel()
-
-
-def _peer(stream: anyio.abc.SocketStream) -> str:
-    try:
-        address = stream.extra(anyio.abc.SocketAttribute.remote_address)
-    except anyio.TypedAttributeLookupError:
-        return "unknown"
-    if isinstance(address, str):  # a UNIX socket path
-        return address
-    return f"{address[0]}:{address[1]}"
+            while self._links:
+                self._idle = anyio.Event()
+                await self._idle.wait()
+        for link in list(self._links.values()):
+            link.abort()
 
 
 def _log_event(conn: ServerConnection, event: Event) -> None:
@@ -263,13 +209,13 @@ async def serve(
     elif config.node_id is not None:
         # The core would wait for its own messages to come back through a backplane.
         raise TypeError("node_id names a node of a cluster: pass redis=... too")
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    server = Server(RoomServer(config), host, bound)
+    server = Server(RoomServer(config), host)
+    listening = _Listening(server)
+    await listening.bind(host, port)
     log.info("serving on %s", server.url)
     body_error: Exception | None = None
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server._serve_connection, tg)
+    async with anyio.create_task_group() as tg:
+        await listening.start(tg)
         tg.start_soon(server._timer)
         if redis is not None:
             await _start_backplane(server, tg, redis, probe_interval)
@@ -278,6 +224,7 @@ async def serve(
         except Exception as exc:
             body_error = exc  # re-raised below, so it is not wrapped in an ExceptionGroup
         finally:
+            listening.stop()
             with anyio.CancelScope(shield=True):
                 await server.aclose()
             tg.cancel_scope.cancel()
@@ -285,14 +232,60 @@ async def serve(
         raise body_error
 
 
-def _backplane_config(config: ServerConfig) -> ServerConfig:
+class _Listening:
+    """The bound listening socket(s); ``start`` accepts connections, ``stop`` stops that.
+
+    On asyncio each connection is a Protocol written once per loop turn (no task per
+    connection: the fast path). Elsewhere it is an anyio stream with a reader and a writer."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._protocols: asyncio.Server | None = None
+        self._streams: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
+        self._scope = anyio.CancelScope()
+
+    async def bind(self, host: str, port: int) -> None:
+        server = self._server
+        if _on_asyncio():
+            flusher = TurnFlusher(asyncio.get_running_loop())
+            self._protocols = await asyncio.get_running_loop().create_server(
+                lambda: ProtocolLink(server, flusher), host, port, start_serving=False
+            )
+            server._bound(self._protocols.sockets[0].getsockname()[1])
+        else:
+            self._streams = streams = await anyio.create_tcp_listener(
+                local_host=host, local_port=port
+            )
+            server._bound(streams.extra(anyio.abc.SocketAttribute.local_port))
+
+    async def start(self, tg: anyio.abc.TaskGroup) -> None:
+        if self._protocols is not None:
+            await self._protocols.start_serving()
+        else:
+            tg.start_soon(self._accept_streams, tg)
+
+    async def _accept_streams(self, tg: anyio.abc.TaskGroup) -> None:
+        assert self._streams is not None
+        with self._scope:
+            async with self._streams:
+                await self._streams.serve(partial(serve_stream, self._server), tg)
+
+    def stop(self) -> None:
+        if self._protocols is not None:
+            self._protocols.close()
+        self._scope.cancel()
+
+
+def _on_asyncio() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        running = False
-    else:
-        running = True
-    if not running:
+        return False
+    return True
+
+
+def _backplane_config(config: ServerConfig) -> ServerConfig:
+    if not _on_asyncio():
         raise RuntimeError(
             "serve(redis=...) needs asyncio: redis-py's client is asyncio-only"
             " (use roomwire_asyncio for a multi-node server)"
