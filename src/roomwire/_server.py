@@ -22,6 +22,7 @@ from .codes import Code
 from .events import (
     AttributesChanged,
     Event,
+    JSONObject,
     MessageRouted,
     ParticipantDisabled,
     ParticipantEnabled,
@@ -35,6 +36,7 @@ from .frames import (
     Frame,
     check_frame,
     decode_payload,
+    encode_ack,
     encode_frame,
     encode_payload,
     is_json_object,
@@ -308,44 +310,56 @@ class ServerConnection(BaseConnection):
                 shown = ", ".join(repr(r[:64]) for r in missing[:5])
                 raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
         message_id = config.id_factory()
-        outgoing = InterceptedMessage(
-            room=room.name,
-            sender=self._me,
-            to=to,
-            type=type_,
-            message=frame["message"],
-            attachment=frame.get("att"),
-        )
-        delivery = server._intercept(outgoing)
         ordered = server._ordered
-        data = b""
-        if delivery is not None:
-            # Through the backplane the seq is stamped when the message comes back: check the
-            # size with the largest seq there can be.
-            seq = _LARGEST_SEQ if ordered else room.next_seq()
-            data = server._stamp(room, delivery, message_id, now, seq)
-            if len(data) - PREFIX_SIZE > config.max_frame_size:
-                # Compact CBOR (half-precision floats, say) can grow when re-encoded: the
-                # delivery must still fit every recipient's frame limit.
-                raise _Refusal(
-                    Code.TOO_LARGE,
-                    f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
-                    f" {config.max_frame_size}-byte frame limit",
+        sender, body, attachment = self._me, frame["message"], frame.get("att")
+        routed: InterceptedMessage | None = None
+        if config.interceptor is not None or ordered:
+            # Only these paths need the message as an object: the common one stays lean.
+            routed = server._intercept(
+                InterceptedMessage(
+                    room=room.name,
+                    sender=sender,
+                    to=to,
+                    type=type_,
+                    message=body,
+                    attachment=attachment,
                 )
+            )
+            if routed is None:
+                self._move(Input.SEND)
+                self._queue(encode_ack(frame["rid"], message_id))
+                return MessageRouted(
+                    message_id=message_id,
+                    from_participant_id=sender.id,
+                    broadcast=broadcast,
+                    recipients=0,
+                )
+            sender, to, type_ = routed.sender, routed.to, routed.type
+            body, attachment = routed.message, routed.attachment
+        # Through the backplane the seq is stamped when the message comes back: check the
+        # size with the largest seq there can be.
+        seq = _LARGEST_SEQ if ordered else room.next_seq()
+        data = delivery_frame(message_id, seq, now, sender.id, to, type_, body, attachment)
+        if len(data) - PREFIX_SIZE > config.max_frame_size:
+            # Compact CBOR (half-precision floats, say) can grow when re-encoded: the
+            # delivery must still fit every recipient's frame limit.
+            raise _Refusal(
+                Code.TOO_LARGE,
+                f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
+                f" {config.max_frame_size}-byte frame limit",
+            )
         self._move(Input.SEND)
-        self._send({"t": "ack", "rid": frame["rid"], "id": message_id})
-        recipients = 0
-        if delivery is not None:
-            if ordered:
-                recipients = len(server._targets(room, delivery))
-                server._publish_message(room, delivery, message_id, now)
-            else:
-                recipients = server._fan_out(room, delivery, data)
+        self._queue(encode_ack(frame["rid"], message_id))
+        targets = server._targets(room, sender.id, to)
+        if routed is not None and ordered:
+            server._publish_message(room, routed, message_id, now)
+        else:
+            server._queue_to(targets, data)
         return MessageRouted(
             message_id=message_id,
             from_participant_id=self._me.id,
             broadcast=broadcast,
-            recipients=recipients,
+            recipients=len(targets),
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -404,6 +418,32 @@ def _jwt_authenticator(secret: str | bytes) -> Callable[[str, float], Participan
         return ParticipantToken.from_jwt(token, secret, now=now)
 
     return authenticate
+
+
+def delivery_frame(  # noqa: PLR0917 - the fields of one frame
+    message_id: str,
+    seq: int,
+    timestamp: float,
+    sender_id: str,
+    to: tuple[str, ...] | None,
+    type_: str,
+    message: JSONObject,
+    attachment: bytes | None,
+) -> bytes:
+    """A ``msg`` frame, stamped with its id, the room's seq, the time and the true sender."""
+    frame: Frame = {
+        "t": "msg",
+        "id": message_id,
+        "seq": seq,
+        "ts": timestamp,
+        "from": sender_id,
+        "type": type_,
+        "message": message,
+        "bc": to is None,
+    }
+    if attachment is not None:
+        frame["att"] = attachment
+    return encode_frame(frame)
 
 
 _NOBODY = RemoteParticipant(id="", name="", role="")
@@ -689,34 +729,32 @@ class RoomServer:
         timestamp: float,
         seq: int,
     ) -> bytes:
-        """The delivery frame, stamped with the sender, id, time and the room's seq."""
-        frame: Frame = {
-            "t": "msg",
-            "id": message_id,
-            "seq": seq,
-            "ts": timestamp,
-            "from": message.sender.id,
-            "type": message.type,
-            "message": message.message,
-            "bc": message.to is None,
-        }
-        if message.attachment is not None:
-            frame["att"] = message.attachment
-        return encode_frame(frame)
+        """The delivery frame of a message that went through the backplane."""
+        return delivery_frame(
+            message_id,
+            seq,
+            timestamp,
+            message.sender.id,
+            message.to,
+            message.type,
+            message.message,
+            message.attachment,
+        )
 
-    def _targets(self, room: Room, message: InterceptedMessage) -> list[ServerConnection]:
+    def _targets(
+        self, room: Room, sender_id: str, to: tuple[str, ...] | None
+    ) -> list[ServerConnection]:
         """The local connections a message is for."""
-        sender_id = message.sender.id
         members = room.members
-        if message.to is None:
+        if to is None:
             found = [m.connection for m in members.values() if m.participant.id != sender_id]
         else:
-            found = [members[r].connection for r in message.to if r in members]
+            found = [members[r].connection for r in to if r in members]
         return [c for c in found if c is not None]
 
     def _fan_out(self, room: Room, message: InterceptedMessage, data: bytes) -> int:
         """Queue the same encoded delivery for every local recipient; returns how many."""
-        targets = self._targets(room, message)
+        targets = self._targets(room, message.sender.id, message.to)
         self._queue_to(targets, data)
         return len(targets)
 

@@ -71,6 +71,31 @@ def encode_frame(frame: Frame) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
+def _head(major: int, value: int) -> bytes:
+    """A CBOR item head: major type bits plus the shortest encoding of ``value``."""
+    if value < 24:
+        return bytes((major | value,))
+    if value < 0x100:
+        return bytes((major | 24, value))
+    if value < 0x10000:
+        return bytes((major | 25,)) + value.to_bytes(2, "big")
+    if value < 0x100000000:
+        return bytes((major | 26,)) + value.to_bytes(4, "big")
+    return bytes((major | 27,)) + value.to_bytes(8, "big")
+
+
+_ACK_START = b"\xa3\x61t\x63ack\x63rid"  # {"t": "ack", "rid": ...
+_ACK_ID = b"\x62id"
+
+
+def encode_ack(request_id: int, message_id: str) -> bytes:
+    """``encode_frame({"t": "ack", "rid": request_id, "id": message_id})``, the same bytes,
+    written out by hand: one goes out for every message routed."""
+    text = message_id.encode()
+    body = b"".join((_ACK_START, _head(0x00, request_id), _ACK_ID, _head(0x60, len(text)), text))
+    return HEADER.pack(len(body)) + body
+
+
 def encode_payload(frame: Frame) -> bytes:
     """Encode one frame without its length prefix (the form for message transports)."""
     return cbor2.dumps(frame)

@@ -9,6 +9,8 @@ from typing import Any
 import attrs
 import cbor2
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from roomwire import ClientConfig, Code, InterceptedMessage, State
 from roomwire.events import (
@@ -25,8 +27,9 @@ from roomwire.events import (
     RequestRefused,
     RoomMessage,
 )
+from roomwire.frames import encode_frame
 
-from .helpers import Peer, RawPeer, Room, raw_peer, token
+from .helpers import Peer, RawPeer, Room, feed, raw_peer, token
 
 
 def raw_enabled(room: Room, name: str, **grants: Any) -> RawPeer:
@@ -525,3 +528,38 @@ def test_a_send_whose_delivery_would_outgrow_the_frame_limit_is_refused() -> Non
     assert "the delivery would be 90" in refused["reason"]
     assert bob.of(MessageReceived) == []
     assert alice.server.state is State.ENABLED
+
+
+class _FixedIds:
+    """An id factory whose next id the test sets (message ids of any length and script)."""
+
+    def __init__(self) -> None:
+        self.next = "id"
+
+    def __call__(self) -> str:
+        return self.next
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rid=st.integers(0, 2**63 - 1),
+    message_id=st.text(min_size=1, max_size=300),
+)
+@example(rid=23, message_id="a" * 23)
+@example(rid=24, message_id="a" * 24)
+@example(rid=255, message_id="é" * 128)
+@example(rid=256, message_id="a" * 255)
+@example(rid=65535, message_id="a" * 256)
+@example(rid=65536, message_id="a")
+@example(rid=2**32 - 1, message_id="a")
+@example(rid=2**32, message_id="a")
+@example(rid=2**63 - 1, message_id="a")
+def test_the_ack_of_a_message_is_the_canonical_cbor_of_its_map(rid: int, message_id: str) -> None:
+    # Acks of routed messages are written without cbor2: they must be the same bytes.
+    ids = _FixedIds()
+    room = Room(id_factory=ids)
+    alice = raw_enabled(room, "alice")
+    ids.next = message_id
+    alice.client.send({"t": "broadcast", "rid": rid, "type": "t", "message": {}})
+    feed(room, alice)
+    assert alice.server.data_to_send() == encode_frame({"t": "ack", "rid": rid, "id": message_id})
