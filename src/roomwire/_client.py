@@ -56,6 +56,22 @@ class ClientConnection(BaseConnection):
     ``next_deadline()`` and call ``handle_timer(now)`` when it fires.
     """
 
+    __slots__ = (
+        "_close_sent",
+        "_connected",
+        "_deadline",
+        "_interval",
+        "_limits",
+        "_me",
+        "_pending",
+        "_presence",
+        "_rids",
+        "_room",
+        "_snapshot",
+        "_timeout",
+        "config",
+    )
+
     def __init__(
         self,
         *,

@@ -15,6 +15,15 @@ NextEvent = Event | NeedData
 class BaseConnection:
     """One side of one connection. Subclasses add the frame handlers of their role."""
 
+    __slots__ = (
+        "_buffer",
+        "_closed",
+        "_eof",
+        "_out",
+        "_out_size",
+        "_state",
+    )
+
     def __init__(self, max_frame_size: int) -> None:
         self._buffer = FrameBuffer(max_frame_size)
         self._out: list[bytes] = []

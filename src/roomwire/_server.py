@@ -59,6 +59,25 @@ class ServerConnection(BaseConnection):
     close the transport.
     """
 
+    __slots__ = (
+        "_bucket_at",
+        "_deadline",
+        "_heard",
+        "_joined",
+        "_me",
+        "_member",
+        "_pinged",
+        "_room",
+        "_server",
+        "_slow",
+        "_snapshot_bytes",
+        "_strikes",
+        "_timer_at",
+        "_token",
+        "_tokens",
+        "connection_id",
+    )
+
     def __init__(self, server: RoomServer, connection_id: object, now: float) -> None:
         super().__init__(server.config.max_frame_size)
         self._server = server

@@ -162,6 +162,12 @@ def is_json_object(value: object) -> bool:
 class FrameBuffer:
     """Receive buffer: appends chunks and walks complete frames by offset."""
 
+    __slots__ = (
+        "_data",
+        "_pos",
+        "max_frame_size",
+    )
+
     def __init__(self, max_frame_size: int) -> None:
         self._data = bytearray()
         self._pos = 0
