@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -170,6 +171,8 @@ class ServerConnection(BaseConnection):
             token = server._authenticator(frame["token"], now)
         except TokenError as exc:
             return self._abort(exc.code, exc.reason)
+        # Every connection of a room (and role) holds the same strings, not a copy each.
+        token = attrs.evolve(token, room=sys.intern(token.room), role=sys.intern(token.role))
         room_name = frame.get("room")
         if room_name is not None and room_name != token.room:
             return self._abort(
