@@ -152,13 +152,16 @@ class ClientConnection(BaseConnection):
         """Send to one participant id or a list of them. Allowed once ``enable`` was called.
         ``RequestAcked`` (with the message id) or ``RequestRefused`` answers it."""
         self._check_allowed(Input.SEND, "send a message")
-        recipients = [to] if isinstance(to, str) else list(to)
-        if not all(isinstance(r, str) for r in recipients):
-            raise InvalidRequest("recipients must be participant ids (strings)")
-        recipients = list(dict.fromkeys(recipients))  # as the server counts them
-        most = self._limits.max_recipients
-        if not recipients or len(recipients) > most:
-            raise InvalidRequest(f"a send names 1 to {most} recipients")
+        if isinstance(to, str):
+            recipients = [to]  # the common case, with nothing to check
+        else:
+            recipients = list(to)
+            if not all(isinstance(r, str) for r in recipients):
+                raise InvalidRequest("recipients must be participant ids (strings)")
+            recipients = list(dict.fromkeys(recipients))  # as the server counts them
+            most = self._limits.max_recipients
+            if not recipients or len(recipients) > most:
+                raise InvalidRequest(f"a send names 1 to {most} recipients")
         frame = self._message_frame("send", type, message, attachment)
         frame["to"] = recipients
         return self._request(Input.SEND, frame)

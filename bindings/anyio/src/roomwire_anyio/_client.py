@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Literal, overload
 
 import anyio
@@ -40,6 +41,7 @@ from roomwire.events import (
     RequestRefused,
 )
 
+from ._client_links import Link, Waiter, dial
 from ._errors import ConnectionClosedError, RoomError, error_for, from_local
 from ._queue import EventQueue
 from ._url import parse_url
@@ -47,7 +49,6 @@ from .events import Disconnected, MessagingEvent, Reconnected, SendFailed
 
 log = logging.getLogger("roomwire.client")
 
-READ_SIZE = 65536
 Recipient = RemoteParticipant | str
 Callback = Callable[[Any], object]
 CALLBACK_EVENTS = ("message", "participant_added", "participant_removed", "participant_updated")
@@ -65,74 +66,6 @@ class ReconnectPolicy:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return rng.uniform(0, min(self.max_delay, self.first_delay * 2**attempt))
-
-
-class _Waiter:
-    """A one-shot result slot a sender awaits (anyio has no future)."""
-
-    __slots__ = ("_done", "error", "value")
-
-    def __init__(self) -> None:
-        self._done = anyio.Event()
-        self.value: str | None = None
-        self.error: RoomError | None = None
-
-    def resolve(self, value: str | None = None, error: RoomError | None = None) -> None:
-        self.value, self.error = value, error
-        self._done.set()
-
-    async def wait(self) -> str | None:
-        await self._done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class _Link:
-    """One transport and the core connection speaking over it."""
-
-    def __init__(self, stream: anyio.abc.ByteStream, conn: ClientConnection) -> None:
-        self.stream = stream
-        self.conn = conn
-        self.waiters: dict[int, _Waiter | None] = {}
-        self.reenable: _Waiter | None = None
-        """The re-enable queued on a reconnect's new connection, before the link is used."""
-        self._wake = anyio.Event()
-        self.drained = anyio.Event()
-        self.close_sent = anyio.Event()
-        self.closed = anyio.Event()
-        # The writer outlives a cancellation of the client's scope, so that the close frame
-        # still goes out; the driver ends it explicitly (``scope.cancel()``).
-        self.scope = anyio.CancelScope(shield=True)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def writer(self) -> None:
-        """Flush everything queued since the last wake-up in one write: per-turn coalescing."""
-        with self.scope:
-            try:
-                while True:
-                    await self._wake.wait()
-                    self._wake = anyio.Event()
-                    data = self.conn.data_to_send()
-                    if data:
-                        await self.stream.send(data)
-                    if self.conn.state in (State.CLOSING, State.CLOSED):
-                        self.close_sent.set()
-                    self.drained.set()
-                    self.drained = anyio.Event()
-                    if self.conn.state is State.CLOSED:
-                        break
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass
-            finally:
-                # Closing the stream also wakes the reader, which then reads EOF.
-                with anyio.CancelScope(shield=True):
-                    await self.stream.aclose()
-                self.closed.set()
-                self.close_sent.set()
-                self.drained.set()  # senders held back by backpressure must see the close
 
 
 class Messaging:
@@ -341,11 +274,13 @@ class RoomClient:
         self._max_pending = max_pending_bytes
         self._rng = random.Random()
         self.messaging = Messaging(self, queue_size)
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._up = anyio.Event()
         self._closing = False
         self._close_reason: RoomError | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._spawn_pending: list[tuple[str, Any]] = []
+        self._spawn_wake = anyio.Event()
         self._me: RemoteParticipant | None = None
         self.room: str | None = room
         self._attributes: dict[str, Any] = {}
@@ -379,45 +314,46 @@ class RoomClient:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def _start(self, tg: anyio.abc.TaskGroup, link: _Link) -> None:
+    def _start(self, tg: anyio.abc.TaskGroup, link: Link) -> None:
         self._tg = tg
+        tg.start_soon(self._spawner)
         tg.start_soon(self._supervise, link)
 
-    async def _open(self) -> _Link:
+    async def _open(self) -> Link:
         """Connect, handshake, and return the link once the welcome is in."""
-        try:
-            stream: anyio.abc.ByteStream = await anyio.connect_tcp(self._host, self._port)
-        except OSError as exc:
-            raise ConnectionClosedError(
-                f"cannot reach {self.url}: {exc.strerror or exc}", Code.CONNECTION_LOST
-            ) from None
         conn = ClientConnection(
             token=self._token, now=time.time(), room=self._room_name, config=self._config
         )
         try:
+            link = await dial(self._host, self._port, conn)
+        except OSError as exc:
+            raise ConnectionClosedError(
+                f"cannot reach {self.url}: {exc.strerror or exc}", Code.CONNECTION_LOST
+            ) from None
+        try:
             with anyio.fail_after(self._config.handshake_timeout):
-                await stream.send(conn.data_to_send())
+                await link.send_now()
                 while True:
                     event = conn.next_event(time.time())
                     if event is NEED_DATA:
-                        conn.receive_data(await _receive(stream))
+                        await link.receive_more()
                     elif isinstance(event, Connected):
                         break
                     elif isinstance(event, ConnectionClosed):
                         raise error_for(event.code, event.reason)
         except TimeoutError:
-            await stream.aclose()
+            await link.hang_up()
             raise ConnectionClosedError(
                 "no welcome from the server in time", Code.HANDSHAKE_TIMEOUT
             ) from None
         except RemoteProtocolError as exc:
-            await stream.aclose()
+            await link.hang_up()
             raise ConnectionClosedError(f"bad handshake: {exc.reason}", exc.code) from None
         except BaseException:
-            await stream.aclose()
+            with anyio.CancelScope(shield=True):
+                await link.hang_up()
             raise
         self._me, self.room = event.participant, event.room
-        link = _Link(stream, conn)
         if self._attributes:
             # Reconnecting: restore our attributes first, so the re-enable announces them.
             link.waiters[conn.set_attributes(self._attributes)] = None
@@ -427,13 +363,13 @@ class RoomClient:
             # made as soon as it is up (or already waiting for it) goes out after the enable,
             # which the state table allows, instead of failing as "not enabled".
             rid = conn.enable(presence=self.messaging._presence)
-            link.reenable = link.waiters[rid] = _Waiter()
+            link.reenable = link.waiters[rid] = Waiter()
             link.wake()
         self._link = link
         self._up.set()
         return link
 
-    async def _supervise(self, link: _Link) -> None:
+    async def _supervise(self, link: Link) -> None:
         """Run links one after another: reconnect on retryable losses."""
         while True:
             closed = await self._run_link(link)
@@ -460,7 +396,7 @@ class RoomClient:
                 return
             link = reconnected
 
-    async def _reconnect(self, closed: ConnectionClosed) -> _Link | RoomError:
+    async def _reconnect(self, closed: ConnectionClosed) -> Link | RoomError:
         """A new link, or the error that ended the attempts."""
         give_up = anyio.current_time() + self._policy.give_up_after
         attempt = 0
@@ -480,18 +416,18 @@ class RoomClient:
             return link
         return ConnectionClosedError(f"could not reconnect: {error.reason}", error.code)
 
-    async def _run_link(self, link: _Link) -> ConnectionClosed:
+    async def _run_link(self, link: Link) -> ConnectionClosed:
         """The pump for one transport; returns how it closed."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(link.writer)
+            link.start(tg)
             tg.start_soon(self._timer, link)
             if link.reenable is not None:
                 tg.start_soon(self._reenable, link.reenable)
-            closed = await self._reader(link)
+            closed = await link.read_until_closed(partial(self._drain, link))
             link.wake()
             with anyio.move_on_after(1):
                 await link.closed.wait()
-            link.scope.cancel()
+            link.abort()
             tg.cancel_scope.cancel()
         self._link = None
         self._me = link.conn.local_participant  # as last seen, attributes included
@@ -499,39 +435,27 @@ class RoomClient:
         self._fail_waiters(link, closed)
         return closed
 
-    async def _reader(self, link: _Link) -> ConnectionClosed:
-        conn = link.conn
-        while True:
-            closed = self._drain(link)
-            if closed is not None:
-                return closed
-            try:
-                data = await _receive(link.stream)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                data = b""
-            conn.receive_data(data)
-
-    async def _timer(self, link: _Link) -> None:
+    async def _timer(self, link: Link) -> None:
         conn = link.conn
         while (deadline := conn.next_deadline()) is not None:
             await anyio.sleep(max(deadline - time.time(), 0.0))
             conn.handle_timer(time.time())
             link.wake()
             if conn.state is State.CLOSED:
-                # The writer flushes the close frame and closes the stream, which wakes the
-                # reader; a peer too dead to take the frame gets the stream closed anyway.
+                # The close frame is flushed and the transport closed, which ends the
+                # reading; a peer too dead to take the frame gets it dropped anyway.
                 with anyio.move_on_after(1):
                     await link.closed.wait()
-                await link.stream.aclose()
+                await link.hang_up()
                 return
 
-    async def _reenable(self, waiter: _Waiter) -> None:
+    async def _reenable(self, waiter: Waiter) -> None:
         try:
             await waiter.wait()
         except RoomError as exc:
             log.warning("could not re-enable messaging after reconnecting: %s", exc.reason)
 
-    def _drain(self, link: _Link) -> ConnectionClosed | None:
+    def _drain(self, link: Link) -> ConnectionClosed | None:
         """Apply every buffered frame; returns the close event once the connection ends."""
         conn = link.conn
         try:
@@ -544,10 +468,11 @@ class RoomClient:
             log.warning("closing: the server broke the protocol: %s", exc.reason)
             link.wake()
             return ConnectionClosed(code=exc.code, reason=exc.reason, by_peer=False)
-        link.wake()
+        if conn.outbound_size:
+            link.wake()  # replies the frames called for (pongs)
         return None
 
-    def _handle(self, link: _Link, event: Event) -> None:
+    def _handle(self, link: Link, event: Event) -> None:
         if isinstance(event, RequestAcked | RequestRefused | MessagingEnabled | MessagingDisabled):
             waiter = link.waiters.pop(event.request_id, None)
             if isinstance(event, RequestRefused):
@@ -564,7 +489,7 @@ class RoomClient:
                 waiter.resolve(event.message_id if isinstance(event, RequestAcked) else None)
         self.messaging._dispatch(event)
 
-    def _fail_waiters(self, link: _Link, closed: ConnectionClosed) -> None:
+    def _fail_waiters(self, link: Link, closed: ConnectionClosed) -> None:
         for waiter in link.waiters.values():
             if waiter is not None:
                 waiter.resolve(error=ConnectionClosedError(closed.reason, closed.code))
@@ -576,14 +501,24 @@ class RoomClient:
         self._up.set()  # wake senders waiting for a connection: they will see the close
 
     def _spawn_callback(self, name: str, awaitable: Any) -> None:
-        async def run() -> None:
-            try:
-                await awaitable
-            except Exception:
-                log.exception("%s callback failed", name)
+        # Frames may be applied in a transport callback, outside any task, where no task can
+        # be started: the spawner task starts it.
+        self._spawn_pending.append((name, awaitable))
+        self._spawn_wake.set()
 
+    async def _spawner(self) -> None:
         assert self._tg is not None
-        self._tg.start_soon(run)
+        try:
+            while True:
+                await self._spawn_wake.wait()
+                self._spawn_wake = anyio.Event()
+                pending, self._spawn_pending = self._spawn_pending, []
+                for name, awaitable in pending:
+                    self._tg.start_soon(_run_callback, name, awaitable)
+        finally:
+            for _, awaitable in self._spawn_pending:
+                if hasattr(awaitable, "close"):
+                    awaitable.close()  # never started: no "never awaited" warning either
 
     async def aclose(self, *, wait_for_answer: bool = True) -> None:
         """Close cleanly: tell the server, wait briefly for its answer (or, when the client's
@@ -597,12 +532,12 @@ class RoomClient:
                 link.wake()
             with anyio.move_on_after(2):
                 await (link.closed if wait_for_answer else link.close_sent).wait()
-            link.scope.cancel()
+            link.abort()
         self._finish(ConnectionClosedError("the client is closed", Code.NORMAL))
 
     # --- requests -------------------------------------------------------------------------
 
-    async def _link_up(self) -> _Link:
+    async def _link_up(self) -> Link:
         if self._link is None and self._close_reason is None:
             with anyio.move_on_after(self._policy.give_up_after):
                 await self._up.wait()
@@ -617,11 +552,11 @@ class RoomClient:
         verb: Callable[[ClientConnection], int],
         *,
         wait: bool,
-        link: _Link | None = None,
+        link: Link | None = None,
     ) -> Any:
         link = link or await self._link_up()
         while link.conn.outbound_size > self._max_pending and not link.closed.is_set():
-            await link.drained.wait()  # backpressure: never buffer without bound
+            await link.wait_drained()  # backpressure: never buffer without bound
         try:
             rid = verb(link.conn)
         except LocalProtocolError as exc:
@@ -634,19 +569,19 @@ class RoomClient:
         if not wait:
             link.waiters[rid] = None
             return rid
-        waiter = link.waiters[rid] = _Waiter()
+        waiter = link.waiters[rid] = Waiter()
         return await waiter.wait()
+
+
+async def _run_callback(name: str, awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("%s callback failed", name)
 
 
 def _participant_id(recipient: Recipient) -> str:
     return recipient.id if isinstance(recipient, RemoteParticipant) else recipient
-
-
-async def _receive(stream: anyio.abc.ByteStream) -> bytes:
-    try:
-        return await stream.receive(READ_SIZE)
-    except anyio.EndOfStream:
-        return b""
 
 
 @asynccontextmanager
