@@ -335,6 +335,7 @@ class ServerConnection(BaseConnection):
         ordered = server._ordered
         sender, body, attachment = self._me, frame["message"], frame.get("att")
         routed: InterceptedMessage | None = None
+        delivered = True
         if config.interceptor is not None or ordered:
             # Only these paths need the message as an object: the common one stays lean.
             routed = server._intercept(
@@ -347,32 +348,27 @@ class ServerConnection(BaseConnection):
                     attachment=attachment,
                 )
             )
-            if routed is None:
-                self._move(Input.SEND)
-                self._queue(encode_ack(frame["rid"], message_id))
-                return MessageRouted(
-                    message_id=message_id,
-                    from_participant_id=sender.id,
-                    broadcast=broadcast,
-                    recipients=0,
+            delivered = routed is not None
+            if routed is not None:
+                sender, to, type_ = routed.sender, routed.to, routed.type
+                body, attachment = routed.message, routed.attachment
+        data = b""
+        if delivered:
+            # Through the backplane the seq is stamped when the message comes back: check
+            # the size with the largest seq there can be.
+            seq = _LARGEST_SEQ if ordered else room.next_seq()
+            data = delivery_frame(message_id, seq, now, sender.id, to, type_, body, attachment)
+            if len(data) - PREFIX_SIZE > config.max_frame_size:
+                # Compact CBOR (half-precision floats, say) can grow when re-encoded: the
+                # delivery must still fit every recipient's frame limit.
+                raise _Refusal(
+                    Code.TOO_LARGE,
+                    f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
+                    f" {config.max_frame_size}-byte frame limit",
                 )
-            sender, to, type_ = routed.sender, routed.to, routed.type
-            body, attachment = routed.message, routed.attachment
-        # Through the backplane the seq is stamped when the message comes back: check the
-        # size with the largest seq there can be.
-        seq = _LARGEST_SEQ if ordered else room.next_seq()
-        data = delivery_frame(message_id, seq, now, sender.id, to, type_, body, attachment)
-        if len(data) - PREFIX_SIZE > config.max_frame_size:
-            # Compact CBOR (half-precision floats, say) can grow when re-encoded: the
-            # delivery must still fit every recipient's frame limit.
-            raise _Refusal(
-                Code.TOO_LARGE,
-                f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
-                f" {config.max_frame_size}-byte frame limit",
-            )
         self._move(Input.SEND)
         self._queue(encode_ack(frame["rid"], message_id))
-        targets = server._targets(room, sender.id, to)
+        targets = server._targets(room, sender.id, to) if delivered else []
         if routed is not None and ordered:
             server._publish_message(room, routed, message_id, now)
         else:
