@@ -46,6 +46,8 @@ class Room:
     seq: int = 0
     members: dict[str, Member] = attrs.Factory(dict)
     """Every participant with messaging enabled, by id, in the order they enabled."""
+    local: dict[str, ServerConnection] = attrs.Factory(dict)
+    """The connections of the members on this node, by participant id: fan-out's targets."""
     listeners: dict[str, ServerConnection] = attrs.Factory(dict)
     """Local connections that receive presence (enabled with the list grant)."""
     pending: dict[str, tuple[InterceptedMessage, float]] = attrs.Factory(dict)

@@ -65,6 +65,7 @@ class ServerConnection(BaseConnection):
         "_deadline",
         "_heard",
         "_joined",
+        "_left",
         "_me",
         "_member",
         "_pinged",
@@ -94,6 +95,9 @@ class ServerConnection(BaseConnection):
         self._timer_at = math.inf
         self._slow = False
         self._snapshot_bytes = 0
+        self._left = server.config.outbound_limit
+        """What may still be queued before the reader counts as slow (the bound minus what
+        waits, snapshot pages aside): one counter, so fan-out updates one field."""
         self._tokens = float(server.config.rate_burst)
         self._strikes = 0.0
         self._bucket_at = now
@@ -259,8 +263,9 @@ class ServerConnection(BaseConnection):
         for data in snapshot_frames(frame["rid"], others, server.config.max_frame_size):
             # A large room's snapshot is not a sign of a slow reader: it does not count
             # against the outbound bound until the driver has taken it.
-            self._snapshot_bytes += len(data)
             self._queue(data)
+            self._snapshot_bytes += len(data)
+            self._left += len(data)
         self._move(Input.SNAPSHOT_END)
         return ParticipantEnabled(participant=self._me)
 
@@ -396,15 +401,21 @@ class ServerConnection(BaseConnection):
     def _queue(self, data: bytes) -> None:
         self._server._queue_to((self,), data)
 
+    @property
+    def outbound_size(self) -> int:
+        """Bytes queued and not yet taken by ``data_to_send``."""
+        return self._server.config.outbound_limit - self._left + self._snapshot_bytes
+
     def data_to_send(self) -> bytes:
         self._snapshot_bytes = 0
+        self._left = self._server.config.outbound_limit
         return super().data_to_send()
 
     def _close_slow(self) -> None:
         # What is queued would never be read: drop it and keep only the close frame.
         self._out.clear()
-        self._out_size = 0
-        limit = self._server.config.outbound_limit
+        self._snapshot_bytes = 0
+        self._left = limit = self._server.config.outbound_limit
         self._abort(Code.SLOW_CONSUMER, f"over {limit} bytes queued: the client reads too slowly")
 
     def _next_timer(self) -> float:
@@ -763,12 +774,10 @@ class RoomServer:
         self, room: Room, sender_id: str, to: tuple[str, ...] | None
     ) -> list[ServerConnection]:
         """The local connections a message is for."""
-        members = room.members
+        local = room.local
         if to is None:
-            found = [m.connection for m in members.values() if m.participant.id != sender_id]
-        else:
-            found = [members[r].connection for r in to if r in members]
-        return [c for c in found if c is not None]
+            return [c for pid, c in local.items() if pid != sender_id]
+        return [c for r in to if (c := local.get(r)) is not None]
 
     def _fan_out(self, room: Room, message: InterceptedMessage, data: bytes) -> int:
         """Queue the same encoded delivery for every local recipient; returns how many."""
@@ -807,20 +816,21 @@ class RoomServer:
 
         The bound is checked on what already waits, so one frame may take a queue past it: a
         frame larger than the bound never closes a reader that keeps up."""
-        size, limit = len(data), self.config.outbound_limit
-        dirty, slow = self._dirty, self._slow
+        size, dirty, slow = len(data), self._dirty, self._slow
         for connection in connections:
-            waiting = connection._out_size - connection._snapshot_bytes
+            left = connection._left
+            connection._left = left - size
             connection._out.append(data)
-            connection._out_size += size
             dirty[connection] = None
-            if waiting > limit and not connection._slow:
+            if left < 0 and not connection._slow:
                 connection._slow = True
                 slow.append(connection)
 
     def _add_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
         pid = member.participant.id
         room.members[pid] = member
+        if member.connection is not None:
+            room.local[pid] = member.connection
         self._presence(room, {"t": "joined", "p": participant_record(member.participant)}, pid)
         if publish:
             self._publish(room, {"t": "join", "p": participant_record(member.participant)})
@@ -835,6 +845,7 @@ class RoomServer:
     def _remove_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
         pid = member.participant.id
         del room.members[pid]
+        room.local.pop(pid, None)
         room.listeners.pop(pid, None)
         self._presence(room, {"t": "left", "id": pid}, pid)
         if publish:
