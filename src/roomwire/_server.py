@@ -129,6 +129,7 @@ class ServerConnection(BaseConnection):
                 # Inside the try: the length prefix itself can break the protocol.
                 payload = self._next_payload()
                 if type(payload) is not bytes:
+                    server._flush_batch()
                     server._reap()
                     return payload  # type: ignore[return-value]
                 self._heard = now
@@ -373,16 +374,20 @@ class ServerConnection(BaseConnection):
                 )
         self._move(Input.SEND)
         self._queue(encode_ack(frame["rid"], message_id))
-        targets = server._targets(room, sender.id, to) if delivered else []
-        if routed is not None and ordered:
-            server._publish_message(room, routed, message_id, now)
+        if delivered and routed is None and to is None:
+            recipients = server._broadcast(self, data)
         else:
-            server._queue_to(targets, data)
+            targets = server._targets(room, sender.id, to) if delivered else []
+            recipients = len(targets)
+            if routed is not None and ordered:
+                server._publish_message(room, routed, message_id, now)
+            else:
+                server._queue_to(targets, data)
         return MessageRouted(
             message_id=message_id,
             from_participant_id=self._me.id,
             broadcast=broadcast,
-            recipients=len(targets),
+            recipients=recipients,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -399,20 +404,30 @@ class ServerConnection(BaseConnection):
         self._server._forget(self)
 
     def _queue(self, data: bytes) -> None:
-        self._server._queue_to((self,), data)
+        server = self._server
+        if server._batch_from is self:
+            # Its own broadcasts never come back to it: its replies may pass them.
+            server._append((self,), data)
+        else:
+            server._queue_to((self,), data)
 
     @property
     def outbound_size(self) -> int:
         """Bytes queued and not yet taken by ``data_to_send``."""
+        self._server._flush_batch()
         return self._server.config.outbound_limit - self._left + self._snapshot_bytes
 
     def data_to_send(self) -> bytes:
+        server = self._server
+        server._flush_batch()
+        server._reap()
         self._snapshot_bytes = 0
         self._left = self._server.config.outbound_limit
         return super().data_to_send()
 
     def _close_slow(self) -> None:
         # What is queued would never be read: drop it and keep only the close frame.
+        self._server._flush_batch()
         self._out.clear()
         self._snapshot_bytes = 0
         self._left = limit = self._server.config.outbound_limit
@@ -511,6 +526,12 @@ class RoomServer:
         self._rooms: dict[str, Room] = {}
         self._dirty: dict[ServerConnection, None] = {}
         self._slow: list[ServerConnection] = []
+        self._batch: list[bytes] = []
+        """Deliveries of consecutive broadcasts from ``_batch_from``, not yet queued."""
+        self._batch_from: ServerConnection | None = None
+        self._batch_to: list[ServerConnection] = []
+        self._batch_left = 0
+        """The least headroom among ``_batch_to``, less the batch."""
         self._timers: list[tuple[float, int, ServerConnection]] = []
         self._timer_ids = itertools.count()
         self._backplane: list[tuple[str | None, bytes]] = []
@@ -548,6 +569,8 @@ class RoomServer:
     def connections_with_output(self) -> list[ServerConnection]:
         """Connections that have bytes queued or were closed since the last call: write their
         ``data_to_send()``, then close the transport of those whose state is CLOSED."""
+        self._flush_batch()
+        self._reap()
         dirty = list(self._dirty)
         self._dirty.clear()
         return dirty
@@ -810,9 +833,43 @@ class RoomServer:
         listeners = room.listeners
         self._queue_to([c for pid, c in listeners.items() if pid != skip], encode_frame(frame))
 
+    def _broadcast(self, sender: ServerConnection, data: bytes) -> int:
+        """Queue a local participant's broadcast; returns how many connections it is for.
+
+        Consecutive broadcasts of one sender go to the same connections (any change of
+        membership queues presence first), so their deliveries are joined and queued once per
+        recipient instead of once per message. Anything else queued for another connection, and
+        any look at the output, queues the batch first: each connection's frames keep their
+        order."""
+        if sender is not self._batch_from:
+            self._flush_batch()
+            self._batch_from = sender
+            targets = self._batch_to = self._targets(sender._room, sender._me.id, None)
+            self._batch_left = min((c._left for c in targets), default=self.config.outbound_limit)
+        self._batch.append(data)
+        self._batch_left -= len(data)
+        if self._batch_left < 0:
+            # A recipient now waits on more than the bound: queue what it has, so that its
+            # next frame finds it over the bound and closes it, exactly as one by one.
+            self._flush_batch()
+        return len(self._batch_to)
+
+    def _flush_batch(self) -> None:
+        batch = self._batch
+        if batch:
+            data = batch[0] if len(batch) == 1 else b"".join(batch)
+            batch.clear()
+            self._batch_from = None
+            self._append(self._batch_to, data)
+
     def _queue_to(self, connections: Iterable[ServerConnection], data: bytes) -> None:
-        """Queue the same bytes for each connection: the one place output is queued, written
-        as one loop because fan-out runs it once per recipient.
+        """Queue the same bytes for each connection, after any pending broadcasts."""
+        self._flush_batch()
+        self._append(connections, data)
+
+    def _append(self, connections: Iterable[ServerConnection], data: bytes) -> None:
+        """Append the same bytes to each connection's output: the one place output is
+        queued, written as one loop because fan-out runs it once per recipient.
 
         The bound is checked on what already waits, so one frame may take a queue past it: a
         frame larger than the bound never closes a reader that keeps up."""

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from roomwire import ClientConfig, Code, InterceptedMessage, State
+from roomwire import NEED_DATA, ClientConfig, Code, InterceptedMessage, State
 from roomwire.events import (
     AttributesChanged,
     ConnectionClosed,
@@ -29,7 +29,7 @@ from roomwire.events import (
 )
 from roomwire.frames import encode_frame
 
-from .helpers import Peer, RawPeer, Room, feed, raw_peer, token
+from .helpers import Peer, RawPeer, Room, drain, feed, raw_peer, token
 
 
 def raw_enabled(room: Room, name: str, **grants: Any) -> RawPeer:
@@ -497,6 +497,72 @@ def test_interceptor_may_pass_rewrite_redirect_or_drop(
             message_id="id4", from_participant_id="id1", broadcast=False, recipients=recipients
         )
     ]
+
+
+STEPS = st.lists(st.sampled_from(["alice", "carol", "take-bob", "flush", "dave"]), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=STEPS, sends=st.integers(1, 6))
+def test_however_the_server_interleaves_connections_everyone_gets_the_room_order(
+    steps: list[str], sends: int
+) -> None:
+    # The server joins a sender's consecutive broadcasts before queuing them: frames from
+    # other connections, presence changes and direct reads of the output must still see
+    # every frame in the room's order.
+    room, [alice, bob, carol, dave] = quiet_room("alice", "bob", "carol", "dave")
+    for n in range(sends):
+        alice.client.broadcast_message("a", {"n": n})
+        carol.client.broadcast_message("c", {"n": n})
+        carol.client.send_message("id2", "c-to-bob", {"n": n})
+    for sender in (alice, carol):
+        sender.server.receive_data(sender.client.data_to_send())
+
+    def step(peer: Peer) -> None:
+        event = peer.server.next_event(room.now)
+        if event is not NEED_DATA:
+            peer.server_events.append(event)  # type: ignore[arg-type]
+
+    def deliver(peer: Peer, data: bytes) -> None:
+        if data:
+            peer.client.receive_data(data)
+            peer.events.extend(drain(peer.client, room.now))
+
+    for name in steps:
+        if name in ("alice", "carol"):
+            step(alice if name == "alice" else carol)
+        elif name == "take-bob":
+            size = bob.server.outbound_size
+            data = bob.server.data_to_send()
+            assert len(data) == size
+            deliver(bob, data)
+        elif name == "flush":
+            for conn in room.server.connections_with_output():
+                deliver(room.peers[conn.connection_id], conn.data_to_send())  # type: ignore[index]
+        else:  # dave leaves or comes back: presence changes in the middle of a batch
+            if dave.client.state is State.ENABLED:
+                dave.client.disable()
+            elif dave.client.state is State.OPEN:
+                dave.client.enable()
+            if data := dave.client.data_to_send():
+                dave.server.receive_data(data)
+            step(dave)
+    room.pump()
+    seen = {peer: received(peer) for peer in (alice, bob, carol, dave)}
+    for messages in seen.values():
+        assert [m.seq for m in messages] == sorted({m.seq for m in messages})
+    assert len(seen[bob]) == 3 * sends
+    assert [m.message["n"] for m in seen[alice]] == list(range(sends))
+    assert [m.message["n"] for m in seen[carol]] == list(range(sends))
+
+
+def test_a_broadcast_the_interceptor_drops_reaches_nobody() -> None:
+    room, [alice, bob, carol] = quiet_room("alice", "bob", "carol", interceptor=lambda m: None)
+    alice.client.broadcast_message("chat", {"text": "hi"})
+    room.pump()
+    assert (received(bob), received(carol)) == ([], [])
+    [event] = routed(alice)
+    assert (event.broadcast, event.recipients) == (True, 0)
 
 
 def test_closing_a_client_mid_room_is_seen_once() -> None:

@@ -7,6 +7,7 @@ from roomwire import Code, State
 from roomwire.events import (
     ConnectionClosed,
     MessageReceived,
+    MessageRouted,
     ParticipantRemoved,
     RequestAcked,
 )
@@ -162,3 +163,24 @@ def test_once_the_snapshot_is_taken_the_bound_applies_to_everything_queued() -> 
     alice.client.send_message(dave.server.participant.id, "fill", {"pad": "x" * (LIMIT - 200)})
     feed(room, alice)
     assert dave.server.state is State.ENABLED
+
+
+def test_broadcasts_queued_together_meet_the_bound_as_if_queued_one_by_one() -> None:
+    # One drain's broadcasts from one sender are joined before they are queued; the frame
+    # that arrives while more than the bound waits still closes the readers, no later.
+    def recipients(*, drain_each: bool) -> list[int]:
+        room, [alice, bob, carol] = room_of("alice", "bob", "carol")
+        for _ in range(40):
+            alice.client.broadcast_message("fill", {"pad": "x" * 200})
+            if drain_each:
+                feed(room, alice)
+        feed(room, alice)
+        assert (bob.server.state, carol.server.state) == (State.CLOSED, State.CLOSED)
+        [close] = decode_frames(carol.server.data_to_send())
+        assert close["code"] == Code.SLOW_CONSUMER
+        return [e.recipients for e in alice.server_events if isinstance(e, MessageRouted)]
+
+    one_by_one = recipients(drain_each=True)
+    assert 2 in one_by_one
+    assert one_by_one[-1] == 0
+    assert recipients(drain_each=False) == one_by_one
