@@ -65,6 +65,17 @@ _NO_TAGS = dict.fromkeys(
 )
 
 
+DECODE_OPTIONS: dict[str, Any] = {
+    "max_depth": MAX_DEPTH,
+    "allow_indefinite": False,
+    "allow_duplicate_keys": False,
+    "strict_hashable_types": True,
+    "semantic_decoders": _NO_TAGS,
+    "tag_hook": _refuse_tag,
+}
+"""The decoder's hardening: what ``decode_payload`` passes to ``cbor2.loads``."""
+
+
 def encode_frame(frame: Frame) -> bytes:
     """Encode one frame, length prefix included."""
     payload = cbor2.dumps(frame)
@@ -108,15 +119,7 @@ def bad_frame(reason: str) -> RemoteProtocolError:
 def decode_payload(payload: bytes) -> Frame:
     """Decode one frame body to a map with a text ``"t"``; anything else is BAD_FRAME."""
     try:
-        obj = cbor2.loads(
-            payload,
-            max_depth=MAX_DEPTH,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-            strict_hashable_types=True,
-            semantic_decoders=_NO_TAGS,
-            tag_hook=_refuse_tag,
-        )
+        obj = cbor2.loads(payload, **DECODE_OPTIONS)
     # cbor2 documents CBORDecodeError, but hostile input has also raised ValueError,
     # OverflowError and MemoryError there (cbor2#198): all of them mean "bad frame" here.
     # The wire reason is fixed (cbor2's messages change between versions); the cause is
