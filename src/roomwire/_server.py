@@ -98,7 +98,7 @@ class ServerConnection(BaseConnection):
         self._left = server.config.outbound_limit
         """What may still be queued before the reader counts as slow (the bound minus what
         waits, snapshot pages aside): one counter, so fan-out updates one field."""
-        self._tokens = float(server.config.rate_burst)
+        self._tokens = server._burst  # one shared float until the first request
         self._strikes = 0.0
         self._bucket_at = now
 
@@ -232,7 +232,7 @@ class ServerConnection(BaseConnection):
         far over it piles up strikes until it is closed."""
         refill = max(now - self._bucket_at, 0.0) * rate
         self._bucket_at = now
-        self._tokens = min(float(self._server.config.rate_burst), self._tokens + refill)
+        self._tokens = min(self._server._burst, self._tokens + refill)
         self._strikes = max(0.0, self._strikes - refill)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
@@ -535,6 +535,7 @@ class RoomServer:
         self._timers: list[tuple[float, int, ServerConnection]] = []
         self._timer_ids = itertools.count()
         self._backplane: list[tuple[str | None, bytes]] = []
+        self._burst = float(config.rate_burst)
         self._ordered = config.node_id is not None
         """Messages go through the backplane and are delivered when they come back."""
         self._nodes: dict[str, float] = {}

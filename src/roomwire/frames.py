@@ -162,6 +162,10 @@ def is_json_object(value: object) -> bool:
     return True
 
 
+_DRAINED = bytearray()
+"""Every drained FrameBuffer's buffer: shared, so ``feed`` replaces it rather than grow it."""
+
+
 class FrameBuffer:
     """Receive buffer: appends chunks and walks complete frames by offset."""
 
@@ -172,7 +176,7 @@ class FrameBuffer:
     )
 
     def __init__(self, max_frame_size: int) -> None:
-        self._data = bytearray()
+        self._data = _DRAINED
         self._pos = 0
         self.max_frame_size = max_frame_size
         """Largest frame body accepted; a larger length prefix is refused unread."""
@@ -185,12 +189,14 @@ class FrameBuffer:
             # One compaction per feed, not one per frame.
             del self._data[: self._pos]
             self._pos = 0
-        self._data += data
+        if self._data:
+            self._data += data
+        else:
+            self._data = bytearray(data)  # never into _DRAINED, which stays empty
 
     def clear(self) -> None:
         """Drop everything buffered (the connection is closed: nothing more is decoded)."""
-        self._data = bytearray()
-        self._pos = 0
+        self._data, self._pos = _DRAINED, 0
 
     def next_payload(self) -> bytes | None:
         """The next complete frame body, or None until more bytes arrive."""
@@ -208,7 +214,11 @@ class FrameBuffer:
         end = pos + PREFIX_SIZE + size
         if len(data) < end:
             return None
-        self._pos = end
+        if end == len(data):
+            # Everything is read: an idle connection keeps no buffer of its own.
+            self._data, self._pos = _DRAINED, 0
+        else:
+            self._pos = end
         return bytes(data[pos + PREFIX_SIZE : end])
 
 

@@ -33,6 +33,24 @@ def test_a_frame_is_a_big_endian_length_then_its_payload() -> None:
     assert decode_payload(payload) == frame
 
 
+def test_buffers_that_run_empty_in_turn_keep_their_own_bytes() -> None:
+    # A drained buffer gives its storage up; the next bytes it gets are its own, whatever
+    # other buffers drain or fill meanwhile.
+    one, two = encode_frame({"t": "ping"}), encode_frame({"t": "pong", "pad": "x" * 50})
+    a, b = FrameBuffer(100), FrameBuffer(100)
+    b.feed(one)
+    assert (b.next_payload(), len(b)) == (one[PREFIX_SIZE:], 0)
+    a.feed(two + one[:3])
+    assert (a.next_payload(), a.next_payload(), len(a)) == (two[PREFIX_SIZE:], None, 3)
+    b.feed(two[:9])
+    a.feed(one[3:])
+    assert (a.next_payload(), len(a)) == (one[PREFIX_SIZE:], 0)
+    a.feed(one)
+    b.feed(two[9:])
+    assert (b.next_payload(), len(b)) == (two[PREFIX_SIZE:], 0)
+    assert (a.next_payload(), len(a)) == (one[PREFIX_SIZE:], 0)
+
+
 def bad_frame(call: Any, *args: Any) -> str:
     with pytest.raises(RemoteProtocolError) as info:
         call(*args)
