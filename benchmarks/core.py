@@ -8,7 +8,8 @@ the goals are printed for the reader. See ``benchmarks/README.md`` for what each
 (a) codec: one client ``send`` frame encoded through ``ClientConnection.send_message`` (and
     through ``frames.encode_frame``) against ``cbor2.dumps`` of the same map; decoded through
     ``FrameBuffer`` + ``decode_payload`` + ``check_frame`` against ``cbor2.loads``; and, as a
-    floor, ``cbor2.loads`` with the decoder's hardening options against plain ``cbor2.loads``.
+    floor, ``cbor2.loads`` with the decoder's hardening options against plain ``cbor2.loads``
+    and ``is_json_object`` (the check every send makes) + ``cbor2.dumps`` against ``dumps``.
 (b) server ingest + route of ~1 MiB of send frames (sender -> one receiver) against a plain
     split + ``cbor2.loads`` + one ``__slots__`` event object per frame.
 (c) broadcast fan-out to N = 10, 100, 1000 enabled participants against ``cbor2.dumps`` once
@@ -50,6 +51,7 @@ from roomwire.frames import (
     check_frame,
     decode_payload,
     encode_frame,
+    is_json_object,
 )
 
 SECRET = "benchmark-secret-that-is-long-enough-for-hs256"
@@ -274,6 +276,13 @@ def bench_codec(rng: random.Random, ops: int) -> list[Case]:
             dumps(frame)
         return time.perf_counter() - t0
 
+    def checked_dumps() -> float:
+        t0 = time.perf_counter()
+        for frame in frames:
+            is_json_object(frame["message"])
+            dumps(frame)
+        return time.perf_counter() - t0
+
     def codec_decode() -> float:
         buf = FrameBuffer(MAX_FRAME)
         feed, next_payload = buf.feed, buf.next_payload
@@ -314,12 +323,12 @@ def bench_codec(rng: random.Random, ops: int) -> list[Case]:
         ("a4 decode: decode_payload+check_frame", payload_decode, bare_loads),
     )
     cases = [pair(name, "frames", ops, rw, base, goal=0.85) for name, rw, base in lines]
-    # The part of the decode gap that is cbor2's own: the hardening options every decode needs.
-    cases.append(
-        pair(
-            "a5 floor: cbor2.loads+hardening", "frames", ops, hardened_loads, bare_loads, goal=None
-        )
+    # Floors: the least any send or decode of untrusted input costs, cbor2's own cost included.
+    floors = (
+        ("a5 floor: cbor2.loads+hardening", hardened_loads, bare_loads),
+        ("a6 floor: is_json_object+cbor2.dumps", checked_dumps, bare_dumps),
     )
+    cases += [pair(name, "frames", ops, rw, base, goal=None) for name, rw, base in floors]
     return cases
 
 

@@ -43,7 +43,7 @@ def core_results(output: str) -> list[Result]:
     scale = {"k/s": 1e3, "M/s": 1e6}
     results = []
     for line in output.splitlines():
-        if line[:2].strip() not in ("a1", "a2", "a3", "a4", "a5", "b", "b2", "c"):
+        if line[:2].strip() not in ("a1", "a2", "a3", "a4", "a5", "a6", "b", "b2", "c"):
             continue
         name, rest = line[:40].strip(), line[41:].split()
         if len(rest) < 7:
