@@ -153,7 +153,7 @@ def write_chart(path: Path, results: list[Result], info: dict[str, str]) -> None
     ax.set_xlabel("share of the goal reached (ratio / goal; for <= goals goal / ratio); 1 = goal")
     ax.set_title(f"roomwire vs references, same run - {info['date']} - {info['cpu']}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # long labels stay whole
     plt.close(fig)
 
 
