@@ -849,11 +849,12 @@ class RoomServer:
             self._batch_left = min((c._left for c in targets), default=self.config.outbound_limit)
         self._batch.append(data)
         self._batch_left -= len(data)
+        recipients = len(self._batch_to)
         if self._batch_left < 0:
             # A recipient now waits on more than the bound: queue what it has, so that its
             # next frame finds it over the bound and closes it, exactly as one by one.
             self._flush_batch()
-        return len(self._batch_to)
+        return recipients
 
     def _flush_batch(self) -> None:
         batch = self._batch
@@ -861,7 +862,8 @@ class RoomServer:
             data = batch[0] if len(batch) == 1 else b"".join(batch)
             batch.clear()
             self._batch_from = None
-            self._append(self._batch_to, data)
+            targets, self._batch_to = self._batch_to, []  # holds no connection once queued
+            self._append(targets, data)
 
     def _queue_to(self, connections: Iterable[ServerConnection], data: bytes) -> None:
         """Queue the same bytes for each connection, after any pending broadcasts."""
