@@ -422,7 +422,7 @@ class ServerConnection(BaseConnection):
         server._flush_batch()
         server._reap()
         self._snapshot_bytes = 0
-        self._left = self._server.config.outbound_limit
+        self._left = server.config.outbound_limit
         return super().data_to_send()
 
     def _close_slow(self) -> None:
