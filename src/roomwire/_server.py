@@ -662,8 +662,7 @@ class RoomServer:
                 message=record["message"],
                 attachment=record.get("att"),
             )
-            data = self._stamp(room, outgoing, record["id"], record["ts"], room.next_seq())
-            self._fan_out(room, outgoing, data)
+            self._deliver(room, outgoing, record["id"], record["ts"])
         elif kind == "left":
             member = room.members.get(record["id"])
             if member is not None and member.node == node:
@@ -750,16 +749,13 @@ class RoomServer:
         while True:
             first = next(iter(pending))
             message, timestamp = pending.pop(first)
-            self._fan_out(
-                room, message, self._stamp(room, message, first, timestamp, room.next_seq())
-            )
+            self._deliver(room, message, first, timestamp)
             if first == message_id:
                 return
 
     def _flush_pending(self, room: Room) -> None:
         for message_id, (message, timestamp) in room.pending.items():
-            data = self._stamp(room, message, message_id, timestamp, room.next_seq())
-            self._fan_out(room, message, data)
+            self._deliver(room, message, message_id, timestamp)
         room.pending.clear()
 
     # --- routing --------------------------------------------------------------------------
@@ -774,26 +770,6 @@ class RoomServer:
         interceptor = self.config.interceptor
         return message if interceptor is None else interceptor(message)
 
-    def _stamp(
-        self,
-        room: Room,
-        message: InterceptedMessage,
-        message_id: str,
-        timestamp: float,
-        seq: int,
-    ) -> bytes:
-        """The delivery frame of a message that went through the backplane."""
-        return delivery_frame(
-            message_id,
-            seq,
-            timestamp,
-            message.sender.id,
-            message.to,
-            message.type,
-            message.message,
-            message.attachment,
-        )
-
     def _targets(
         self, room: Room, sender_id: str, to: tuple[str, ...] | None
     ) -> list[ServerConnection]:
@@ -803,11 +779,22 @@ class RoomServer:
             return [c for pid, c in local.items() if pid != sender_id]
         return [c for r in to if (c := local.get(r)) is not None]
 
-    def _fan_out(self, room: Room, message: InterceptedMessage, data: bytes) -> int:
-        """Queue the same encoded delivery for every local recipient; returns how many."""
-        targets = self._targets(room, message.sender.id, message.to)
-        self._queue_to(targets, data)
-        return len(targets)
+    def _deliver(
+        self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
+    ) -> None:
+        """Stamp a message that went through the backplane with this node's room seq, and
+        queue it for every local recipient."""
+        data = delivery_frame(
+            message_id,
+            room.next_seq(),
+            timestamp,
+            message.sender.id,
+            message.to,
+            message.type,
+            message.message,
+            message.attachment,
+        )
+        self._queue_to(self._targets(room, message.sender.id, message.to), data)
 
     def _publish_message(
         self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
