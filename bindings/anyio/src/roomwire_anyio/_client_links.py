@@ -15,10 +15,7 @@ from roomwire import ClientConnection, State
 from roomwire.events import ConnectionClosed
 
 from ._errors import RoomError
-
-READ_SIZE = 65536
-CLOSE_GRACE = 1.0
-"""Seconds the close frame may take to get out before the transport is dropped."""
+from ._stream_link import CLOSE_GRACE, READ_SIZE
 
 Drain = Callable[[], ConnectionClosed | None]
 """Applies every buffered frame; returns the close event once the connection ends."""
