@@ -261,7 +261,8 @@ def test_listen_plain_prints_messages_and_presence(
         "--attachment", str(file),
     )  # fmt: skip
     line = bob.wait_line("[chat] ")
-    alice_id = re.fullmatch(r'\[chat\] (\S+): \{"text": "plain"\} \+attachment', line)
+    # The sender by name, its id in brackets (issue 18: names, not only ids).
+    alice_id = re.fullmatch(r'\[chat\] alice \((\S+)\): \{"text": "plain"\} \+attachment', line)
     assert alice_id, line
     bob.wait_line(f"* alice ({alice_id.group(1)}) left")
     lines = bob.lines()
