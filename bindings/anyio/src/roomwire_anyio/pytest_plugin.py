@@ -22,7 +22,6 @@ from typing import Any, Protocol
 import pytest
 
 from roomwire import ParticipantToken
-
 from roomwire_anyio import Server, serve
 
 __all__ = ["TokenFactory", "roomwire_secret", "roomwire_server", "roomwire_token"]
