@@ -375,10 +375,15 @@ def test_listen_json_names_the_sender(server: Server, room: str, spawn: Spawner)
     assert (joined["participant"]["name"], joined["participant"]["id"]) == ("alice", record["from"])
 
 
-def test_listen_plain_shows_why_it_was_disconnected(spawn: Spawner) -> None:
+def test_listen_plain_shows_why_it_was_disconnected_and_names_itself_again(
+    spawn: Spawner,
+) -> None:
     server = spawn.server()
     bob = spawn.listener(server.url, "going-away", "bob")
     code, _ = server.stop(signal.SIGTERM)
     assert code == EXIT_OK
     line = bob.wait_line("* disconnected")
     assert re.fullmatch(r"\* disconnected: GOING_AWAY \(.+\), reconnecting", line), line
+    spawn.server(port=server.port)
+    line = bob.wait_line("* reconnected")
+    assert re.fullmatch(r"\* reconnected as bob \(\S+\)", line), line

@@ -600,9 +600,12 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
             # On stderr, so stdout stays data: scripts can wait for this line to know the
             # listener is in the room.
             err.print(f"listening in room {client.room} as {me.name} ({me.id})", markup=False)
-            names = _Names()
+            # Names by id, from the presence events shown so far: they come in order (a
+            # sender joins before its message and leaves after it), so a message's sender
+            # is known when it is printed.
+            names = {me.id: me.name}
             for participant in client.messaging.remote_participants:
-                names.update(participant)
+                names[participant.id] = participant.name
                 _show({"event": "present", "participant": _participant_json(participant)}, as_json)
             lost: rw.Disconnected | None = None
             async for event in client.messaging.events():
@@ -620,27 +623,8 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
     run_command(main)
 
 
-class _Names:
-    """Participant names by id, kept from the presence events ``listen`` has shown so far.
-
-    Events come in order (a sender joins before its message, leaves after it), so the name
-    is known when the message is printed even if the sender is gone by then."""
-
-    def __init__(self) -> None:
-        self._names: dict[str, str] = {}
-
-    def update(self, participant: RemoteParticipant) -> None:
-        self._names[participant.id] = participant.name
-
-    def forget(self, participant: RemoteParticipant) -> None:
-        self._names.pop(participant.id, None)
-
-    def get(self, participant_id: str) -> str | None:
-        return self._names.get(participant_id)
-
-
 def _describe(
-    event: rw.MessagingEvent, folder: Path | None, names: _Names
+    event: rw.MessagingEvent, folder: Path | None, names: dict[str, str]
 ) -> dict[str, Any] | None:
     if isinstance(event, MessageReceived):
         m = event.message
@@ -665,10 +649,10 @@ def _describe(
                 path.write_bytes(m.attachment)
                 record["attachment_file"] = str(path)
         return record
-    if isinstance(event, ParticipantAdded | ParticipantUpdated):
-        names.update(event.participant)
+    if isinstance(event, ParticipantAdded | ParticipantUpdated | rw.Reconnected):
+        names[event.participant.id] = event.participant.name
     if isinstance(event, ParticipantRemoved):
-        names.forget(event.participant)
+        names.pop(event.participant.id, None)
     if isinstance(event, ParticipantAdded | ParticipantRemoved | ParticipantUpdated):
         kind = _PRESENCE_EVENTS[type(event)]
         return {"event": kind, "participant": _participant_json(event.participant)}
