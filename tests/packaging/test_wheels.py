@@ -101,7 +101,9 @@ def test_entry_points_ship_in_the_wheels(wheels: dict[str, Path]) -> None:
             (path,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
             return wheel.read(path).decode()
 
-    assert "[pytest11]\nroomwire = roomwire_anyio.pytest_plugin" in entry_points("bindings/anyio")
+    assert "[pytest11]\nroomwire = pytest_roomwire" in entry_points("bindings/anyio")
+    with zipfile.ZipFile(wheels["bindings/anyio"]) as wheel:
+        assert "pytest_roomwire.py" in wheel.namelist()  # the module that entry point names
     assert "[console_scripts]\nroomwire = roomwire_asyncio.cli:main" in entry_points(
         "bindings/asyncio"
     )
