@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 
 CLI = [sys.executable, "-m", "roomwire_asyncio"]
+TRIO_CLI = [sys.executable, "-m", "roomwire_trio"]
+"""The same commands on trio."""
 SECRET = "cli-tests-secret-0123456789abcdef-0123456789"
 TIMEOUT = 20.0
 """Seconds any one CLI invocation may take."""
@@ -118,14 +120,23 @@ class Process:
     """A long-running CLI subprocess (server or listener) with stdout and stderr in files,
     so it never blocks on a full pipe and its output can be read at any time."""
 
-    def __init__(self, args: list[str], folder: Path, env: dict[str, str] | None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        folder: Path,
+        env: dict[str, str] | None,
+        command: list[str] | None = None,
+    ) -> None:
         self.args = args
         folder.mkdir(parents=True, exist_ok=True)
         self._out_path = folder / "stdout"
         self._err_path = folder / "stderr"
         with self._out_path.open("wb") as out, self._err_path.open("wb") as err:
             self.proc = subprocess.Popen(
-                [*CLI, *args], stdout=out, stderr=err, env=env if env is not None else cli_env()
+                [*(command or CLI), *args],
+                stdout=out,
+                stderr=err,
+                env=env if env is not None else cli_env(),
             )
 
     @property
@@ -190,13 +201,14 @@ class Server(Process):
         *extra: str,
         secret: str | None = SECRET,
         port: int | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.secret = secret
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if secret is not None:
             args += ["--secret", secret]
-        super().__init__([*args, *extra], folder, cli_env())
+        super().__init__([*args, *extra], folder, cli_env(), command)
         self.url = f"tcp://127.0.0.1:{self.port}"
         self.wait_ready(f"listening on {self.url}")
 
@@ -204,10 +216,18 @@ class Server(Process):
 class Listener(Process):
     """``roomwire messaging listen``; ready once messaging is enabled in the room."""
 
-    def __init__(self, url: str, room: str, name: str, folder: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        room: str,
+        name: str,
+        folder: Path,
+        *extra: str,
+        command: list[str] | None = None,
+    ) -> None:
         args = ["messaging", "listen", "--url", url, "--room", room, "--name", name]
         args += ["--secret", SECRET, *extra]
-        super().__init__(args, folder, cli_env())
+        super().__init__(args, folder, cli_env(), command)
         self.room, self.name = room, name
 
     def ready(self) -> Listener:
@@ -264,22 +284,28 @@ class Spawner:
         self._started.append(server)
         return server
 
-    def listener(self, url: str, room: str, name: str, *extra: str) -> Listener:
+    def listener(
+        self, url: str, room: str, name: str, *extra: str, command: list[str] | None = None
+    ) -> Listener:
         """A listener in ``room``, ready; ``extra`` flags as for ``messaging listen``."""
-        return self.listeners(url, room, (name, *extra))[0]
+        return self.listeners(url, room, (name, *extra), command=command)[0]
 
-    def listeners(self, url: str, room: str, *specs: tuple[str, ...]) -> list[Listener]:
+    def listeners(
+        self, url: str, room: str, *specs: tuple[str, ...], command: list[str] | None = None
+    ) -> list[Listener]:
         """Several listeners started at once: ``specs`` are ``(name, *extra flags)``."""
         started = [
-            Listener(url, room, name, self._next_folder("listener"), *extra)
+            Listener(url, room, name, self._next_folder("listener"), *extra, command=command)
             for name, *extra in specs
         ]
         self._started.extend(started)
         return [listener.ready() for listener in started]
 
-    def process(self, args: list[str], env: dict[str, str]) -> Process:
+    def process(
+        self, args: list[str], env: dict[str, str], command: list[str] | None = None
+    ) -> Process:
         """Any other long-running command (the caller waits for its output)."""
-        process = Process(args, self._next_folder("process"), env)
+        process = Process(args, self._next_folder("process"), env, command)
         self._started.append(process)
         return process
 

@@ -1,14 +1,17 @@
-"""``roomwire demo``: the README's "run it" command."""
+"""``roomwire demo``: the README's "run it" command (and ``python -m roomwire_trio demo``)."""
 
 from __future__ import annotations
 
 import re
 
-from .conftest import EXIT_OK, assert_exit, run_cli
+import pytest
+
+from .conftest import CLI, EXIT_OK, TRIO_CLI, assert_exit, run_cli
 
 
-def test_demo_runs_the_alice_and_bob_exchange() -> None:
-    result = run_cli("demo", timeout=30)
+@pytest.mark.parametrize("command", [CLI, TRIO_CLI], ids=["asyncio", "trio"])
+def test_demo_runs_the_alice_and_bob_exchange(command: list[str]) -> None:
+    result = run_cli("demo", timeout=30, command=command)
     assert_exit(result, EXIT_OK)
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"room server on tcp://127\.0\.0\.1:\d+", lines[0]), lines

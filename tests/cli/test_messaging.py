@@ -261,7 +261,8 @@ def test_listen_plain_prints_messages_and_presence(
         "--attachment", str(file),
     )  # fmt: skip
     line = bob.wait_line("[chat] ")
-    alice_id = re.fullmatch(r'\[chat\] (\S+): \{"text": "plain"\} \+attachment', line)
+    # The sender by name, its id in brackets (issue 18: names, not only ids).
+    alice_id = re.fullmatch(r'\[chat\] alice \((\S+)\): \{"text": "plain"\} \+attachment', line)
     assert alice_id, line
     bob.wait_line(f"* alice ({alice_id.group(1)}) left")
     lines = bob.lines()
@@ -328,3 +329,61 @@ def test_listen_stops_on_signal(
     assert took < STOP_WITHIN
     assert "Traceback" not in bob.stderr
     carol.wait_record(lambda r: r["event"] == "left" and r["participant"]["id"] == bob.id)
+
+
+# --- issue 18: several recipients, names and disconnect reasons in listen -----------------
+
+
+def test_send_repeats_to_for_several_recipients(server: Server, room: str, spawn: Spawner) -> None:
+    bob, carol, dave = spawn.listeners(server.url, room, ("bob", "--json"), ("carol", "--json"),
+                                       ("dave", "--json"))  # fmt: skip
+    both = _send(server, room, "--to", "bob", "--to", "carol", "--type", "t", "--data", "{}")
+    for listener in (bob, carol):
+        _message(listener, both)
+    by_id = _send(
+        server, room, "--to-participant-id", carol.id, "--to-participant-id", dave.id,
+        "--type", "t", "--data", "{}",
+    )  # fmt: skip
+    for listener in (carol, dave):
+        _message(listener, by_id)
+    # The server queues a message before it acks it, and each connection's queue is FIFO:
+    # had dave been sent the first message, it would have come before the second.
+    assert all(r.get("id") != both for r in dave.records())
+    assert all(r.get("id") != by_id for r in bob.records())
+
+
+def test_send_to_several_names_fails_whole_if_one_is_unknown(
+    server: Server, room: str, spawn: Spawner
+) -> None:
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room, "--to", "bob", "--to", "nobody",
+        "--type", "t", "--data", "{}",
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_NOT_FOUND, "nobody")
+    after = _send(server, room, "--to", "bob", "--type", "t", "--data", "{}")
+    _message(bob, after)
+    assert [r["id"] for r in bob.records() if r["event"] == "message"] == [after]
+
+
+def test_listen_json_names_the_sender(server: Server, room: str, spawn: Spawner) -> None:
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    message_id = _send(server, room, "--to", "bob", "--type", "t", "--data", "{}")
+    record = _message(bob, message_id)
+    assert record["from_name"] == "alice"
+    joined = next(r for r in bob.records() if r["event"] == "joined")
+    assert (joined["participant"]["name"], joined["participant"]["id"]) == ("alice", record["from"])
+
+
+def test_listen_plain_shows_why_it_was_disconnected_and_names_itself_again(
+    spawn: Spawner,
+) -> None:
+    server = spawn.server()
+    bob = spawn.listener(server.url, "going-away", "bob")
+    code, _ = server.stop(signal.SIGTERM)
+    assert code == EXIT_OK
+    line = bob.wait_line("* disconnected")
+    assert re.fullmatch(r"\* disconnected: GOING_AWAY \(.+\), reconnecting", line), line
+    spawn.server(port=server.port)
+    line = bob.wait_line("* reconnected")
+    assert re.fullmatch(r"\* reconnected as bob \(\S+\)", line), line

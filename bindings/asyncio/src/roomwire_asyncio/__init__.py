@@ -8,5 +8,6 @@ import roomwire_anyio
 from roomwire_anyio import *  # noqa: F403 - this module is the asyncio face of that API
 
 from ._run import run
+from ._version import __version__ as __version__
 
 __all__ = [*roomwire_anyio.__all__, "run"]  # noqa: PLE0604 - the shared names, plus run

@@ -1,7 +1,9 @@
 """The ``roomwire`` command: serve, token, demo, and messaging list / send / broadcast / listen.
 
-Settings come from flags, then ``ROOMWIRE_*`` environment variables. Errors print one line
-(no traceback) and exit with a documented code (``roomwire --help``).
+Settings come from flags, then ``ROOMWIRE_*`` environment variables (and for ``serve``, then
+a ``--config`` file). Errors print one line (no traceback) and exit with a documented code
+(``roomwire --help``). ``main(runtime="trio")`` runs the same commands on trio
+(``python -m roomwire_trio``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import secrets
 import signal
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO
+from typing import Annotated, Any, Literal, NoReturn, TextIO
 
 import anyio
 import roomwire_anyio as rw
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from roomwire_anyio import demo
 
+import roomwire
 from roomwire import Code, ParticipantToken, RemoteParticipant, TokenError
 from roomwire.events import (
     MessageReceived,
@@ -32,7 +35,9 @@ from roomwire.events import (
     ParticipantUpdated,
 )
 
+from . import _serve_config
 from ._run import run
+from ._version import __version__
 
 DEFAULT_PORT = 7890
 DEFAULT_URL = f"tcp://127.0.0.1:{DEFAULT_PORT}"
@@ -48,7 +53,7 @@ EXIT_CODES = {
     7: "too large: the message is over the server's limit",
     8: "invalid request: the server refused the message's content",
     9: "rate limited: over the server's request rate for this connection",
-    130: "interrupted (Ctrl-C)",
+    130: "interrupted (Ctrl-C or SIGTERM) before finishing; serve stops on a signal and exits 0",
 }
 _EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
     rw.NotFoundError: 5,
@@ -66,16 +71,41 @@ _TOKEN_CODES = {
     Code.ROOM_MISMATCH,
 }
 
+Runtime = Literal["asyncio", "trio"]
+_runtime: Runtime = "asyncio"
+"""What ``main`` was asked to run on; the commands read it when they start their loop."""
+
 app = typer.Typer(
     name="roomwire",
     help="Room messaging for humans, agents and services.",
-    epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    # One code per line (Rich keeps the line breaks of an epilog).
+    epilog="Exit codes:\n\n" + "\n".join(f"{k:>4}  {v}" for k, v in EXIT_CODES.items()),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 messaging_app = typer.Typer(help="Messaging in a room: list, send, broadcast, listen.")
 app.add_typer(messaging_app, name="messaging")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"roomwire {__version__} (core {roomwire.__version__}, runtime {_runtime})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Room messaging for humans, agents and services."""
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -90,6 +120,13 @@ Token = Annotated[
 Secret = Annotated[
     str | None,
     typer.Option(envvar="ROOMWIRE_SECRET", help="Server secret, to mint a token for --name."),
+]
+ServerSecret = Annotated[
+    str | None,
+    typer.Option(
+        envvar="ROOMWIRE_SECRET",
+        help="The secret that signs participant tokens (a development one is generated if unset).",
+    ),
 ]
 Room = Annotated[
     str | None, typer.Option(envvar="ROOMWIRE_ROOM", help="Room (defaults to the token's).")
@@ -149,10 +186,18 @@ def parse_data(data: str) -> dict[str, Any]:
     return value
 
 
+def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main`` on the runtime ``main()`` was given (asyncio: uvloop when installed)."""
+    if _runtime == "trio":
+        anyio.run(main, backend="trio")
+    else:
+        run(main())
+
+
 def run_command(main: Callable[[], Awaitable[None]]) -> None:
     """Run ``main`` with errors turned into one line and an exit code."""
     try:
-        run(_with_signals(main))
+        run_loop(lambda: _with_signals(main))
     except rw.RoomError as exc:
         if exc.code in _TOKEN_CODES:
             fail(4, f"token refused ({exc.code.name}): {exc.reason}")
@@ -195,40 +240,99 @@ async def _with_signals(main: Callable[[], Awaitable[None]]) -> None:
 # --- commands -------------------------------------------------------------------------------
 
 
+def _load_config(ctx: typer.Context, path: Path | None) -> Path | None:
+    """``serve --config``: the file's settings become the defaults of the other options."""
+    if path is not None:
+        try:
+            settings = _serve_config.read(path, _serve_config.setting_names(ctx))
+        except _serve_config.ConfigError as exc:
+            fail(2, str(exc))
+        ctx.default_map = {**(ctx.default_map or {}), **settings}
+    return path
+
+
 @app.command()
 def serve(  # noqa: PLR0917 - Typer maps parameters to options
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(envvar="ROOMWIRE_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(help="Port to listen on (0 picks a free one).")
+        int, typer.Option(envvar="ROOMWIRE_PORT", help="Port to listen on (0 picks a free one).")
     ] = DEFAULT_PORT,
-    secret: Secret = None,
-    heartbeat: Annotated[float, typer.Option(help="Seconds between pings.")] = 25.0,
+    secret: ServerSecret = None,
+    heartbeat: Annotated[
+        float, typer.Option(envvar="ROOMWIRE_HEARTBEAT", help="Seconds between pings.")
+    ] = 25.0,
     redis: Annotated[
         str | None,
         typer.Option(
             envvar="ROOMWIRE_REDIS",
-            help="Redis URL (redis://host:6379/0): run as one node of a cluster.",
+            help="Redis URL (redis://host:6379/0): run as one node of a cluster (asyncio only).",
         ),
     ] = None,
     node_id: Annotated[
-        str | None, typer.Option(help="This node's id with --redis (random by default).")
+        str | None,
+        typer.Option(
+            envvar="ROOMWIRE_NODE_ID", help="This node's id with --redis (random by default)."
+        ),
     ] = None,
     backplane_ttl: Annotated[
         float,
-        typer.Option(help="With --redis: seconds before a silent node's participants go."),
+        typer.Option(
+            envvar="ROOMWIRE_BACKPLANE_TTL",
+            help="With --redis: seconds before a silent node's participants go.",
+        ),
     ] = 15.0,
     probe_interval: Annotated[
-        float, typer.Option(help="With --redis: seconds between pub/sub liveness probes.")
+        float,
+        typer.Option(
+            envvar="ROOMWIRE_PROBE_INTERVAL",
+            help="With --redis: seconds between pub/sub liveness probes.",
+        ),
     ] = 1.0,
     rate_limit: Annotated[
         float | None,
-        typer.Option(min=0.001, help="Requests per second each connection may make."),
+        typer.Option(
+            min=0.001,
+            envvar="ROOMWIRE_RATE_LIMIT",
+            help="Requests per second each connection may make.",
+        ),
     ] = None,
     rate_burst: Annotated[
-        int, typer.Option(min=1, help="Requests a connection may make at once (with --rate-limit).")
+        int,
+        typer.Option(
+            min=1,
+            envvar="ROOMWIRE_RATE_BURST",
+            help="Requests a connection may make at once (with --rate-limit).",
+        ),
     ] = 10,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ROOMWIRE_CONFIG",
+            is_eager=True,  # read before the other options, so it can supply their defaults
+            callback=_load_config,
+            dir_okay=False,
+            help="TOML file of serve settings (keys: the option names, e.g. rate_burst = 20).",
+        ),
+    ] = None,
+    print_config: Annotated[
+        bool,
+        typer.Option(
+            "--print-config", help="Print the resulting settings (secret redacted) and exit."
+        ),
+    ] = False,
 ) -> None:
-    """Run a room server until Ctrl-C or SIGTERM."""
+    """Run a room server until Ctrl-C or SIGTERM (a signal is the normal stop: exit 0).
+
+    Settings come from flags, then ROOMWIRE_* variables (ROOMWIRE_PORT, ...), then --config.
+    """
+    if print_config:
+        print(_serve_config.describe(ctx), end="")
+        return
+    if redis is not None and _runtime != "asyncio":
+        fail(2, "--redis needs asyncio (redis-py is asyncio-only): use `roomwire serve`")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -258,30 +362,32 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 **cluster,
             ) as srv:
                 if generated:
-                    example = ParticipantToken(room="demo", name="alice").to_jwt(key)
-                    err.print(f"development secret (generated): {key}", markup=False)
-                    err.print(f"example token for alice in room demo:\n{example}", markup=False)
-                    err.print("next, in another terminal:", markup=False)
-                    err.print(
-                        f"  export ROOMWIRE_URL={srv.url} ROOMWIRE_SECRET={key}", markup=False
-                    )
-                    err.print("  roomwire messaging listen --room demo", markup=False)
-                    err.print(
-                        "  roomwire messaging broadcast --room demo --type chat "
-                        '--data \'{"text": "hi"}\'',
-                        markup=False,
-                    )
+                    _print_next_steps(srv.url, key)
                 print(f"listening on {srv.url}", flush=True)
                 async for _ in signals:
                     break
 
     try:
-        run(main())
+        run_loop(main)
     except OSError as exc:  # the port is taken, the host is not an address of this machine
         fail(3, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     except KeyboardInterrupt:  # Ctrl-C before the handlers above were installed
         raise typer.Exit(130) from None
     err.print("stopped", markup=False)
+
+
+def _print_next_steps(url: str, key: str) -> None:
+    """For a generated secret: the secret, an example token and the commands to try next."""
+    example = ParticipantToken(room="demo", name="alice").to_jwt(key)
+    err.print(f"development secret (generated): {key}", markup=False)
+    err.print(f"example token for alice in room demo:\n{example}", markup=False)
+    err.print("next, in another terminal:", markup=False)
+    err.print(f"  export ROOMWIRE_URL={url} ROOMWIRE_SECRET={key}", markup=False)
+    err.print("  roomwire messaging listen --room demo", markup=False)
+    err.print(
+        '  roomwire messaging broadcast --room demo --type chat --data \'{"text": "hi"}\'',
+        markup=False,
+    )
 
 
 @app.command()
@@ -395,9 +501,11 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
     type_: Type,
     data: Data,
-    to: Annotated[str | None, typer.Option("--to", help="Recipient's name.")] = None,
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="A recipient's name (repeatable).")
+    ] = None,
     to_participant_id: Annotated[
-        str | None, typer.Option(help="Recipient's participant id.")
+        list[str] | None, typer.Option(help="A recipient's participant id (repeatable).")
     ] = None,
     attachment: Attachment = None,
     url: Url = DEFAULT_URL,
@@ -407,19 +515,24 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     name: Name = "roomwire-cli",
     as_json: JsonOut = False,
 ) -> None:
-    """Send a message to one participant; exit 0 only once the server acknowledged it."""
-    if (to is None) == (to_participant_id is None):
-        fail(2, "pass exactly one of --to NAME or --to-participant-id ID")
+    """Send a message to one or more participants (repeat --to, or --to-participant-id);
+    exit 0 only once the server acknowledged it."""
+    names, ids = to or [], to_participant_id or []
+    if bool(names) == bool(ids):
+        fail(2, "pass exactly one of --to NAME or --to-participant-id ID (either may repeat)")
     message = parse_data(data)
     payload = _read_attachment(attachment)
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
 
     async def main() -> None:
         async with rw.connect(url, token=jwt, room=room, reconnect=False) as client:
-            await client.messaging.enable(presence=to is not None)
-            recipient = to_participant_id or _by_name(client, str(to))
+            await client.messaging.enable(presence=bool(names))  # names are looked up there
+            recipients = [_by_name(client, n) for n in names] or ids
             message_id = await client.messaging.send_message(
-                to=recipient, type=type_, message=message, attachment=payload
+                to=recipients[0] if len(recipients) == 1 else recipients,
+                type=type_,
+                message=message,
+                attachment=payload,
             )
         _print_sent(message_id, as_json)
 
@@ -487,13 +600,18 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
             # On stderr, so stdout stays data: scripts can wait for this line to know the
             # listener is in the room.
             err.print(f"listening in room {client.room} as {me.name} ({me.id})", markup=False)
+            # Names by id, from the presence events shown so far: they come in order (a
+            # sender joins before its message and leaves after it), so a message's sender
+            # is known when it is printed.
+            names = {me.id: me.name}
             for participant in client.messaging.remote_participants:
+                names[participant.id] = participant.name
                 _show({"event": "present", "participant": _participant_json(participant)}, as_json)
             lost: rw.Disconnected | None = None
             async for event in client.messaging.events():
                 if isinstance(event, rw.Disconnected):
                     lost = event
-                record = _describe(event, save_attachments)
+                record = _describe(event, save_attachments, names)
                 if record is not None:
                     _show(record, as_json)
             # The events end only once the connection is gone for good (reconnecting failed):
@@ -505,7 +623,9 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
     run_command(main)
 
 
-def _describe(event: rw.MessagingEvent, folder: Path | None) -> dict[str, Any] | None:
+def _describe(
+    event: rw.MessagingEvent, folder: Path | None, names: dict[str, str]
+) -> dict[str, Any] | None:
     if isinstance(event, MessageReceived):
         m = event.message
         record: dict[str, Any] = {
@@ -514,6 +634,7 @@ def _describe(event: rw.MessagingEvent, folder: Path | None) -> dict[str, Any] |
             "seq": m.seq,
             "timestamp": m.timestamp,
             "from": m.from_participant_id,
+            "from_name": names.get(m.from_participant_id),  # None: not in this one's presence
             "type": m.type,
             "message": m.message,
             "broadcast": m.broadcast,
@@ -528,9 +649,13 @@ def _describe(event: rw.MessagingEvent, folder: Path | None) -> dict[str, Any] |
                 path.write_bytes(m.attachment)
                 record["attachment_file"] = str(path)
         return record
-    names = {ParticipantAdded: "joined", ParticipantRemoved: "left", ParticipantUpdated: "updated"}
+    if isinstance(event, ParticipantAdded | ParticipantUpdated | rw.Reconnected):
+        names[event.participant.id] = event.participant.name
+    if isinstance(event, ParticipantRemoved):
+        names.pop(event.participant.id, None)
     if isinstance(event, ParticipantAdded | ParticipantRemoved | ParticipantUpdated):
-        return {"event": names[type(event)], "participant": _participant_json(event.participant)}
+        kind = _PRESENCE_EVENTS[type(event)]
+        return {"event": kind, "participant": _participant_json(event.participant)}
     if isinstance(event, rw.Disconnected):
         return {
             "event": "disconnected",
@@ -545,20 +670,38 @@ def _describe(event: rw.MessagingEvent, folder: Path | None) -> dict[str, Any] |
     return None
 
 
+_PRESENCE_EVENTS = {
+    ParticipantAdded: "joined",
+    ParticipantRemoved: "left",
+    ParticipantUpdated: "updated",
+}
+
+
 def _show(record: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(record), flush=True)
-    elif record["event"] == "message":
+    print(json.dumps(record) if as_json else _human(record), flush=True)
+
+
+def _human(record: dict[str, Any]) -> str:
+    """One line for a person: names first, ids in brackets, a disconnect's code and reason."""
+    event = record["event"]
+    if event == "message":
         extra = " +attachment" if "attachment" in record or "attachment_file" in record else ""
-        print(
-            f"[{record['type']}] {record['from']}: {json.dumps(record['message'])}{extra}",
-            flush=True,
+        sender = (
+            record["from"]
+            if record["from_name"] is None
+            else (f"{record['from_name']} ({record['from']})")
         )
-    elif "participant" in record:
+        return f"[{record['type']}] {sender}: {json.dumps(record['message'])}{extra}"
+    if event == "disconnected":
+        then = "reconnecting" if record["reconnecting"] else "not reconnecting"
+        return f"* disconnected: {record['code']} ({record['reason']}), {then}"
+    if event == "reconnected":
         p = record["participant"]
-        print(f"* {p['name']} ({p['id']}) {record['event']}", flush=True)
-    else:
-        print(f"* {record['event']}", flush=True)
+        return f"* reconnected as {p['name']} ({p['id']})"
+    if "participant" in record:
+        p = record["participant"]
+        return f"* {p['name']} ({p['id']}) {event}"
+    return f"* {record['count']} event(s) dropped: the queue was full"
 
 
 def _warn_in_one_line(  # noqa: PLR0917 - the signature of warnings.showwarning
@@ -572,7 +715,9 @@ def _warn_in_one_line(  # noqa: PLR0917 - the signature of warnings.showwarning
     err.print(f"warning: {message}", markup=False)
 
 
-def main() -> None:
-    """The console script's entry point."""
+def main(runtime: Runtime = "asyncio") -> None:
+    """The console script's entry point; ``python -m roomwire_trio`` passes ``"trio"``."""
+    global _runtime  # noqa: PLW0603 - one process runs one CLI invocation on one runtime
+    _runtime = runtime
     warnings.showwarning = _warn_in_one_line  # e.g. PyJWT's short-key warning: no source dump
-    app()
+    app(prog_name="roomwire")

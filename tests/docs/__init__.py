@@ -1,0 +1,1 @@
+"""Every Python block of README.md and docs/*.md, run as written."""

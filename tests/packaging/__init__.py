@@ -1,0 +1,1 @@
+"""The distributions as built: wheels and their metadata."""
