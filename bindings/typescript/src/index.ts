@@ -17,3 +17,5 @@ export {
 export { type ClientEvent, type Limits, NEED_DATA, type NeedData, type RemoteParticipant, type RoomMessage } from "./events.js";
 export { SimpleValue } from "./decode.js";
 export type { State } from "./state.js";
+export { type ConnectOptions, DEFAULT_RECONNECT, type MessageInput, Messaging, type MessagingEventName, type Recipient, type ReconnectPolicy, Room, connect } from "./room.js";
+export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
