@@ -10,7 +10,8 @@
  * after the first item ignored. Anything else throws `CborError`.
  *
  * Values: maps -> plain objects (a map with a byte-string key -> `Map`), arrays -> arrays,
- * byte strings -> `Uint8Array` (copies), integers -> numbers (`bigint` beyond 2^53), CBOR
+ * byte strings -> `Uint8Array` (copies), integers -> numbers (`bigint` beyond the safe range,
+ * |n| > 2^53 - 1), CBOR
  * undefined -> `undefined`, simple values -> `SimpleValue`.
  */
 
@@ -84,7 +85,7 @@ function readArgument(info: number): number | bigint {
       const high = view.getUint32(pos);
       const low = view.getUint32(pos + 4);
       pos += 8;
-      // Exact as a number below 2^53; above, a bigint.
+      // A number while safe (below 2^53); above, a bigint.
       return high < 0x200000 ? high * 0x100000000 + low : (BigInt(high) << 32n) | BigInt(low);
     }
     case 31:
@@ -115,7 +116,7 @@ function readItem(path: string): unknown {
       return readArgument(info);
     case 1: {
       const n = readArgument(info);
-      return typeof n === "number" ? -1 - n : -1n - n;
+      return typeof n === "number" && n < Number.MAX_SAFE_INTEGER ? -1 - n : -1n - BigInt(n);
     }
     case 2: {
       const length = readLength(info, 1);

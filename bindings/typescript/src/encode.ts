@@ -33,8 +33,8 @@ const MAX_UINT32 = 0xffffffff;
 
 /**
  * Whether `value` is a JSON object this protocol can carry (as `frames.is_json_object`):
- * plain objects with well-formed string keys, arrays, well-formed strings, integers within
- * -2^64..2^64-1, finite numbers, booleans and null, nested at most `JSON_DEPTH` deep.
+ * plain objects with well-formed string keys, arrays, well-formed strings, finite numbers,
+ * booleans and null, nested at most `JSON_DEPTH` deep.
  * Returns "wide" when it holds integers that need `widenIntegers` before encoding.
  * Iterative, so neither depth nor a cycle costs recursion.
  */
@@ -58,10 +58,7 @@ export function checkJson(value: unknown): false | "ok" | "wide" {
           break;
         case "number":
           if (!Number.isFinite(child)) return false;
-          if (Number.isInteger(child) && (child > MAX_UINT32 || child < -MAX_UINT32 - 1)) {
-            if (child >= 2 ** 64 || child < -(2 ** 64)) return false; // would need a tag
-            wide = true;
-          }
+          if (isWide(child)) wide = true;
           break;
         case "object":
           if (child === null) break;
@@ -78,11 +75,7 @@ export function checkJson(value: unknown): false | "ok" | "wide" {
 
 /** A copy of a checked JSON value with integers beyond 32 bits as bigints. */
 export function widenIntegers(value: JsonValue): unknown {
-  if (typeof value === "number") {
-    return Number.isInteger(value) && (value > MAX_UINT32 || value < -MAX_UINT32 - 1)
-      ? BigInt(value)
-      : value;
-  }
+  if (typeof value === "number") return isWide(value) ? BigInt(value) : value;
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map(widenIntegers);
   const copy: Record<string, unknown> = {};
@@ -90,6 +83,16 @@ export function widenIntegers(value: JsonValue): unknown {
     Object.defineProperty(copy, key, { value: widenIntegers(child), enumerable: true });
   }
   return copy;
+}
+
+/**
+ * An integer cbor-x would write as a float: 2^32 <= |n| < 2^64. JavaScript cannot tell 1e19
+ * from 10000000000000000000; within CBOR's integer range it is written as an integer, and
+ * beyond it (where it could only be a tagged bignum) as the float it is. -2^64 itself stays a
+ * float too: cbor-x writes that bigint as a bignum.
+ */
+function isWide(n: number): boolean {
+  return Number.isInteger(n) && (n > MAX_UINT32 || n < -MAX_UINT32 - 1) && n < 2 ** 64 && n > -(2 ** 64);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
