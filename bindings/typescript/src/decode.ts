@@ -10,7 +10,8 @@
  * after the first item ignored. Anything else throws `CborError`.
  *
  * Values: maps -> plain objects (a map with a byte-string key -> `Map`), arrays -> arrays,
- * byte strings -> `Uint8Array` (copies), integers -> numbers (`bigint` beyond the safe range,
+ * byte strings -> `Uint8Array` views into `data` (so the caller must not reuse that buffer: a
+ * WebSocket hands each message a buffer of its own), integers -> numbers (`bigint` beyond the safe range,
  * |n| > 2^53 - 1), CBOR
  * undefined -> `undefined`, simple values -> `SimpleValue`.
  */
@@ -37,7 +38,6 @@ const EMPTY = new Uint8Array(0);
 
 // The decoder's cursor: decoding is synchronous and never re-entered.
 let src: Uint8Array = EMPTY;
-let view: DataView = new DataView(EMPTY.buffer);
 let pos = 0;
 let depth = 0;
 let lastWasFloat = false;
@@ -46,7 +46,6 @@ let floatKeys: Set<string> | null = null;
 /** Decode the first CBOR item of `data` under the rules above. */
 export function decodeItem(data: Uint8Array): DecodedItem {
   src = data;
-  view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   pos = 0;
   depth = 0;
   floatKeys = null;
@@ -75,15 +74,15 @@ function readArgument(info: number): number | bigint {
     case 25:
       need(2);
       pos += 2;
-      return view.getUint16(pos - 2);
+      return (src[pos - 2]! << 8) | src[pos - 1]!;
     case 26:
       need(4);
       pos += 4;
-      return view.getUint32(pos - 4);
+      return uint32(pos - 4);
     case 27: {
       need(8);
-      const high = view.getUint32(pos);
-      const low = view.getUint32(pos + 4);
+      const high = uint32(pos);
+      const low = uint32(pos + 4);
       pos += 8;
       // A number while safe (below 2^53); above, a bigint.
       return high < 0x200000 ? high * 0x100000000 + low : (BigInt(high) << 32n) | BigInt(low);
@@ -95,6 +94,24 @@ function readArgument(info: number): number | bigint {
   }
 }
 
+function uint32(at: number): number {
+  return src[at]! * 0x1000000 + ((src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!);
+}
+
+/** A big-endian float of `size` bytes at `pos`, read through a scratch view (a view per
+ * frame would cost more than the floats do). */
+const scratch = new Uint8Array(8);
+const scratchView = new DataView(scratch.buffer);
+
+function readFloat(size: 2 | 4 | 8): number {
+  need(size);
+  for (let i = 0; i < size; i++) scratch[i] = src[pos + i]!;
+  pos += size;
+  lastWasFloat = true;
+  if (size === 2) return halfToNumber(scratchView.getUint16(0));
+  return size === 4 ? scratchView.getFloat32(0) : scratchView.getFloat64(0);
+}
+
 /** A length argument that fits in the rest of the data, at `unit` bytes per element. */
 function readLength(info: number, unit: number): number {
   const length = readArgument(info);
@@ -104,8 +121,9 @@ function readLength(info: number, unit: number): number {
   return length;
 }
 
-/** `path` names the map value being read, for floats at depth 1 and 2 ("" elsewhere). */
-function readItem(path: string): unknown {
+/** Read one item; `parentKey` is the key holding it when it is a map value at depth 1 (for
+ * the floats its own map values may hold), "" elsewhere. */
+function readItem(parentKey: string): unknown {
   need(1);
   const head = src[pos++]!;
   const major = head >> 5;
@@ -121,14 +139,14 @@ function readItem(path: string): unknown {
     case 2: {
       const length = readLength(info, 1);
       pos += length;
-      return src.slice(pos - length, pos);
+      return src.subarray(pos - length, pos);
     }
     case 3:
       return readText(readLength(info, 1));
     case 4:
       return readArray(readLength(info, 1));
     case 5:
-      return readMap(readLength(info, 2), path);
+      return readMap(readLength(info, 2), parentKey);
     case 6:
       return fail("CBOR tags are not part of roomwire frames");
     default:
@@ -140,16 +158,78 @@ function readText(length: number): string {
   const start = pos;
   pos += length;
   if (length < 32) {
-    // Short ASCII (nearly every key and kind) without a TextDecoder call.
-    let text = "";
-    for (let i = start; i < pos; i++) {
-      const byte = src[i]!;
-      if (byte >= 0x80) return decodeUtf8(start);
-      text += String.fromCharCode(byte);
-    }
-    return text;
+    // Short ASCII (nearly every kind, id and word) without a TextDecoder call.
+    for (let i = start; i < pos; i++) if (src[i]! >= 0x80) return decodeUtf8(start);
+    return ascii(start, pos);
   }
   return decodeUtf8(start);
+}
+
+// Map keys repeat from frame to frame ("t", "id", "seq", ...): short ASCII keys are looked up
+// by their bytes instead of being built again. A slot holds the last key that hashed to it.
+const KEY_SLOTS = 4096;
+const keyBytes: (Uint8Array | undefined)[] = new Array(KEY_SLOTS);
+const keyTexts: string[] = new Array(KEY_SLOTS);
+
+/** A map key: text (through the cache when short) or, for the caller to see, null when the
+ * key is not text. */
+function readKey(): string | null {
+  need(1);
+  const head = src[pos]!;
+  if (head >> 5 !== 3) return null;
+  const info = head & 0x1f;
+  if (info >= 24) {
+    pos++;
+    return readText(readLength(info, 1));
+  }
+  need(1 + info);
+  const start = pos + 1;
+  const end = start + info;
+  let hash = info;
+  for (let i = start; i < end; i++) {
+    const byte = src[i]!;
+    if (byte >= 0x80) {
+      pos++;
+      return readText(info);
+    }
+    hash = (hash * 31 + byte) & (KEY_SLOTS - 1);
+  }
+  pos = end;
+  const cached = keyBytes[hash];
+  if (cached !== undefined && cached.length === info) {
+    let same = true;
+    for (let i = 0; i < info; i++) {
+      if (cached[i] !== src[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return keyTexts[hash]!;
+  }
+  const text = ascii(start, end);
+  keyBytes[hash] = src.slice(start, end);
+  keyTexts[hash] = text;
+  return text;
+}
+
+const char = String.fromCharCode;
+
+/** The ASCII bytes from `start` to `end` as a string, in pieces of up to four characters
+ * (no typed-array view per string: creating one costs more than a short string). */
+function ascii(start: number, end: number): string {
+  let text = "";
+  let i = start;
+  for (; i + 4 <= end; i += 4) text += char(src[i]!, src[i + 1]!, src[i + 2]!, src[i + 3]!);
+  switch (end - i) {
+    case 3:
+      return text + char(src[i]!, src[i + 1]!, src[i + 2]!);
+    case 2:
+      return text + char(src[i]!, src[i + 1]!);
+    case 1:
+      return text + char(src[i]!);
+    default:
+      return text;
+  }
 }
 
 function decodeUtf8(start: number): string {
@@ -173,20 +253,19 @@ function readArray(length: number): unknown[] {
   return array;
 }
 
-function readMap(length: number, path: string): Record<string, unknown> | Map<unknown, unknown> {
+function readMap(length: number, parentKey: string): Record<string, unknown> | Map<unknown, unknown> {
   enter();
   const tracked = depth <= 2; // the frame's map and the maps directly in it
-  let object: Record<string, unknown> = {};
+  const object: Record<string, unknown> = {};
   for (let i = 0; i < length; i++) {
-    const keyHead = pos < src.length ? src[pos]! >> 5 : 3;
-    if (keyHead !== 3) {
-      if (keyHead === 2) return readMapWithBytes(object, length - i);
+    const key = readKey();
+    if (key === null) {
+      if (src[pos]! >> 5 === 2) return readMapWithBytes(object, length - i);
       fail("map keys must be text or byte strings");
     }
-    const key = readItem("") as string;
     if (Object.prototype.hasOwnProperty.call(object, key)) fail(`duplicate map key "${key}"`);
-    const value = readItem(tracked ? (path ? `${path}.${key}` : key) : "");
-    if (tracked && lastWasFloat) (floatKeys ??= new Set()).add(path ? `${path}.${key}` : key);
+    const value = readItem(depth === 1 ? key : "");
+    if (lastWasFloat && tracked) (floatKeys ??= new Set()).add(depth === 1 ? key : `${parentKey}.${key}`);
     if (key === "__proto__") {
       Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
     } else {
@@ -203,7 +282,8 @@ function readMapWithBytes(start: Record<string, unknown>, left: number): Map<unk
   const map = new Map<unknown, unknown>(Object.entries(start));
   const byteKeys = new Set<string>();
   for (let i = 0; i < left; i++) {
-    const keyHead = pos < src.length ? src[pos]! >> 5 : 3;
+    need(1);
+    const keyHead = src[pos]! >> 5;
     if (keyHead !== 2 && keyHead !== 3) fail("map keys must be text or byte strings");
     const key = readItem("") as string | Uint8Array;
     const seen = typeof key === "string" ? map.has(key) : !addBytes(byteKeys, key);
@@ -239,20 +319,11 @@ function readSimple(info: number): unknown {
       return new SimpleValue(value);
     }
     case 25:
-      need(2);
-      pos += 2;
-      lastWasFloat = true;
-      return halfToNumber(view.getUint16(pos - 2));
+      return readFloat(2);
     case 26:
-      need(4);
-      pos += 4;
-      lastWasFloat = true;
-      return view.getFloat32(pos - 4);
+      return readFloat(4);
     case 27:
-      need(8);
-      pos += 8;
-      lastWasFloat = true;
-      return view.getFloat64(pos - 8);
+      return readFloat(8);
     case 31:
       return fail("a break code outside an indefinite-length item");
     default:

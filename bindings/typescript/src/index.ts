@@ -4,7 +4,8 @@
  */
 export { Code, type CodeName, codeName, isRetryable } from "./codes.js";
 export { ClientConnection, type ClientConfig, PROTOCOL_VERSION } from "./connection.js";
-export type { JsonObject, JsonValue } from "./encode.js";
+export { type JsonObject, type JsonValue, encodePayload } from "./encode.js";
+export { type Frame, decodeServerFrame } from "./frames.js";
 export {
   ConnectionClosedError,
   InvalidRequest,
