@@ -52,7 +52,9 @@ export class Link {
     };
     this.ws.onmessage = ({ data }) => this.onMessage(data);
     this.ws.onclose = () => this.onTransportEnd();
-    this.ws.onerror = () => {}; // a close event follows every error
+    // The standard has a close event follow every error; Node 20's WebSocket fires only the
+    // error when it cannot connect. Either one ends the transport, once.
+    this.ws.onerror = () => this.onTransportEnd();
     this.arm();
   }
 
