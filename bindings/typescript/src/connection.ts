@@ -8,11 +8,12 @@
  * of `framesToSend()` as one binary message. Re-arm a timer for `nextDeadline()` and call
  * `handleTimer(now)` when it fires. Times are in seconds.
  */
-import { Code } from "./codes.js";
+import { Code, closesConnection, codeName } from "./codes.js";
 import { checkJson, encodePayload, widenIntegers, type JsonObject } from "./encode.js";
 import { InvalidRequest, LocalProtocolError, MessageTooLarge, RemoteProtocolError } from "./errors.js";
 import { type ClientEvent, type Limits, NEED_DATA, type NeedData, type RemoteParticipant } from "./events.js";
 import { LIMIT_FIELDS, asRecord, badFrame, decodeServerFrame, pyRepr, type Frame } from "./frames.js";
+import { ParticipantView } from "./participants.js";
 import { type Input, type State, TRANSITIONS } from "./state.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -40,7 +41,7 @@ export function participantFromWire(value: unknown): RemoteParticipant {
   };
 }
 
-export class ClientConnection {
+export class ClientConnection extends ParticipantView {
   readonly config: Required<ClientConfig>;
   private _state: State = "HANDSHAKE";
   private readonly inbox: (Uint8Array | null)[] = []; // null: the transport ended
@@ -51,7 +52,6 @@ export class ClientConnection {
   private maxFrameSize: number;
   private nextRid = 1;
   private readonly pending = new Map<number, [Input, JsonObject | null]>();
-  private presence = new Map<string, RemoteParticipant>();
   private snapshot: RemoteParticipant[] = [];
   private me: RemoteParticipant = { id: "", name: "", role: "", attributes: {} };
   private connected = false;
@@ -63,6 +63,7 @@ export class ClientConnection {
   private closeSent: Closed = { event: "ConnectionClosed", code: Code.NORMAL, reason: "", byPeer: false };
 
   constructor(options: { token: string; now: number; room?: string | null; config?: ClientConfig }) {
+    super();
     this.config = { ...DEFAULT_CONFIG, ...options.config };
     this.maxFrameSize = this.config.maxFrameSize;
     this._room = options.room ?? null;
@@ -95,21 +96,6 @@ export class ClientConnection {
     return this.connected ? this._limits : null;
   }
 
-  /** Participants with messaging enabled, as of the last event returned. */
-  get remoteParticipants(): RemoteParticipant[] {
-    return [...this.presence.values()];
-  }
-
-  getParticipant(id: string): RemoteParticipant | null {
-    return this.presence.get(id) ?? null;
-  }
-
-  /** The first present participant with this name (names are not unique). */
-  getParticipantByName(name: string): RemoteParticipant | null {
-    for (const participant of this.presence.values()) if (participant.name === name) return participant;
-    return null;
-  }
-
   // --- the transport's doors --------------------------------------------------------------
 
   /** Buffer one message from the server; nothing is decoded until `nextEvent`. */
@@ -130,11 +116,6 @@ export class ClientConnection {
     const frames = this.outbox;
     this.outbox = [];
     return frames;
-  }
-
-  /** Bytes queued and not yet taken by `framesToSend`. */
-  get outboundSize(): number {
-    return this.outbox.reduce((total, frame) => total + frame.length, 0);
   }
 
   // --- verbs: each queues one frame and returns its request id -------------------------
@@ -201,6 +182,9 @@ export class ClientConnection {
   /** Start a clean close; `ConnectionClosed` follows when the server answers. */
   close(code: number = Code.NORMAL, reason = ""): void {
     this.checkAllowed("LOCAL_CLOSE", "close");
+    if (codeName(code) === undefined || !closesConnection(code) || code === Code.CONNECTION_LOST) {
+      throw new InvalidRequest(`${code} is not a close code that can be sent`);
+    }
     this.send({ t: "close", code, reason });
     this.move("LOCAL_CLOSE");
     this.closeSent = { event: "ConnectionClosed", code, reason, byPeer: false };
@@ -375,7 +359,7 @@ export class ClientConnection {
     this.pending.delete(rid);
     this.heard(now);
     if (request === "DISABLE") {
-      this.presence.clear();
+      this.present.clear();
       return { event: "MessagingDisabled", requestId: rid };
     }
     if (merged !== null) this.me = { ...this.me, attributes: merged };
@@ -391,7 +375,7 @@ export class ClientConnection {
     this.pending.delete(rid);
     const participants = this.snapshot;
     this.snapshot = [];
-    this.presence = new Map(participants.map((p) => [p.id, p]));
+    this.present = new Map(participants.map((p) => [p.id, p]));
     return { event: "MessagingEnabled", requestId: rid, participants };
   }
 
@@ -402,16 +386,16 @@ export class ClientConnection {
     const seq = frame.seq as number;
     if (kind === "left") {
       const id = frame.id as string;
-      const gone = this.presence.get(id);
+      const gone = this.present.get(id);
       if (gone === undefined) throw new RemoteProtocolError(`'left' for absent participant ${pyRepr(id)}`);
-      this.presence.delete(id);
+      this.present.delete(id);
       return { event: "ParticipantRemoved", participant: gone, seq };
     }
     const participant = participantFromWire(frame.p);
-    if (this.presence.has(participant.id) !== (kind === "updated")) {
+    if (this.present.has(participant.id) !== (kind === "updated")) {
       throw new RemoteProtocolError(`${pyRepr(kind)} does not match presence for ${pyRepr(participant.id)}`);
     }
-    this.presence.set(participant.id, participant);
+    this.present.set(participant.id, participant);
     return { event: kind === "joined" ? "ParticipantAdded" : "ParticipantUpdated", participant, seq };
   }
 

@@ -9,6 +9,7 @@ import type { JsonObject } from "./encode.js";
 import { ConnectionClosedError, LocalProtocolError, RoomError } from "./errors.js";
 import type { ClientEvent, Limits, RemoteParticipant, RoomMessage } from "./events.js";
 import { type Closed, Link, now } from "./link.js";
+import { ParticipantView } from "./participants.js";
 import { type WebSocketConstructor, checkUrl, platformWebSocket } from "./transport.js";
 
 /** Capped exponential backoff with full jitter between reconnect attempts (seconds). */
@@ -218,9 +219,9 @@ export class Room {
   }
 }
 
-/** `room.messaging`: enable, presence, send, broadcast and callbacks. */
-export class Messaging {
-  private view = new Map<string, RemoteParticipant>();
+/** `room.messaging`: enable, presence (`remoteParticipants`, `getParticipant`,
+ * `getParticipantByName`, kept current as events arrive), send, broadcast and callbacks. */
+export class Messaging extends ParticipantView {
   private readonly callbacks: { [K in MessagingEventName]: Set<Callbacks[K]> } = {
     message: new Set(),
     participant_added: new Set(),
@@ -230,21 +231,8 @@ export class Messaging {
   private _enabled = false;
   /** @internal */ _presence = true;
 
-  constructor(private readonly room: Room) {}
-
-  /** Participants with messaging enabled, kept current as events arrive. */
-  get remoteParticipants(): RemoteParticipant[] {
-    return [...this.view.values()];
-  }
-
-  getParticipant(id: string): RemoteParticipant | null {
-    return this.view.get(id) ?? null;
-  }
-
-  /** The first present participant with this name (names are not unique). */
-  getParticipantByName(name: string): RemoteParticipant | null {
-    for (const participant of this.view.values()) if (participant.name === name) return participant;
-    return null;
+  constructor(private readonly room: Room) {
+    super();
   }
 
   get enabled(): boolean {
@@ -298,9 +286,9 @@ export class Messaging {
 
   /** Replace the view, telling callbacks what changed (all new on the first enable). */
   private applySnapshot(participants: readonly RemoteParticipant[]): void {
-    const old = this.view;
-    this.view = new Map(participants.map((p) => [p.id, p]));
-    for (const participant of old.values()) if (!this.view.has(participant.id)) this.emit("participant_removed", participant);
+    const old = this.present;
+    this.present = new Map(participants.map((p) => [p.id, p]));
+    for (const participant of old.values()) if (!this.present.has(participant.id)) this.emit("participant_removed", participant);
     for (const participant of participants) if (!old.has(participant.id)) this.emit("participant_added", participant);
   }
 
@@ -312,11 +300,11 @@ export class Messaging {
         break;
       case "ParticipantAdded":
       case "ParticipantUpdated":
-        this.view.set(event.participant.id, event.participant);
+        this.present.set(event.participant.id, event.participant);
         this.emit(event.event === "ParticipantAdded" ? "participant_added" : "participant_updated", event.participant);
         break;
       case "ParticipantRemoved":
-        this.view.delete(event.participant.id);
+        this.present.delete(event.participant.id);
         this.emit("participant_removed", event.participant);
         break;
       case "MessagingEnabled":

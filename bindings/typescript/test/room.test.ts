@@ -299,6 +299,15 @@ test("close() sends a close, waits for the answer, and ends the room", async () 
   assert.equal(server.sockets.length, 1, "no reconnect after close");
 });
 
+test("the core refuses to send a close with a code that is not a close code", async () => {
+  const { ClientConnection } = await import("../src/index.js");
+  const conn = new ClientConnection({ token: "t", now: 0 });
+  for (const code of [4040, 1006, 1234]) assert.throws(() => conn.close(code), { code: 4000, codeName: "INVALID_REQUEST" });
+  assert.equal(conn.state, "HANDSHAKE");
+  conn.close(3002, "giving up");
+  assert.equal(conn.state, "CLOSING");
+});
+
 test("on() refuses an unknown event name", async () => {
   const server = new FakeServer();
   const room = await connect(URL, { token: "t", WebSocket: server.WebSocket });
