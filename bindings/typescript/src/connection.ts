@@ -25,13 +25,13 @@ export interface ClientConfig {
   handshakeTimeout?: number;
 }
 
-export const DEFAULT_CONFIG: Required<ClientConfig> = { maxFrameSize: 16 * 1024 * 1024, handshakeTimeout: 10 };
+const DEFAULT_CONFIG: Required<ClientConfig> = { maxFrameSize: 16 * 1024 * 1024, handshakeTimeout: 10 };
 
 type Closed = Extract<ClientEvent, { event: "ConnectionClosed" }>;
 
 const NO_LIMITS: Limits = { maxFrameSize: 0, maxSendSize: 0, maxRecipients: 0, maxTypeLength: 0, maxAttributesSize: 0 };
 
-export function participantFromWire(value: unknown): RemoteParticipant {
+function participantFromWire(value: unknown): RemoteParticipant {
   const record = asRecord(value)!; // the shape check made sure
   return {
     id: record.id as string,

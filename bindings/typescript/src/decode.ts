@@ -17,7 +17,7 @@
  */
 
 /** Deepest nesting of arrays and maps, the frame's own map included (`frames.MAX_DEPTH`). */
-export const MAX_DEPTH = 32;
+const MAX_DEPTH = 32;
 
 export class CborError extends Error {}
 

@@ -11,7 +11,7 @@
 import { Encoder } from "cbor-x";
 
 /** Deepest nesting of a message or attributes object (the frame's map is one level). */
-export const JSON_DEPTH = 31;
+const JSON_DEPTH = 31;
 
 const encoder = new Encoder({
   tagUint8Array: false,

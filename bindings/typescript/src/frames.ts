@@ -53,7 +53,7 @@ export function asRecord(value: unknown): Record<string, unknown> | null {
 }
 
 /** A decoded CBOR map: a plain object, or a `Map` when it had byte-string keys. */
-export function isDict(value: unknown): boolean {
+function isDict(value: unknown): boolean {
   return (
     value instanceof Map ||
     (typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array) && Object.getPrototypeOf(value) === Object.prototype)
@@ -101,7 +101,7 @@ function isNone(frame: Frame, key: string): boolean {
   return frame[key] === null || !Object.prototype.hasOwnProperty.call(frame, key);
 }
 
-export function isParticipant(value: unknown): boolean {
+function isParticipant(value: unknown): boolean {
   const record = asRecord(value);
   return (
     record !== null &&

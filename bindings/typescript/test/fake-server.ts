@@ -30,6 +30,8 @@ export class FakeServer {
   hbt = 10;
   /** Whether to answer hellos at all. */
   silent = false;
+  /** A code to refuse enables with, or null. */
+  refuseEnable: number | null = null;
   private messages = 0;
 
   readonly WebSocket: WebSocketConstructor;
@@ -72,6 +74,10 @@ export class FakeServer {
         });
         return;
       case "enable":
+        if (this.refuseEnable !== null) {
+          socket.push({ t: "error", rid, code: this.refuseEnable, reason: "not now" });
+          return;
+        }
         socket.push({ t: "snapshot", rid, more: false, participants: frame.presence ? this.present : [] });
         return;
       case "send": {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
-import { type Room, type RoomMessage, connect as connectRoom } from "../src/index.js";
+import { type Room, RoomError, type RoomMessage, connect as connectRoom } from "../src/index.js";
 import { FakeServer, participant, until } from "./fake-server.js";
 
 const URL = "ws://127.0.0.1:9/room";
@@ -207,6 +207,18 @@ test("a lost connection is reconnected and messaging re-enabled; presence is re-
   assert.deepEqual(server.sockets[1]!.received.map((f) => f.t), ["hello", "enable"]);
   assert.equal(await room.messaging.sendMessage({ to: "c1", type: "chat", message: {} }), "m1");
   await room.close();
+});
+
+test("a re-enable the server refuses after a reconnect is reported, and the room stays up", async () => {
+  const server = new FakeServer();
+  const errors: unknown[] = [];
+  const room = await enabledRoom(server, { onError: (e: unknown) => errors.push(e) });
+  server.refuseEnable = 4032;
+  server.last.hangUp();
+  await until(() => errors.length === 1);
+  assert.deepEqual([(errors[0] as RoomError).code, (errors[0] as RoomError).codeName], [4032, "FORBIDDEN_LIST"]);
+  assert.ok(room.connected);
+  await assert.rejects(room.messaging.broadcastMessage({ type: "a", message: {} }), { code: 1002, codeName: "PROTOCOL_ERROR" });
 });
 
 test("a send made while reconnecting waits for the new connection", async () => {
