@@ -65,7 +65,7 @@ export class Link {
     return new Promise((resolve, reject) => this.waiters.set(rid, { resolve, reject }));
   }
 
-  /** Queue a request whose reply nobody waits for (the re-enable after a reconnect). */
+  /** Queue a request whose reply nobody waits for (one repeated after a reconnect). */
   requestDetached(verb: (conn: ClientConnection) => number): void {
     this.waiters.set(verb(this.conn), null);
     this.flush();

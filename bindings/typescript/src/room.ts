@@ -72,6 +72,7 @@ export class Room {
   private closing = false;
   private closeReason: RoomError | null = null;
   private upWaiters: (() => void)[] = [];
+  private readonly attributes: JsonObject = {}; // as the server accepted them
   private readonly policy: ReconnectPolicy;
   private readonly WebSocket: WebSocketConstructor;
   /** @internal */ readonly _report: (error: unknown) => void;
@@ -104,6 +105,19 @@ export class Room {
     return this._link?.conn.limits ?? null;
   }
 
+  /**
+   * Merge `attributes` into this participant's own (a null value removes a key); resolves
+   * once the server accepted them, and others with presence see `participant_updated`. They
+   * are set again on every reconnect.
+   */
+  async setAttributes(attributes: JsonObject): Promise<void> {
+    await this._request((conn) => conn.setAttributes(attributes));
+    for (const [key, value] of Object.entries(attributes)) {
+      if (value === null) delete this.attributes[key];
+      else this.attributes[key] = value;
+    }
+  }
+
   /** Close cleanly: tell the server, wait briefly for its answer, end the room for good. */
   async close(): Promise<void> {
     this.closing = true;
@@ -126,6 +140,10 @@ export class Room {
     if (closed !== null) {
       const reason = closed.code === Code.CONNECTION_LOST ? `cannot reach ${this.url}: ${closed.reason}` : closed.reason;
       throw new ConnectionClosedError(reason, closed.code);
+    }
+    if (Object.keys(this.attributes).length) {
+      // Reconnecting: restore our attributes first, so that the re-enable announces them.
+      link.requestDetached((c) => c.setAttributes(this.attributes));
     }
     if (this.messaging.enabled) {
       // Reconnecting: queue the re-enable before the link is published, so that a send made
@@ -313,9 +331,9 @@ export class Messaging extends ParticipantView {
       case "MessagingDisabled":
         this.applySnapshot([]);
         break;
-      default: // a refusal of a detached request: the re-enable after a reconnect
+      default: // a refusal of a detached request: one repeated after a reconnect
         if (event.event === "RequestRefused") {
-          this.room._report(new RoomError(`could not re-enable messaging after reconnecting: ${event.reason}`, event.code));
+          this.room._report(new RoomError(`a request repeated after reconnecting was refused: ${event.reason}`, event.code));
         }
     }
   }

@@ -94,6 +94,7 @@ export class FakeServer {
         socket.push({ t: "ack", rid, id: `m${++this.messages}` });
         return;
       case "disable":
+      case "attrs":
         socket.push({ t: "ack", rid });
         return;
       case "close":

@@ -1,7 +1,7 @@
 // The API of DESIGN §7.2 over an in-memory WebSocket (test/fake-server.ts): sends resolve with
 // the message id, refusals reject with code and codeName, presence and messages reach the
-// callbacks, limits are checked before sending, and a lost connection is reconnected and
-// messaging re-enabled.
+// callbacks, limits are checked before sending, and a lost connection is reconnected, the
+// attributes restored and messaging re-enabled.
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
@@ -219,6 +219,21 @@ test("a re-enable the server refuses after a reconnect is reported, and the room
   assert.deepEqual([(errors[0] as RoomError).code, (errors[0] as RoomError).codeName], [4032, "FORBIDDEN_LIST"]);
   assert.ok(room.connected);
   await assert.rejects(room.messaging.broadcastMessage({ type: "a", message: {} }), { code: 1002, codeName: "PROTOCOL_ERROR" });
+});
+
+test("setAttributes is acked, checked against the limit first, and restored on reconnect", async () => {
+  const server = new FakeServer();
+  const room = await enabledRoom(server);
+  await room.setAttributes({ mood: "ok", away: true });
+  await room.setAttributes({ away: null });
+  assert.deepEqual(room.localParticipant?.attributes, { mood: "ok" });
+  await assert.rejects(room.setAttributes({ big: "x".repeat(65536) }), { code: 4130, codeName: "TOO_LARGE" });
+  await assert.rejects(room.setAttributes({ bad: NaN }), { code: 4000, codeName: "INVALID_REQUEST" });
+  assert.equal(server.received("attrs").length, 2);
+  server.last.hangUp();
+  await until(() => server.received("enable").length === 2);
+  assert.deepEqual(server.sockets[1]!.received.map((f) => f.t), ["hello", "attrs", "enable"]);
+  assert.deepEqual(server.sockets[1]!.received[1]!.attributes, { mood: "ok" });
 });
 
 test("a send made while reconnecting waits for the new connection", async () => {
