@@ -16,6 +16,8 @@ interface Waiter {
   reject(error: RoomError): void;
 }
 
+const DRAIN_POLL_MS = 5;
+
 export function now(): number {
   return Date.now() / 1000;
 }
@@ -56,6 +58,14 @@ export class Link {
     // error when it cannot connect. Either one ends the transport, once.
     this.ws.onerror = () => this.onTransportEnd();
     this.arm();
+  }
+
+  /** Resolves once the WebSocket holds at most `bytes` unsent (or the link has ended): the
+   * WebSocket API has no drain event, so this polls. */
+  async drained(bytes: number): Promise<void> {
+    while (this.ended === null && this.ws.bufferedAmount > bytes) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
   }
 
   /** Queue a request through `verb` and wait for its reply (a message id, or null). */

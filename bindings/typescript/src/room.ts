@@ -21,6 +21,8 @@ export interface ReconnectPolicy {
   giveUpAfter: number;
 }
 
+const MAX_PENDING_BYTES = 1024 * 1024;
+
 export const DEFAULT_RECONNECT: ReconnectPolicy = { enabled: true, firstDelay: 0.1, maxDelay: 5, giveUpAfter: 60 };
 
 export interface ConnectOptions {
@@ -35,6 +37,9 @@ export interface ConnectOptions {
   WebSocket?: WebSocketConstructor;
   /** Where callback errors and reconnect trouble are reported (default: console.error). */
   onError?: (error: unknown) => void;
+  /** Requests wait while the WebSocket holds more than this many unsent bytes (default 1 MiB):
+   * a sender faster than the network does not buffer without bound. */
+  maxPendingBytes?: number;
 }
 
 export type Recipient = RemoteParticipant | string;
@@ -226,6 +231,7 @@ export class Room {
   /** @internal: one request, answered by a message id (or null), or a typed error. */
   async _request(verb: (conn: ClientConnection) => number): Promise<string | null> {
     const link = await this._linkUp();
+    await link.drained(this.options.maxPendingBytes ?? MAX_PENDING_BYTES);
     try {
       return await link.request(verb);
     } catch (error) {

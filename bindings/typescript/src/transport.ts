@@ -5,6 +5,8 @@
  */
 export interface WebSocketLike {
   binaryType: string;
+  /** Bytes given to `send` and not yet handed to the network. */
+  readonly bufferedAmount: number;
   onopen: ((event: unknown) => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: unknown) => void) | null;

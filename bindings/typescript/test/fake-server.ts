@@ -108,6 +108,8 @@ export class FakeServer {
 
 export class FakeSocket implements WebSocketLike {
   binaryType = "blob";
+  /** What the test says is waiting to go out. */
+  bufferedAmount = 0;
   onopen: ((event: unknown) => void) | null = null;
   onmessage: ((event: { data: unknown }) => void) | null = null;
   onclose: ((event: unknown) => void) | null = null;

@@ -236,6 +236,19 @@ test("setAttributes is acked, checked against the limit first, and restored on r
   assert.deepEqual(server.sockets[1]!.received[1]!.attributes, { mood: "ok" });
 });
 
+test("requests wait while the WebSocket holds more than maxPendingBytes unsent", async () => {
+  const server = new FakeServer();
+  const room = await enabledRoom(server, { maxPendingBytes: 1000 });
+  server.last.bufferedAmount = 1001;
+  let done = false;
+  const sending = room.messaging.broadcastMessage({ type: "a", message: {} }).then((id) => ((done = true), id));
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(done, false);
+  assert.equal(server.received("broadcast").length, 0, "nothing queued while the socket is full");
+  server.last.bufferedAmount = 1000;
+  assert.equal(await sending, "m1");
+});
+
 test("a send made while reconnecting waits for the new connection", async () => {
   const server = new FakeServer();
   server.present = [participant("b1", "bob")];
