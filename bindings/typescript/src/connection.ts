@@ -1,0 +1,500 @@
+/**
+ * The sans-IO client core: `roomwire.ClientConnection` over a message transport (PROTOCOL.md
+ * §2.2: one frame body per WebSocket binary message, no length prefix).
+ *
+ * Construct it when the transport is up (it queues the hello). Hand it each message with
+ * `receiveFrame`, and the end of the transport with `receiveEof`; read events with
+ * `nextEvent(now)` until it returns `NEED_DATA`; call the verbs; after every call send each
+ * of `framesToSend()` as one binary message. Re-arm a timer for `nextDeadline()` and call
+ * `handleTimer(now)` when it fires. Times are in seconds.
+ */
+import { Code, closesConnection, codeName } from "./codes.js";
+import { checkJson, encodePayload, widenIntegers, type JsonObject } from "./encode.js";
+import { InvalidRequest, LocalProtocolError, MessageTooLarge, RemoteProtocolError } from "./errors.js";
+import { type ClientEvent, type Limits, NEED_DATA, type NeedData, type RemoteParticipant } from "./events.js";
+import { LIMIT_FIELDS, asRecord, badFrame, decodeServerFrame, pyRepr, type Frame } from "./frames.js";
+import { ParticipantView } from "./participants.js";
+import { type Input, type State, TRANSITIONS } from "./state.js";
+
+export const PROTOCOL_VERSION = 1;
+
+export interface ClientConfig {
+  /** Largest frame accepted before the welcome, and the most a server may advertise. */
+  maxFrameSize?: number;
+  /** Seconds to wait for the welcome. */
+  handshakeTimeout?: number;
+}
+
+const DEFAULT_CONFIG: Required<ClientConfig> = { maxFrameSize: 16 * 1024 * 1024, handshakeTimeout: 10 };
+
+type Closed = Extract<ClientEvent, { event: "ConnectionClosed" }>;
+
+const NO_LIMITS: Limits = { maxFrameSize: 0, maxSendSize: 0, maxRecipients: 0, maxTypeLength: 0, maxAttributesSize: 0 };
+
+function participantFromWire(value: unknown): RemoteParticipant {
+  const record = asRecord(value)!; // the shape check made sure
+  return {
+    id: record.id as string,
+    name: record.name as string,
+    role: record.role as string,
+    attributes: record.attributes as JsonObject,
+  };
+}
+
+export class ClientConnection extends ParticipantView {
+  readonly config: Required<ClientConfig>;
+  private _state: State = "HANDSHAKE";
+  private readonly inbox: (Uint8Array | null)[] = []; // null: the transport ended
+  private inboxHead = 0;
+  private outbox: Uint8Array[] = [];
+  private closed: Closed | null = null;
+  private eof = false;
+  private maxFrameSize: number;
+  private nextRid = 1;
+  private readonly pending = new Map<number, [Input, JsonObject | null]>();
+  private snapshot: RemoteParticipant[] = [];
+  private me: RemoteParticipant = { id: "", name: "", role: "", attributes: {} };
+  private connected = false;
+  private _room: string | null;
+  private _limits: Limits = NO_LIMITS;
+  private interval = 0;
+  private timeout = 0;
+  private deadline: number;
+  private closeSent: Closed = { event: "ConnectionClosed", code: Code.NORMAL, reason: "", byPeer: false };
+
+  constructor(options: { token: string; now: number; room?: string | null; config?: ClientConfig }) {
+    super();
+    this.config = { ...DEFAULT_CONFIG, ...options.config };
+    this.maxFrameSize = this.config.maxFrameSize;
+    this._room = options.room ?? null;
+    this.deadline = options.now + this.config.handshakeTimeout;
+    const hello: Record<string, unknown> = { t: "hello", v: PROTOCOL_VERSION, token: options.token };
+    if (this._room !== null) hello.room = this._room;
+    this.send(hello);
+    this.move("HELLO");
+  }
+
+  // --- what the client knows --------------------------------------------------------------
+
+  /** The state after the last event returned (or verb called). */
+  get state(): State {
+    return this._state;
+  }
+
+  /** This connection's participant, once the welcome arrived. */
+  get localParticipant(): RemoteParticipant | null {
+    return this.connected ? this.me : null;
+  }
+
+  /** The room: as asked for until the welcome, then as the server confirmed. */
+  get room(): string | null {
+    return this._room;
+  }
+
+  /** The server's advertised limits, once the welcome arrived. */
+  get limits(): Limits | null {
+    return this.connected ? this._limits : null;
+  }
+
+  // --- the transport's doors --------------------------------------------------------------
+
+  /** Buffer one message from the server; nothing is decoded until `nextEvent`. */
+  receiveFrame(payload: Uint8Array): void {
+    if (this.eof) throw new LocalProtocolError("receiveFrame called after EOF");
+    if (this._state !== "CLOSED") this.inbox.push(payload);
+  }
+
+  /** The transport ended; `nextEvent` reports CONNECTION_LOST unless a close came first. */
+  receiveEof(): void {
+    if (this.eof) throw new LocalProtocolError("receiveEof called twice");
+    this.eof = true;
+    if (this._state !== "CLOSED") this.inbox.push(null);
+  }
+
+  /** Take every frame queued for the server, each one binary message. */
+  framesToSend(): Uint8Array[] {
+    const frames = this.outbox;
+    this.outbox = [];
+    return frames;
+  }
+
+  // --- verbs: each queues one frame and returns its request id -------------------------
+
+  /** Ask to enable messaging; `MessagingEnabled` (with the snapshot) or `RequestRefused`
+   * answers it. `presence: false` asks for no presence at all. */
+  enable({ presence = true }: { presence?: boolean } = {}): number {
+    this.checkAllowed("ENABLE", "enable");
+    return this.request("ENABLE", { t: "enable", presence });
+  }
+
+  /** Ask to disable messaging; `MessagingDisabled` answers it. */
+  disable(): number {
+    this.checkAllowed("DISABLE", "disable");
+    return this.request("DISABLE", { t: "disable" });
+  }
+
+  /** Send to one participant id or a list of them; `RequestAcked` (with the message id) or
+   * `RequestRefused` answers it. */
+  sendMessage(to: string | readonly string[], type: string, message: JsonObject, attachment?: Uint8Array | null): number {
+    this.checkAllowed("SEND", "send a message");
+    let recipients: string[];
+    if (typeof to === "string") {
+      recipients = [to];
+    } else {
+      if (!Array.isArray(to) || !to.every((r) => typeof r === "string")) {
+        throw new InvalidRequest("recipients must be participant ids (strings)");
+      }
+      recipients = [...new Set(to)]; // as the server counts them
+      const most = this._limits.maxRecipients;
+      if (recipients.length === 0 || recipients.length > most) {
+        throw new InvalidRequest(`a send names 1 to ${most} recipients`);
+      }
+    }
+    const frame = this.messageFrame("send", type, message, attachment);
+    frame.to = recipients;
+    return this.request("SEND", frame);
+  }
+
+  /** Send to every other participant with messaging enabled. */
+  broadcastMessage(type: string, message: JsonObject, attachment?: Uint8Array | null): number {
+    this.checkAllowed("SEND", "broadcast a message");
+    return this.request("SEND", this.messageFrame("broadcast", type, message, attachment));
+  }
+
+  /** Merge `attributes` into this participant's own (a null value removes a key). */
+  setAttributes(attributes: JsonObject): number {
+    this.checkAllowed("ATTRIBUTES", "set attributes");
+    const json = checkJson(attributes);
+    if (!json) throw new InvalidRequest("attributes must be a JSON object");
+    const merged: JsonObject = { ...this.me.attributes };
+    for (const [key, value] of Object.entries(attributes)) {
+      if (value === null) delete merged[key];
+      else merged[key] = value;
+    }
+    const most = this._limits.maxAttributesSize;
+    if (encodePayload(widenIntegers(merged) as object).length > most) {
+      throw new MessageTooLarge(`attributes would be over the ${most}-byte limit`);
+    }
+    const wire = json === "wide" ? widenIntegers(attributes) : attributes;
+    return this.request("ATTRIBUTES", { t: "attrs", attributes: wire }, merged);
+  }
+
+  /** Start a clean close; `ConnectionClosed` follows when the server answers. */
+  close(code: number = Code.NORMAL, reason = ""): void {
+    this.checkAllowed("LOCAL_CLOSE", "close");
+    if (codeName(code) === undefined || !closesConnection(code) || code === Code.CONNECTION_LOST) {
+      throw new InvalidRequest(`${code} is not a close code that can be sent`);
+    }
+    this.send({ t: "close", code, reason });
+    this.move("LOCAL_CLOSE");
+    this.closeSent = { event: "ConnectionClosed", code, reason, byPeer: false };
+  }
+
+  // --- time -------------------------------------------------------------------------------
+
+  /** When `handleTimer` must next run, or null when no timer is needed. */
+  nextDeadline(): number | null {
+    return this._state === "CLOSED" ? null : this.deadline;
+  }
+
+  /** Apply timeouts; a close it causes comes out of `nextEvent`. */
+  handleTimer(now: number): void {
+    if (now < this.deadline || this._state === "CLOSED") return;
+    if (this._state === "HANDSHAKE") {
+      this.abort(Code.HANDSHAKE_TIMEOUT, "no welcome within the handshake timeout");
+    } else if (this._state === "CLOSING") {
+      this.finish("ABORT", this.closeSent.code, this.closeSent.reason, false);
+    } else {
+      this.abort(Code.HEARTBEAT_TIMEOUT, "nothing heard from the server in time");
+    }
+  }
+
+  // --- events -----------------------------------------------------------------------------
+
+  /** Decode one frame and apply it; `NEED_DATA` when none is waiting. Throws
+   * `RemoteProtocolError` on invalid input, after queuing a close frame. */
+  nextEvent(now: number): ClientEvent | NeedData {
+    for (;;) {
+      if (this.closed !== null) return this.closed;
+      if (this.inboxHead === this.inbox.length) return NEED_DATA;
+      const payload = this.inbox[this.inboxHead]!;
+      this.inbox[this.inboxHead++] = null; // release it
+      if (this.inboxHead === this.inbox.length) this.inbox.length = this.inboxHead = 0;
+      if (payload === null) {
+        // The server hung up without a close frame.
+        return this.finish("ABORT", Code.CONNECTION_LOST, "the transport closed", true);
+      }
+      let event: ClientEvent | null;
+      try {
+        event = this.handle(this.decode(payload), now);
+      } catch (error) {
+        if (error instanceof RemoteProtocolError) {
+          this.abort(error.code, error.reason);
+        }
+        throw error;
+      }
+      if (event !== null) return event;
+    }
+  }
+
+  private decode(payload: Uint8Array): Frame {
+    // The size comes first: a message over the limit is refused unread.
+    if (payload.byteLength > this.maxFrameSize) {
+      throw new RemoteProtocolError(
+        `frame of ${payload.byteLength} bytes is over the ${this.maxFrameSize}-byte limit`,
+        Code.FRAME_TOO_LARGE,
+      );
+    }
+    if (payload.byteLength === 0) throw badFrame("empty frame");
+    return decodeServerFrame(payload);
+  }
+
+  private handle(frame: Frame, now: number): ClientEvent | null {
+    const kind = frame.t;
+    switch (kind) {
+      case "msg": {
+        this.expect("DELIVERY", kind);
+        this.heard(now);
+        return {
+          event: "MessageReceived",
+          message: {
+            id: frame.id as string,
+            seq: frame.seq as number,
+            timestamp: Number(frame.ts),
+            fromParticipantId: frame.from as string,
+            type: frame.type as string,
+            message: frame.message as JsonObject,
+            attachment: (frame.att as Uint8Array | undefined) ?? null,
+            broadcast: frame.bc as boolean,
+          },
+        };
+      }
+      case "ack":
+      case "error":
+      case "snapshot":
+        return this.reply(frame, now);
+      case "joined":
+      case "updated":
+      case "left":
+        return this.presenceChange(frame, now);
+      case "welcome":
+        return this.welcome(frame, now);
+      case "close":
+        return this.peerClose(frame);
+      default: // ping or pong: proof of life; a ping is answered
+        this.expect("HEARTBEAT", kind);
+        this.heard(now);
+        if (kind === "ping" && this._state !== "CLOSING") this.send({ t: "pong" }); // nothing follows our close
+        return null;
+    }
+  }
+
+  private welcome(frame: Frame, now: number): ClientEvent | null {
+    this.expect("WELCOME", "welcome");
+    if (frame.v !== PROTOCOL_VERSION) {
+      throw new RemoteProtocolError(
+        `the server speaks version ${String(frame.v)}, not ${PROTOCOL_VERSION}`,
+        Code.UNSUPPORTED_VERSION,
+      );
+    }
+    const participant = participantFromWire(frame.participant);
+    const wire = asRecord(frame.limits)!;
+    const [maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize] = LIMIT_FIELDS.map((name) =>
+      Number(wire[name]),
+    ) as [number, number, number, number, number];
+    const limits: Limits = { maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize };
+    const ceiling = this.config.maxFrameSize;
+    if (maxFrameSize > ceiling) {
+      throw new RemoteProtocolError(
+        `the server sends frames of up to ${maxFrameSize} bytes, over this client's ${ceiling}-byte ceiling`,
+        Code.FRAME_TOO_LARGE,
+      );
+    }
+    // From now on the server's promise bounds what it sends (deliveries included).
+    this.maxFrameSize = maxFrameSize;
+    this.interval = Number(frame.hb);
+    this.timeout = Number(frame.hbt);
+    if (this._state === "CLOSING") return null;
+    this.me = participant;
+    this._room = frame.room as string;
+    this._limits = limits;
+    this.connected = true;
+    this.heard(now);
+    return {
+      event: "Connected",
+      participant,
+      room: frame.room as string,
+      limits,
+      heartbeatInterval: this.interval,
+      heartbeatTimeout: this.timeout,
+    };
+  }
+
+  private reply(frame: Frame, now: number): ClientEvent | null {
+    const rid = frame.rid as number;
+    const pending = this.pending.get(rid);
+    if (pending === undefined) throw new RemoteProtocolError(`reply to unknown request ${rid}`, Code.PROTOCOL_ERROR);
+    const [request, merged] = pending;
+    const kind = frame.t;
+    if (kind === "snapshot") {
+      if (request !== "ENABLE") throw new RemoteProtocolError(`snapshot answers request ${rid}, not an enable`);
+      return this.snapshotPage(frame, now);
+    }
+    if (kind === "error") {
+      if (request === "DISABLE") {
+        // The server accepts every disable it is sent (only an enabled client sends one); a
+        // refusal would leave this side stuck in DISABLING.
+        throw new RemoteProtocolError(`the server refused disable ${rid}`);
+      }
+      this.expect(request === "ENABLE" ? "ENABLE_REFUSED" : "REPLY", kind);
+      this.pending.delete(rid);
+      if (request === "ENABLE") this.snapshot = []; // pages received before the refusal are void
+      this.heard(now);
+      return { event: "RequestRefused", requestId: rid, code: frame.code as number, reason: frame.reason as string };
+    }
+    if (request === "ENABLE") {
+      throw new RemoteProtocolError(`an enable (${rid}) is answered by a snapshot, not an ack`);
+    }
+    this.expect(request === "DISABLE" ? "DISABLE_ACK" : "REPLY", kind);
+    this.pending.delete(rid);
+    this.heard(now);
+    if (request === "DISABLE") {
+      this.present.clear();
+      return { event: "MessagingDisabled", requestId: rid };
+    }
+    if (merged !== null) this.me = { ...this.me, attributes: merged };
+    return { event: "RequestAcked", requestId: rid, messageId: (frame.id as string | undefined) ?? null };
+  }
+
+  private snapshotPage(frame: Frame, now: number): ClientEvent | null {
+    const rid = frame.rid as number;
+    this.expect(frame.more ? "SNAPSHOT_PAGE" : "SNAPSHOT_END", "snapshot");
+    for (const record of frame.participants as unknown[]) this.snapshot.push(participantFromWire(record));
+    this.heard(now);
+    if (frame.more) return null;
+    this.pending.delete(rid);
+    const participants = this.snapshot;
+    this.snapshot = [];
+    this.present = new Map(participants.map((p) => [p.id, p]));
+    return { event: "MessagingEnabled", requestId: rid, participants };
+  }
+
+  private presenceChange(frame: Frame, now: number): ClientEvent {
+    const kind = frame.t;
+    this.expect("DELIVERY", kind);
+    this.heard(now);
+    const seq = frame.seq as number;
+    if (kind === "left") {
+      const id = frame.id as string;
+      const gone = this.present.get(id);
+      if (gone === undefined) throw new RemoteProtocolError(`'left' for absent participant ${pyRepr(id)}`);
+      this.present.delete(id);
+      return { event: "ParticipantRemoved", participant: gone, seq };
+    }
+    const participant = participantFromWire(frame.p);
+    if (this.present.has(participant.id) !== (kind === "updated")) {
+      throw new RemoteProtocolError(`${pyRepr(kind)} does not match presence for ${pyRepr(participant.id)}`);
+    }
+    this.present.set(participant.id, participant);
+    return { event: kind === "joined" ? "ParticipantAdded" : "ParticipantUpdated", participant, seq };
+  }
+
+  private peerClose(frame: Frame): Closed {
+    if (this._state === "CLOSING") {
+      // The server's answer to our own close.
+      return this.finish("PEER_CLOSE", this.closeSent.code, this.closeSent.reason, false);
+    }
+    this.send({ t: "close", code: frame.code, reason: frame.reason });
+    return this.finish("PEER_CLOSE", frame.code as number, frame.reason as string, true);
+  }
+
+  // --- helpers ----------------------------------------------------------------------------
+
+  private allowed(input: Input): boolean {
+    return TRANSITIONS.has(`${this._state} ${input}`);
+  }
+
+  private move(input: Input): void {
+    this._state = TRANSITIONS.get(`${this._state} ${input}`)!;
+  }
+
+  private expect(input: Input, kind: string): void {
+    if (!this.allowed(input)) {
+      throw new RemoteProtocolError(`${pyRepr(kind)} frame not allowed in state ${this._state}`, Code.PROTOCOL_ERROR);
+    }
+    this.move(input);
+  }
+
+  private checkAllowed(input: Input, what: string): void {
+    if (!this.allowed(input)) throw new LocalProtocolError(`cannot ${what} in state ${this._state}`);
+  }
+
+  private send(frame: Record<string, unknown>): void {
+    this.outbox.push(encodePayload(frame));
+  }
+
+  private messageFrame(
+    kind: string,
+    type: string,
+    message: JsonObject,
+    attachment: Uint8Array | null | undefined,
+  ): Record<string, unknown> {
+    const most = this._limits.maxTypeLength;
+    if (typeof type !== "string" || !type.isWellFormed() || !inRange(codePoints(type), 1, most)) {
+      throw new InvalidRequest(`type must be a string of 1 to ${most} characters`);
+    }
+    const json = checkJson(message);
+    if (!json) throw new InvalidRequest("message must be a JSON object (str keys, JSON values)");
+    const frame: Record<string, unknown> = { t: kind, type, message: json === "wide" ? widenIntegers(message) : message };
+    if (attachment !== undefined && attachment !== null) {
+      if (!(attachment instanceof Uint8Array)) throw new InvalidRequest("attachment must be a Uint8Array or null");
+      // A plain Uint8Array: cbor-x writes some subclasses (Buffer aside) with tags.
+      frame.att = attachment.constructor === Uint8Array ? attachment : new Uint8Array(attachment);
+    }
+    return frame;
+  }
+
+  private request(input: Input, frame: Record<string, unknown>, merged: JsonObject | null = null): number {
+    const rid = this.nextRid++;
+    frame.rid = rid;
+    const data = encodePayload(frame);
+    const most = this._limits.maxSendSize;
+    if (data.length > most) {
+      throw new MessageTooLarge(`${String(frame.t)} frame of ${data.length} bytes is over the server's ${most}-byte limit`);
+    }
+    this.outbox.push(data);
+    this.move(input);
+    this.pending.set(rid, [input, merged]);
+    return rid;
+  }
+
+  private heard(now: number): void {
+    if (this._state !== "CLOSING") this.deadline = now + this.interval + this.timeout;
+  }
+
+  private finish(input: Input, code: number, reason: string, byPeer: boolean): Closed {
+    this.move(input);
+    this.inbox.length = this.inboxHead = 0; // nothing more is decoded
+    this.closed = { event: "ConnectionClosed", code, reason, byPeer };
+    return this.closed;
+  }
+
+  /** Close from this side without waiting: queue a close frame, then CLOSED. */
+  private abort(code: number, reason: string): Closed {
+    this.send({ t: "close", code, reason });
+    return this.finish("ABORT", code, reason, false);
+  }
+}
+
+function codePoints(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdbff) count++; // a high surrogate's pair counts once, at its low half
+  }
+  return count;
+}
+
+function inRange(value: number, low: number, high: number): boolean {
+  return low <= value && value <= high;
+}

@@ -1,0 +1,65 @@
+/**
+ * What the client core reports, one event per `nextEvent` call (as `roomwire.events`, with
+ * camelCase fields): a discriminated union on `event`, named as the reference's classes.
+ */
+import type { JsonObject } from "./encode.js";
+
+/** A participant with messaging enabled, or this connection's own. */
+export interface RemoteParticipant {
+  readonly id: string;
+  readonly name: string;
+  readonly role: string;
+  /** Attributes the participant set for itself (a decoded CBOR map). */
+  readonly attributes: JsonObject;
+}
+
+/** A message delivered to this participant, stamped by the server. */
+export interface RoomMessage {
+  readonly id: string;
+  /** The room's sequence number (gaps are normal). */
+  readonly seq: number | bigint;
+  /** Server time in seconds when the message was routed. */
+  readonly timestamp: number;
+  readonly fromParticipantId: string;
+  readonly type: string;
+  readonly message: JsonObject;
+  readonly attachment: Uint8Array | null;
+  readonly broadcast: boolean;
+}
+
+/** The limits the server advertised in its welcome (PROTOCOL.md §14). */
+export interface Limits {
+  /** Largest frame body either side may send. */
+  readonly maxFrameSize: number;
+  /** Largest send / broadcast / attrs frame body the server accepts. */
+  readonly maxSendSize: number;
+  /** Most recipients one send may name. */
+  readonly maxRecipients: number;
+  /** Longest message type, in characters (code points). */
+  readonly maxTypeLength: number;
+  /** Largest encoded attributes object a participant may hold. */
+  readonly maxAttributesSize: number;
+}
+
+export type ClientEvent =
+  | {
+      readonly event: "Connected";
+      readonly participant: RemoteParticipant;
+      readonly room: string;
+      readonly limits: Limits;
+      readonly heartbeatInterval: number;
+      readonly heartbeatTimeout: number;
+    }
+  | { readonly event: "MessagingEnabled"; readonly requestId: number; readonly participants: readonly RemoteParticipant[] }
+  | { readonly event: "MessagingDisabled"; readonly requestId: number }
+  | { readonly event: "MessageReceived"; readonly message: RoomMessage }
+  | { readonly event: "ParticipantAdded"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
+  | { readonly event: "ParticipantRemoved"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
+  | { readonly event: "ParticipantUpdated"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
+  | { readonly event: "RequestAcked"; readonly requestId: number; readonly messageId: string | null }
+  | { readonly event: "RequestRefused"; readonly requestId: number; readonly code: number; readonly reason: string }
+  | { readonly event: "ConnectionClosed"; readonly code: number; readonly reason: string; readonly byPeer: boolean };
+
+/** What `nextEvent` returns when no complete frame is waiting. */
+export const NEED_DATA = Symbol("NEED_DATA");
+export type NeedData = typeof NEED_DATA;
