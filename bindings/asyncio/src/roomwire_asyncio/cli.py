@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TextIO
 
 import anyio
-import roomwire_anyio as rw
 import typer
 from rich.console import Console
 from rich.table import Table
 from roomwire_anyio import demo
 
+import roomwire_asyncio as rw
 from roomwire import Code, ParticipantToken, RemoteParticipant, TokenError
 from roomwire.events import (
     MessageReceived,
