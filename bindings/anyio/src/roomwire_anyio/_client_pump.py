@@ -71,8 +71,8 @@ class ClientPump:
         self._release()
 
     def ended(self, conn: ClientConnection) -> None:
-        if self.outcome is None:
-            self._close(LOST)
+        if self.outcome is None and (self._live or self.welcome is None):
+            self._close(LOST)  # else run() applies what is buffered (the EOF included)
         self.closed.set()
         self.close_sent.set()
         self._release()  # senders held back by backpressure must see the close
