@@ -16,27 +16,18 @@ from roomwire import ClientConnection, ServerConnection, State
 
 class TurnFlusher:
     """Collects the transports woken during a loop turn and writes them all at its end
-    (``call_soon``): many reads in one turn still give one write per connection.
+    (``call_soon``): many reads in one turn still give one write per connection."""
 
-    ``eager`` (a client's): the first wake-up of a turn writes at once, which saves a request
-    one loop turn of latency; the wake-ups after it in that turn are still written together."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, eager: bool = False) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._eager = eager
         self._pending: dict[ProtocolTransport[Any], None] = {}
         self._scheduled = False
 
     def add(self, transport: ProtocolTransport[Any]) -> None:
-        if self._scheduled:
-            self._pending[transport] = None
-            return
-        self._scheduled = True
-        self.loop.call_soon(self._run)
-        if self._eager:
-            transport.write_out()
-        else:
-            self._pending[transport] = None
+        self._pending[transport] = None
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._run)
 
     def _run(self) -> None:
         self._scheduled = False
@@ -167,7 +158,7 @@ class ProtocolNetwork:
         self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
     ) -> Transport:
         loop = asyncio.get_running_loop()
-        flusher = TurnFlusher(loop, eager=True)
+        flusher = TurnFlusher(loop)
         _, transport = await loop.create_connection(
             lambda: ProtocolTransport(pump, flusher, math.inf), host, port
         )
