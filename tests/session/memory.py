@@ -11,7 +11,7 @@ from typing import Any, Generic
 
 import anyio
 import anyio.abc
-from roomwire_anyio.transport import C, Pump, Transport
+from roomwire_anyio.transport import C, Pump
 
 from roomwire import ClientConnection, ServerConnection, State
 
@@ -97,7 +97,7 @@ class MemoryNetwork:
 
     async def dial(
         self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
-    ) -> Transport:
+    ) -> None:
         listener = self.listeners.get(port)
         if listener is None or listener.tg is None:
             raise ConnectionRefusedError(f"nothing listens on memory port {port}")
@@ -107,4 +107,3 @@ class MemoryNetwork:
         listener.transports.append(server)
         tg.start_soon(client.run)
         listener.tg.start_soon(server.run)
-        return client

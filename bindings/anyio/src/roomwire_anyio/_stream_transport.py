@@ -12,7 +12,7 @@ import anyio.abc
 
 from roomwire import ClientConnection, ServerConnection, State
 
-from .transport import CLOSE_GRACE, READ_SIZE, C, Pump, Transport
+from .transport import CLOSE_GRACE, READ_SIZE, C, Pump
 
 _GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -135,10 +135,9 @@ class StreamNetwork:
 
     async def dial(
         self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
-    ) -> Transport:
+    ) -> None:
         transport = StreamTransport(await anyio.connect_tcp(host, port), pump)
         tg.start_soon(transport.run)
-        return transport
 
     async def listen(
         self, host: str, port: int, pump: Pump[ServerConnection], write_timeout: float

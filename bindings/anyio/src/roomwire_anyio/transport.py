@@ -80,9 +80,9 @@ class Network(Protocol):
 
     async def dial(
         self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
-    ) -> Transport:
-        """Connect to ``host:port``; the transport's tasks, if any, run in ``tg``.
-        Raises OSError when the server cannot be reached."""
+    ) -> None:
+        """Connect to ``host:port``; the transport attaches to ``pump`` and its tasks, if any,
+        run in ``tg``. Raises OSError when the server cannot be reached."""
 
     async def listen(
         self, host: str, port: int, pump: Pump[ServerConnection], write_timeout: float

@@ -9,7 +9,7 @@ import math
 from typing import Any, Generic, cast
 
 import anyio.abc
-from roomwire_anyio.transport import CLOSE_GRACE, C, Pump, Transport
+from roomwire_anyio.transport import CLOSE_GRACE, C, Pump
 
 from roomwire import ClientConnection, ServerConnection, State
 
@@ -156,13 +156,10 @@ class ProtocolNetwork:
 
     async def dial(
         self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
-    ) -> Transport:
+    ) -> None:
         loop = asyncio.get_running_loop()
         flusher = TurnFlusher(loop)
-        _, transport = await loop.create_connection(
-            lambda: ProtocolTransport(pump, flusher, math.inf), host, port
-        )
-        return transport
+        await loop.create_connection(lambda: ProtocolTransport(pump, flusher, math.inf), host, port)
 
     async def listen(
         self, host: str, port: int, pump: Pump[ServerConnection], write_timeout: float
