@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from roomwire_anyio._redis import _send
+from roomwire_asyncio._redis import _send
 
 from roomwire import NEED_DATA, ClientConnection, ParticipantToken
 from roomwire.events import Connected, MessagingEnabled

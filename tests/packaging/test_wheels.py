@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTIONS = {
     # distribution folder: the module whose __version__ it carries
     ".": "roomwire",
-    "bindings/anyio": "roomwire_anyio._version",  # re-exported by roomwire_anyio at merge time
+    "bindings/anyio": "roomwire_anyio",
     "bindings/asyncio": "roomwire_asyncio",
     "bindings/trio": "roomwire_trio",
 }

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from roomwire_anyio._redis import _split
 from roomwire_asyncio import serve
+from roomwire_asyncio._redis import _split
 
 from roomwire.events import (
     MessageReceived,

@@ -38,10 +38,11 @@ def _task_count(runtime: str) -> int:
 
 
 async def _main(runtime: str, settings: dict[str, Any]) -> None:
-    import roomwire_anyio  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
 
+    rw = importlib.import_module(f"roomwire_{runtime}")
     stdin = anyio.wrap_file(sys.stdin)
-    async with roomwire_anyio.serve("127.0.0.1", 0, **settings) as server:
+    async with rw.serve("127.0.0.1", 0, **settings) as server:
         print(json.dumps({"port": server.port, "pid": _pid()}), flush=True)
         while line := await stdin.readline():
             if line.strip() == "stats":

@@ -19,6 +19,7 @@ would hide that package's import-time lines from a user's coverage report (and o
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,14 +52,15 @@ def roomwire_secret() -> str:
 
 @pytest.fixture
 async def roomwire_server(
-    roomwire_secret: str, request: pytest.FixtureRequest
+    roomwire_secret: str, request: pytest.FixtureRequest, anyio_backend_name: str
 ) -> AsyncIterator[Server]:
-    """A running server on 127.0.0.1, port 0; every connection is closed after the test."""
-    from roomwire_anyio import serve  # noqa: PLC0415 - not at plugin load (see the docstring)
-
+    """A running server on 127.0.0.1, port 0, on the test's runtime (``roomwire_asyncio`` or
+    ``roomwire_trio`` must be installed); every connection is closed after the test."""
+    # Not at plugin load (see the docstring).
+    binding = importlib.import_module(f"roomwire_{anyio_backend_name}")
     marker = request.node.get_closest_marker("roomwire_server")
     settings = marker.kwargs if marker else {}
-    async with serve("127.0.0.1", 0, secret=roomwire_secret, **settings) as server:
+    async with binding.serve("127.0.0.1", 0, secret=roomwire_secret, **settings) as server:
         yield server
 
 

@@ -1,12 +1,14 @@
 """The roomwire driver shared by ``roomwire_asyncio`` and ``roomwire_trio``.
 
 Written once on anyio so both runtimes behave the same: ``connect()`` yields a ``RoomClient``,
-``serve()`` a ``Server``. Import it through a runtime binding.
+``serve()`` a ``Server``. Both take the ``network`` (``transport.Network``) that carries the
+connections; the runtime packages pass theirs, so import them rather than this one.
 """
 
 from roomwire import ParticipantToken, RemoteParticipant, RoomMessage
 
-from ._client import Messaging, ReconnectPolicy, RoomClient, connect
+from ._client import ReconnectPolicy, RoomClient
+from ._client import connect as connect
 from ._errors import (
     ConnectionClosedError,
     ForbiddenError,
@@ -17,10 +19,22 @@ from ._errors import (
     RoomError,
     TooLargeError,
 )
-from ._server import Server, serve
+from ._messaging import Messaging
+from ._server import Backplane as Backplane
+from ._server import BackplaneFactory as BackplaneFactory
+from ._server import Server
+from ._server import ServerPump as ServerPump
+from ._server import serve as serve
+from ._session import ClientSession as ClientSession
+from ._session import Reply as Reply
+from ._stream_transport import StreamNetwork as StreamNetwork
 from ._url import parse_url
+from ._version import __version__ as __version__
 from .events import Disconnected, EventsDropped, MessagingEvent, Reconnected, SendFailed
 
+# Not in __all__: the building blocks of the runtime packages, which pick a network and
+# define ``connect`` and ``serve`` with it (``Backplane(Factory)``, ``ClientSession``,
+# ``Reply``, ``ServerPump``, ``StreamNetwork``, the ``transport`` module).
 __all__ = [
     "ConnectionClosedError",
     "Disconnected",
@@ -42,7 +56,5 @@ __all__ = [
     "SendFailed",
     "Server",
     "TooLargeError",
-    "connect",
     "parse_url",
-    "serve",
 ]

@@ -186,6 +186,18 @@ def parse_data(data: str) -> dict[str, Any]:
     return value
 
 
+def binding() -> Any:
+    """The runtime's binding (``roomwire_asyncio`` or ``roomwire_trio``): its ``connect`` and
+    ``serve`` carry that runtime's transports."""
+    if _runtime == "trio":
+        import roomwire_trio  # noqa: PLC0415 - only the trio CLI needs it
+
+        return roomwire_trio
+    import roomwire_asyncio  # noqa: PLC0415 - this package; imported late to avoid a cycle
+
+    return roomwire_asyncio
+
+
 def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run ``main`` on the runtime ``main()`` was given (asyncio: uvloop when installed)."""
     if _runtime == "trio":
@@ -352,7 +364,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                     "backplane_heartbeat": backplane_ttl / 3,
                     "probe_interval": probe_interval,
                 }
-            async with rw.serve(
+            async with binding().serve(
                 host=host,
                 port=port,
                 secret=key,
@@ -441,7 +453,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
 @app.command("demo")
 def run_demo() -> None:
     """Start a server on a free port and run Alice and Bob's exchange, then exit."""
-    run_command(lambda: demo.main(rw))
+    run_command(lambda: demo.main(binding()))
 
 
 def _participant_json(participant: RemoteParticipant) -> dict[str, Any]:
@@ -467,7 +479,7 @@ def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
 
     async def main() -> None:
-        async with rw.connect(url, token=jwt, room=room, reconnect=False) as client:
+        async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
             await client.messaging.enable()
             people = client.messaging.remote_participants
         if as_json:
@@ -525,7 +537,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
 
     async def main() -> None:
-        async with rw.connect(url, token=jwt, room=room, reconnect=False) as client:
+        async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
             await client.messaging.enable(presence=bool(names))  # names are looked up there
             recipients = [_by_name(client, n) for n in names] or ids
             message_id = await client.messaging.send_message(
@@ -558,7 +570,7 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
 
     async def main() -> None:
-        async with rw.connect(url, token=jwt, room=room, reconnect=False) as client:
+        async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
             await client.messaging.enable(presence=False)
             message_id = await client.messaging.broadcast_message(
                 type=type_, message=message, attachment=payload
@@ -593,7 +605,7 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
         save_attachments.mkdir(parents=True, exist_ok=True)
 
     async def main() -> None:
-        async with rw.connect(url, token=jwt, room=room, reconnect=True) as client:
+        async with binding().connect(url, token=jwt, room=room, reconnect=True) as client:
             await client.messaging.enable()
             me = client.local_participant
             assert me is not None  # set by the handshake, before connect() yields

@@ -9,8 +9,7 @@ is told (``backplane_lost``: its participants hear that the other nodes' partici
 and the driver reconnects and resubscribes until a probe comes back
 (``backplane_restored``: presence is synced again).
 
-redis-py's client is asyncio-only: this module works under asyncio (the ``roomwire_asyncio``
-binding), not trio.
+redis-py's client is asyncio-only: this module works under asyncio (this package), not trio.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from redis.exceptions import RedisError
 from roomwire import RemoteProtocolError
 
 if TYPE_CHECKING:
-    from ._server import Server
+    from roomwire_anyio import ServerPump
 
 log = logging.getLogger("roomwire.backplane")
 
@@ -49,14 +48,14 @@ class _Deaf(Exception):
 class RedisBackplane:
     """Carries a node's backplane records through Redis pub/sub (see the module's doc)."""
 
-    def __init__(self, server: Server, url: str, *, probe_interval: float = 1.0) -> None:
+    def __init__(self, pump: ServerPump, url: str, *, probe_interval: float = 1.0) -> None:
         if not probe_interval > 0:
             raise ValueError(f"probe_interval must be positive, got {probe_interval!r}")
-        self._server = server
-        self._core = server.core
+        self._pump = pump
+        self._core = pump.core
         self.url = url
         self.probe_interval = probe_interval
-        node = server.core.config.node_id
+        node = pump.core.config.node_id
         assert node is not None
         self._probe_channel = f"{PREFIX}probe:{node}"
         self.healthy = False
@@ -102,7 +101,7 @@ class RedisBackplane:
             self._lost_at = time.monotonic()
             log.warning("backplane lost (%s: %s): reconnecting", type(exc).__name__, exc)
             self._core.backplane_lost(time.time())
-            self._server._flush()
+            self._pump.flush()
         else:
             log.debug("backplane still down (%s: %s)", type(exc).__name__, exc)
 
@@ -143,7 +142,7 @@ class RedisBackplane:
             raise _Deaf(f"no subscription confirmed within {self.probe_interval * 2:g} s")
 
     async def _read(self, pubsub: Any) -> None:
-        core, server = self._core, self._server
+        core, pump = self._core, self._pump
         probe = self._probe_channel.encode()
         while True:
             message = await pubsub.get_message(timeout=None)
@@ -167,7 +166,7 @@ class RedisBackplane:
                         core.receive_backplane(record, now)
                     except RemoteProtocolError as exc:
                         log.warning("backplane: dropped a malformed record: %s", exc.reason)
-                server._flush()
+                pump.flush()
 
     def _restore(self) -> None:
         self.healthy = True
@@ -178,7 +177,7 @@ class RedisBackplane:
             log.info("backplane connected (%s)", self.url)
         self._core.backplane_restored(time.time())
         self._ready.set()
-        self._server._flush()
+        self._pump.flush()
 
     async def _probe(self, client: aioredis.Redis) -> None:
         """A probe every half interval; each has a whole interval to come back. A fault is

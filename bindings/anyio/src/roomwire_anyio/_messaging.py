@@ -1,0 +1,166 @@
+"""``room.messaging``: the user's face of the client session (presence, sends, callbacks,
+events). It holds no state of its own: the session keeps it, the client carries requests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, Literal, cast, overload
+
+from roomwire import RemoteParticipant
+
+from ._queue import EventQueue
+from ._session import Callback, ClientSession, Verb
+from .events import MessagingEvent
+
+Recipient = RemoteParticipant | str
+
+
+class Messaging:
+    """``room.messaging``: enable, presence, send, broadcast, callbacks and events."""
+
+    def __init__(
+        self,
+        session: ClientSession,
+        queue: EventQueue,
+        *,
+        request: Callable[[Verb], Awaitable[str | None]],
+        post: Callable[[Verb], Awaitable[int]],
+    ) -> None:
+        self._session = session
+        self._queue = queue
+        self._request = request
+        self._post = post
+
+    # --- presence -------------------------------------------------------------------------
+
+    @property
+    def remote_participants(self) -> list[RemoteParticipant]:
+        """Participants with messaging enabled, kept current as events arrive."""
+        return self._session.remote_participants
+
+    def get_participant(self, participant_id: str) -> RemoteParticipant | None:
+        return self._session.get_participant(participant_id)
+
+    def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
+        """The first present participant with this name (names are not unique)."""
+        return self._session.get_participant_by_name(name)
+
+    @property
+    def enabled(self) -> bool:
+        return self._session.enabled
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def enable(self, *, presence: bool = True) -> None:
+        """Enable messaging; returns once the presence snapshot is in."""
+        await self._request(partial(self._session.enable, presence=presence))
+
+    async def disable(self) -> None:
+        """Disable messaging; presence is cleared (``participant_removed`` for each)."""
+        await self._request(lambda conn: conn.disable())
+
+    @overload
+    async def send_message(
+        self,
+        *,
+        to: Recipient | Sequence[Recipient],
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[True] = True,
+    ) -> str: ...
+
+    @overload
+    async def send_message(
+        self,
+        *,
+        to: Recipient | Sequence[Recipient],
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[False],
+    ) -> int: ...
+
+    async def send_message(
+        self,
+        *,
+        to: Recipient | Sequence[Recipient],
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: bool = True,
+    ) -> str | int:
+        """Send to a participant, an id, or a list of them.
+
+        With ``wait=True`` (default) returns the server's message id once accepted, or raises a
+        typed error. With ``wait=False`` returns the request id once the frame is queued; a
+        refusal then arrives as a ``SendFailed`` event.
+        """
+        ids = (
+            [_participant_id(to)]
+            if isinstance(to, RemoteParticipant | str)
+            else [_participant_id(r) for r in to]
+        )
+        return await self._send(
+            lambda conn: conn.send_message(ids, type, message, attachment), wait
+        )
+
+    @overload
+    async def broadcast_message(
+        self,
+        *,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[True] = True,
+    ) -> str: ...
+
+    @overload
+    async def broadcast_message(
+        self,
+        *,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: Literal[False],
+    ) -> int: ...
+
+    async def broadcast_message(
+        self,
+        *,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        wait: bool = True,
+    ) -> str | int:
+        """Send to every other participant with messaging enabled (see ``send_message``)."""
+        return await self._send(
+            lambda conn: conn.broadcast_message(type, message, attachment), wait
+        )
+
+    async def _send(self, verb: Verb, wait: bool) -> str | int:
+        if not wait:
+            return await self._post(verb)
+        # The server acks every send with its message id.
+        return cast(str, await self._request(verb))
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def on(self, event: str, callback: Callback) -> None:
+        """Call ``callback`` for ``message`` (a RoomMessage) or ``participant_added`` /
+        ``participant_removed`` / ``participant_updated`` (a RemoteParticipant). Async
+        callbacks run as their own tasks; neither kind can stall the read loop for long."""
+        self._session.on(event, callback)
+
+    def off(self, event: str, callback: Callback) -> None:
+        self._session.off(event, callback)
+
+    def events(self) -> AsyncIterator[MessagingEvent]:
+        """Typed events in order, through a bounded queue: when it is full, events are
+        dropped and an ``EventsDropped`` with their count comes next. Ends on close."""
+        return self._queue.__aiter__()
+
+
+def _participant_id(recipient: Recipient) -> str:
+    return recipient.id if isinstance(recipient, RemoteParticipant) else recipient

@@ -1,0 +1,319 @@
+"""The client's state across connections, sans-IO: what a driver in any runtime (or
+language) mirrors.
+
+``ClientSession`` matches replies to requests, keeps the presence view (the client's one
+copy), remembers what a reconnect must restore (attributes, whether messaging was enabled and
+with presence) and decides which callbacks to call and which events to queue. It never
+touches a socket, a clock or an event loop: the driver feeds it core events and the current
+time, and hands it two functions, ``emit`` (queue an event for ``events()``) and ``spawn``
+(run an async callback's awaitable).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from roomwire import (
+    NEED_DATA,
+    ClientConnection,
+    Code,
+    Limits,
+    LocalProtocolError,
+    RemoteParticipant,
+    RemoteProtocolError,
+    RoomMessage,
+    State,
+)
+from roomwire.events import (
+    Connected,
+    ConnectionClosed,
+    Event,
+    MessageReceived,
+    MessagingDisabled,
+    MessagingEnabled,
+    ParticipantAdded,
+    ParticipantRemoved,
+    ParticipantUpdated,
+    RequestAcked,
+    RequestRefused,
+)
+
+from ._errors import ConnectionClosedError, RoomError, error_for, from_local
+from .events import Disconnected, MessagingEvent, Reconnected, SendFailed
+
+log = logging.getLogger("roomwire.client")
+
+Callback = Callable[[Any], object]
+Verb = Callable[[ClientConnection], int]
+"""A core verb (``conn.send_message(...)`` ...) that queues a request and returns its id."""
+CALLBACK_EVENTS = ("message", "participant_added", "participant_removed", "participant_updated")
+
+
+class Reply:
+    """The outcome of one request: the server's message id (None for requests that have
+    none), or the error it was refused or lost with. ``on_settle`` is called once it is in."""
+
+    __slots__ = ("error", "message_id", "on_settle", "settled")
+
+    def __init__(self) -> None:
+        self.settled = False
+        self.message_id: str | None = None
+        self.error: RoomError | None = None
+        self.on_settle: Callable[[], object] | None = None
+
+    def settle(self, message_id: str | None = None, error: RoomError | None = None) -> None:
+        self.settled = True
+        self.message_id, self.error = message_id, error
+        if self.on_settle is not None:
+            self.on_settle()
+
+    def result(self) -> str | None:
+        """The message id, or raise the error."""
+        if self.error is not None:
+            raise self.error
+        return self.message_id
+
+
+def retryable(code: Code) -> bool:
+    """Whether a connection closed with ``code`` is worth reconnecting."""
+    return code.info.retry or code is Code.CONNECTION_LOST
+
+
+class ClientSession:
+    """One client's requests, presence view, reconnect state and callbacks (see the module)."""
+
+    def __init__(
+        self,
+        *,
+        emit: Callable[[MessagingEvent], None],
+        spawn: Callable[[str, Awaitable[object]], None],
+    ) -> None:
+        self._emit = emit
+        self._spawn = spawn
+        self._view: dict[str, RemoteParticipant] = {}
+        self._callbacks: dict[str, list[Callback]] = {name: [] for name in CALLBACK_EVENTS}
+        self._pending: dict[int, Reply | None] = {}
+        """Requests of the current connection waiting for an answer; None: nobody waits
+        (a refusal becomes a ``SendFailed`` event)."""
+        self._attribute_updates: dict[int, dict[str, Any]] = {}
+        self._attributes: dict[str, Any] = {}
+        self._conn: ClientConnection | None = None
+        self._me: RemoteParticipant | None = None
+        self._presence = True
+        self.enabled = False
+        """Whether messaging is enabled (and is enabled again on every reconnect)."""
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            RequestAcked: self._acked,
+            RequestRefused: self._refused,
+            MessagingEnabled: self._enabled,
+            MessagingDisabled: self._disabled,
+            MessageReceived: self._message,
+            ParticipantAdded: self._added,
+            ParticipantUpdated: self._updated,
+            ParticipantRemoved: self._removed,
+        }
+
+    # --- connections ----------------------------------------------------------------------
+
+    @property
+    def local_participant(self) -> RemoteParticipant | None:
+        """This client's participant, live while connected, else as last seen."""
+        return self._me if self._conn is None else self._conn.local_participant
+
+    @property
+    def limits(self) -> Limits | None:
+        """The limits the server advertised on the current connection (None while none)."""
+        return None if self._conn is None else self._conn.limits
+
+    def connected(self, conn: ClientConnection, welcome: Connected, *, again: bool) -> Reply | None:
+        """``conn`` got its ``welcome``: restore what the last connection had on it (its
+        attributes first, so that the re-enable announces them). Returns the re-enable's
+        reply, if one was queued. ``again``: this is a reconnect (emits ``Reconnected``)."""
+        self._conn, self._me = conn, welcome.participant
+        if self._attributes:
+            self._pending[conn.set_attributes(self._attributes)] = None
+        reenable = None
+        if self.enabled:
+            reenable = self._pending[conn.enable(presence=self._presence)] = Reply()
+        if again:
+            self._emit(Reconnected(participant=welcome.participant))
+        return reenable
+
+    def lost(self, closed: ConnectionClosed, *, may_retry: bool) -> bool:
+        """The connection ended: its requests fail, ``Disconnected`` is emitted. Returns
+        whether to reconnect (``may_retry``, and the close code is worth it)."""
+        error = ConnectionClosedError(closed.reason, closed.code)
+        for reply in self._pending.values():
+            if reply is not None:
+                reply.settle(error=error)
+        self._pending.clear()
+        self._attribute_updates.clear()
+        if self._conn is not None:
+            self._me = self._conn.local_participant  # as last seen, attributes included
+            self._conn = None
+        retry = may_retry and retryable(closed.code)
+        self._emit(Disconnected(code=closed.code, reason=closed.reason, reconnecting=retry))
+        return retry
+
+    def gave_up(self, error: RoomError) -> None:
+        """Reconnecting failed for good: say why ``events()`` ends (the last
+        ``Disconnected`` said a reconnect would follow)."""
+        self._emit(Disconnected(code=error.code, reason=error.reason, reconnecting=False))
+
+    # --- requests -------------------------------------------------------------------------
+
+    def request(self, conn: ClientConnection, verb: Verb) -> Reply:
+        """Queue a request whose answer someone waits for."""
+        reply = self._pending[_issue(conn, verb)] = Reply()
+        return reply
+
+    def post(self, conn: ClientConnection, verb: Verb) -> int:
+        """Queue a request nobody waits for; a refusal is emitted as ``SendFailed``."""
+        rid = _issue(conn, verb)
+        self._pending[rid] = None
+        return rid
+
+    def enable(self, conn: ClientConnection, *, presence: bool) -> int:
+        """The enable verb; the presence choice is kept for reconnects."""
+        self._presence = presence
+        return conn.enable(presence=presence)
+
+    def set_attributes(self, conn: ClientConnection, attributes: dict[str, Any]) -> int:
+        """The set-attributes verb; once accepted, the attributes are kept for reconnects."""
+        rid = conn.set_attributes(attributes)
+        self._attribute_updates[rid] = attributes
+        return rid
+
+    # --- what arrives ---------------------------------------------------------------------
+
+    def drain(self, conn: ClientConnection, now: float) -> ConnectionClosed | None:
+        """Apply every buffered frame; returns the close event once the connection ends."""
+        handlers = self._handlers
+        try:
+            while (event := conn.next_event(now)) is not NEED_DATA:
+                handler = handlers.get(type(event))
+                if handler is not None:
+                    handler(event)
+                elif isinstance(event, ConnectionClosed):
+                    return event
+        except RemoteProtocolError as exc:
+            log.warning("closing: the server broke the protocol: %s", exc.reason)
+            return ConnectionClosed(code=exc.code, reason=exc.reason, by_peer=False)
+        return None
+
+    def _acked(self, event: RequestAcked) -> None:
+        rid = event.request_id
+        if self._attribute_updates:
+            _merge(self._attributes, self._attribute_updates.pop(rid, {}))
+        reply = self._pending.pop(rid, None)
+        if reply is not None:
+            reply.settle(event.message_id)
+
+    def _refused(self, event: RequestRefused) -> None:
+        rid = event.request_id
+        self._attribute_updates.pop(rid, None)
+        reply = self._pending.pop(rid, None)
+        if reply is not None:
+            reply.settle(error=error_for(event.code, event.reason))
+        else:
+            self._emit(SendFailed(request_id=rid, code=event.code, reason=event.reason))
+
+    def _settle(self, request_id: int) -> None:
+        reply = self._pending.pop(request_id, None)
+        if reply is not None:
+            reply.settle()
+
+    def _enabled(self, event: MessagingEnabled) -> None:
+        self.enabled = True
+        self._settle(event.request_id)
+        self._apply_snapshot(event.participants)
+        self._emit(event)
+
+    def _disabled(self, event: MessagingDisabled) -> None:
+        self.enabled = False
+        self._settle(event.request_id)
+        self._apply_snapshot(())
+        self._emit(event)
+
+    def _message(self, event: MessageReceived) -> None:
+        self._emit(event)
+        self._call("message", event.message)
+
+    def _added(self, event: ParticipantAdded) -> None:
+        self._view[event.participant.id] = event.participant
+        self._emit(event)
+        self._call("participant_added", event.participant)
+
+    def _updated(self, event: ParticipantUpdated) -> None:
+        self._view[event.participant.id] = event.participant
+        self._emit(event)
+        self._call("participant_updated", event.participant)
+
+    def _removed(self, event: ParticipantRemoved) -> None:
+        self._view.pop(event.participant.id, None)
+        self._emit(event)
+        self._call("participant_removed", event.participant)
+
+    def _apply_snapshot(self, participants: Sequence[RemoteParticipant]) -> None:
+        """Replace the view, telling callbacks what changed (all new on first enable)."""
+        fresh = {p.id: p for p in participants}
+        old, self._view = self._view, fresh
+        for participant in old.values():
+            if participant.id not in fresh:
+                self._call("participant_removed", participant)
+        for participant in participants:
+            if participant.id not in old:
+                self._call("participant_added", participant)
+
+    # --- presence -------------------------------------------------------------------------
+
+    @property
+    def remote_participants(self) -> list[RemoteParticipant]:
+        return list(self._view.values())
+
+    def get_participant(self, participant_id: str) -> RemoteParticipant | None:
+        return self._view.get(participant_id)
+
+    def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
+        return next((p for p in self._view.values() if p.name == name), None)
+
+    # --- callbacks ------------------------------------------------------------------------
+
+    def on(self, event: str, callback: Callback) -> None:
+        if event not in self._callbacks:
+            raise ValueError(f"unknown event {event!r}; expected one of {CALLBACK_EVENTS}")
+        self._callbacks[event].append(callback)
+
+    def off(self, event: str, callback: Callback) -> None:
+        self._callbacks[event].remove(callback)
+
+    def _call(self, name: str, value: RoomMessage | RemoteParticipant) -> None:
+        for callback in self._callbacks[name]:
+            try:
+                result = callback(value)
+            except Exception:
+                log.exception("%s callback failed", name)
+                continue
+            if result is not None and hasattr(result, "__await__"):
+                self._spawn(name, result)
+
+
+def _issue(conn: ClientConnection, verb: Verb) -> int:
+    """Run a verb, turning the core's pre-checks into the binding's typed errors."""
+    try:
+        return verb(conn)
+    except LocalProtocolError as exc:
+        if conn.state in (State.CLOSING, State.CLOSED):
+            raise ConnectionClosedError("the connection is closing", Code.CONNECTION_LOST) from None
+        raise from_local(exc) from None
+
+
+def _merge(attributes: dict[str, Any], update: dict[str, Any]) -> None:
+    """Merge an accepted update (a None value removes the key)."""
+    for key, value in update.items():
+        if value is None:
+            attributes.pop(key, None)
+        else:
+            attributes[key] = value
