@@ -97,4 +97,20 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
     (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
 }
+
+REPLIES: dict[tuple[Input, str], Input] = {
+    (_I.ENABLE, "snapshot"): _I.SNAPSHOT_PAGE,
+    (_I.ENABLE, "last snapshot"): _I.SNAPSHOT_END,
+    (_I.ENABLE, "error"): _I.ENABLE_REFUSED,
+    (_I.DISABLE, "ack"): _I.DISABLE_ACK,
+    (_I.SEND, "ack"): _I.REPLY,
+    (_I.SEND, "error"): _I.REPLY,
+    (_I.ATTRIBUTES, "ack"): _I.REPLY,
+    (_I.ATTRIBUTES, "error"): _I.REPLY,
+}
+"""The input a reply drives, by the request it answers and its kind ("last snapshot" is the
+page with ``more`` false). A missing key is a reply that cannot answer that request."""
+
+ON_REFUSAL: dict[State, Input] = {_S.ENABLING: _I.ENABLE_REFUSED}
+"""The input a refused request drives, by the state it had moved the connection to."""
 del _S, _I

@@ -13,11 +13,27 @@ import attrs
 import cbor2
 
 from ._backplane import BACKPLANE_RECORDS, record_member
+from ._codec import Frame, decode_payload, encode_frame, encode_payload, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage, ServerConfig
 from ._connection import BaseConnection, NextEvent
-from ._errors import LocalProtocolError, RemoteProtocolError, TokenError
-from ._room import PAGE_OVERHEAD, Member, Room, participant_record, snapshot_frames
-from ._state import Input, State
+from ._errors import LocalProtocolError, RemoteProtocolError, TokenError, bad_frame
+from ._fast import PAGE_OVERHEAD, encode_ack, snapshot_frames
+from ._framing import PREFIX_SIZE, Framing
+from ._participant import attributes_size, merge_attributes, to_record
+from ._registry import FrameKind
+from ._room import Member, Room
+from ._shapes import (
+    check_attrs,
+    check_bare,
+    check_broadcast,
+    check_close,
+    check_enable,
+    check_frame,
+    check_hello,
+    check_request,
+    check_send,
+)
+from ._state import ON_REFUSAL, Input, State
 from ._token import ParticipantToken
 from .codes import Code
 from .events import (
@@ -30,17 +46,6 @@ from .events import (
     ParticipantJoined,
     RemoteParticipant,
     RequestRefused,
-)
-from .frames import (
-    CLIENT_FRAMES,
-    PREFIX_SIZE,
-    Frame,
-    check_frame,
-    decode_payload,
-    encode_ack,
-    encode_frame,
-    encode_payload,
-    is_json_object,
 )
 
 
@@ -80,8 +85,10 @@ class ServerConnection(BaseConnection):
         "connection_id",
     )
 
-    def __init__(self, server: RoomServer, connection_id: object, now: float) -> None:
-        super().__init__(server.config.max_frame_size)
+    def __init__(
+        self, server: RoomServer, connection_id: object, now: float, framing: Framing
+    ) -> None:
+        super().__init__(server.config.max_frame_size, framing)
         self._server = server
         self.connection_id = connection_id
         # Placeholders until the hello is accepted: requests are refused before that.
@@ -134,8 +141,17 @@ class ServerConnection(BaseConnection):
                     return payload  # type: ignore[return-value]
                 self._heard = now
                 frame = decode_payload(payload)
-                check_frame(frame, CLIENT_FRAMES)
-                event = self._handle(frame, len(payload), now)
+                kind = CLIENT_KINDS.get(frame["t"])
+                if kind is None:
+                    raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
+                kind.check(frame)
+                if kind.verb is not None:
+                    event = self._request(kind, frame, len(payload), now)
+                elif kind.input is None or not self._allowed(kind.input):
+                    raise RemoteProtocolError(kind.unexpected.format(kind=frame["t"]))
+                else:
+                    self._move(kind.input)
+                    event = kind.handle(self, frame, len(payload), now)
             except RemoteProtocolError as exc:
                 self._fail(exc)
                 server._reap()
@@ -146,26 +162,20 @@ class ServerConnection(BaseConnection):
 
     # --- frame handlers -------------------------------------------------------------------
 
-    def _handle(self, frame: Frame, size: int, now: float) -> Event | None:
-        kind = frame["t"]
-        if kind in ("send", "broadcast", "attrs", "enable", "disable"):
-            return self._request(frame, size, now)
-        if kind == "hello":
-            return self._hello(frame, now)
-        if kind == "close":
-            self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
-            return self._finish(Input.PEER_CLOSE, Code(frame["code"]), frame["reason"], True)
-        # ping or pong
-        if not self._allowed(Input.HEARTBEAT):
-            raise RemoteProtocolError(f"{kind!r} before the handshake completed")
-        if kind == "ping":
-            self._send({"t": "pong"})
-        return None
+    # --- frame handlers: the registry (CLIENT_KINDS, below) checks and moves first ------
+    # WARNING: inputs chosen outside the registry and _state.py, for frames this side sends:
+    # WELCOME (after a hello), SNAPSHOT_END (after an enable), DISABLE_ACK (after a
+    # disable), ABORT (every close from this side: _abort, EOF, timers).
 
-    def _hello(self, frame: Frame, now: float) -> Event:
-        if self._state is not State.HANDSHAKE:
-            raise RemoteProtocolError("a second hello")
-        self._move(Input.HELLO)
+    def _heartbeat(self, frame: Frame, size: int, now: float) -> None:
+        if frame["t"] == "ping":
+            self._send({"t": "pong"})
+
+    def _peer_close(self, frame: Frame, size: int, now: float) -> Event:
+        self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
+        return self._settle(Code(frame["code"]), frame["reason"], True)
+
+    def _hello(self, frame: Frame, size: int, now: float) -> Event:
         server = self._server
         config = server.config
         if frame["v"] != PROTOCOL_VERSION:
@@ -194,7 +204,7 @@ class ServerConnection(BaseConnection):
                 "t": "welcome",
                 "v": PROTOCOL_VERSION,
                 "room": token.room,
-                "participant": participant_record(participant),
+                "participant": to_record(participant),
                 "limits": server._limits,
                 "hb": config.heartbeat_interval,
                 "hbt": config.heartbeat_timeout,
@@ -205,9 +215,9 @@ class ServerConnection(BaseConnection):
         server._arm(self, self._next_timer())
         return ParticipantJoined(participant=participant, room=token.room)
 
-    def _request(self, frame: Frame, size: int, now: float) -> Event | None:
+    def _request(self, kind: _Kind, frame: Frame, size: int, now: float) -> Event | None:
         if self._state is State.HANDSHAKE:
-            raise RemoteProtocolError(f"{frame['t']!r} before the handshake completed")
+            raise RemoteProtocolError(kind.unexpected.format(kind=frame["t"]))
         rid = frame["rid"]
         try:
             rate = self._server.config.rate_limit
@@ -217,10 +227,15 @@ class ServerConnection(BaseConnection):
                         Code.RATE_LIMIT_EXCEEDED, "requests kept coming over the rate limit"
                     )
                 raise _Refusal(Code.RATE_LIMITED, "over the request rate limit: slow down")
-            return _REQUESTS[frame["t"]](self, frame, size, now)
+            event = cast(Input, kind.input)
+            if not self._allowed(event):
+                raise _Refusal(Code.INVALID_STATE, f"cannot {kind.verb} while {self._state.name}")
+            self._move(event)
+            return kind.handle(self, frame, size, now)
         except _Refusal as refusal:
-            if self._state is State.ENABLING:
-                self._move(Input.ENABLE_REFUSED)
+            refused = ON_REFUSAL.get(self._state)
+            if refused is not None:
+                self._move(refused)
             self._send(
                 {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
             )
@@ -240,18 +255,12 @@ class ServerConnection(BaseConnection):
         self._strikes += 1.0
         return False
 
-    def _check_state(self, event: Input, what: str) -> None:
-        if not self._allowed(event):
-            raise _Refusal(Code.INVALID_STATE, f"cannot {what} while {self._state.name}")
-
     def _check_size(self, size: int) -> None:
         most = self._server.config.max_send_size
         if size > most:
             raise _Refusal(Code.TOO_LARGE, f"{size}-byte frame is over the {most}-byte limit")
 
     def _enable(self, frame: Frame, size: int, now: float) -> Event:
-        self._check_state(Input.ENABLE, "enable")
-        self._move(Input.ENABLE)
         presence = frame.get("presence", True)
         if presence and not self._token.can_list:
             raise _Refusal(Code.FORBIDDEN_LIST, "the token does not grant listing participants")
@@ -261,7 +270,8 @@ class ServerConnection(BaseConnection):
         server._add_member(room, self._member)
         if presence:
             room.listeners[self._me.id] = self
-        for data in snapshot_frames(frame["rid"], others, server.config.max_frame_size):
+        records = [member.encoded for member in others]
+        for data in snapshot_frames(frame["rid"], records, server.config.max_frame_size):
             # A large room's snapshot is not a sign of a slow reader: it does not count
             # against the outbound bound until the driver has taken it.
             self._queue(data)
@@ -271,39 +281,30 @@ class ServerConnection(BaseConnection):
         return ParticipantEnabled(participant=self._me)
 
     def _disable(self, frame: Frame, size: int, now: float) -> Event:
-        self._check_state(Input.DISABLE, "disable")
-        self._move(Input.DISABLE)
         self._leave()
         self._send({"t": "ack", "rid": frame["rid"]})
         self._move(Input.DISABLE_ACK)
         return ParticipantDisabled(participant=self._me)
 
     def _attributes(self, frame: Frame, size: int, now: float) -> Event:
-        self._check_state(Input.ATTRIBUTES, "set attributes")
         self._check_size(size)
         update = frame["attributes"]
         if not is_json_object(update):
             raise _Refusal(Code.INVALID_REQUEST, "attributes must be a JSON object")
-        merged = dict(self._me.attributes)
-        for key, value in update.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
+        merged = merge_attributes(self._me.attributes, update)
         config = self._server.config
         most = config.max_attributes_size
-        if len(cbor2.dumps(merged)) > most:
+        if attributes_size(merged) > most:
             raise _Refusal(Code.TOO_LARGE, f"attributes would be over the {most}-byte limit")
         me = attrs.evolve(self._me, attributes=merged)
         # max_attributes_size may be set above what a frame holds: presence frames and
         # snapshot pages must still fit the max_frame_size every client was promised.
-        if len(cbor2.dumps(participant_record(me))) > config.max_frame_size - PAGE_OVERHEAD:
+        if len(cbor2.dumps(to_record(me))) > config.max_frame_size - PAGE_OVERHEAD:
             raise _Refusal(
                 Code.TOO_LARGE,
                 f"attributes would not fit a {config.max_frame_size}-byte presence frame",
             )
         self._me = me
-        self._move(Input.ATTRIBUTES)
         self._send({"t": "ack", "rid": frame["rid"]})
         if self._member is not None:
             self._member = Member(participant=self._me, connection=self, node=None)
@@ -312,7 +313,6 @@ class ServerConnection(BaseConnection):
 
     def _message(self, frame: Frame, size: int, now: float) -> Event:
         broadcast = frame["t"] == "broadcast"
-        self._check_state(Input.SEND, "broadcast" if broadcast else "send")
         server, config, room = self._server, self._server.config, self._room
         if broadcast and not self._token.can_broadcast:
             raise _Refusal(Code.FORBIDDEN_BROADCAST, "the token does not grant broadcasting")
@@ -372,7 +372,6 @@ class ServerConnection(BaseConnection):
                     f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
                     f" {config.max_frame_size}-byte frame limit",
                 )
-        self._move(Input.SEND)
         self._queue(encode_ack(frame["rid"], message_id))
         if delivered and routed is None and to is None:
             recipients = server._broadcast(self, data)
@@ -497,14 +496,23 @@ _NO_GRANTS = ParticipantToken(
 _NO_ROOM = Room("")
 _LARGEST_SEQ = 2**64 - 1
 
-_Handler = Callable[[ServerConnection, Frame, int, float], Event]
-_REQUESTS: dict[str, _Handler] = {
-    "send": ServerConnection._message,
-    "broadcast": ServerConnection._message,
-    "attrs": ServerConnection._attributes,
-    "enable": ServerConnection._enable,
-    "disable": ServerConnection._disable,
+_Kind = FrameKind[Callable[[ServerConnection, Frame, int, float], Event | None]]
+CLIENT_KINDS: dict[str, _Kind] = {
+    "hello": FrameKind(check_hello, Input.HELLO, ServerConnection._hello, None, "a second hello"),
+    "enable": FrameKind(check_enable, Input.ENABLE, ServerConnection._enable, "enable"),
+    "disable": FrameKind(check_request, Input.DISABLE, ServerConnection._disable, "disable"),
+    "send": FrameKind(check_send, Input.SEND, ServerConnection._message, "send"),
+    "broadcast": FrameKind(check_broadcast, Input.SEND, ServerConnection._message, "broadcast"),
+    "attrs": FrameKind(
+        check_attrs, Input.ATTRIBUTES, ServerConnection._attributes, "set attributes"
+    ),
+    "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
+    "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
+    "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),
 }
+"""Every frame kind a client sends: the server's one registry. Requests (with a verb) are
+refused with INVALID_STATE where the state does not allow them; other frames out of place
+break the protocol."""
 
 
 class RoomServer:
@@ -544,21 +552,18 @@ class RoomServer:
         self._authenticator = config.authenticator or _jwt_authenticator(
             cast(str | bytes, config.secret)
         )
-        self._limits = {
-            "max_frame_size": config.max_frame_size,
-            "max_send_size": config.max_send_size,
-            "max_recipients": config.max_recipients,
-            "max_type_length": config.max_type_length,
-            "max_attributes_size": config.max_attributes_size,
-        }
+        self._limits = attrs.asdict(config.limits)
 
     # --- connections ----------------------------------------------------------------------
 
-    def accept(self, connection_id: object, now: float) -> ServerConnection:
-        """Start serving a new transport under an id the driver chooses (any hashable)."""
+    def accept(
+        self, connection_id: object, now: float, framing: Framing = Framing.STREAM
+    ) -> ServerConnection:
+        """Start serving a new transport under an id the driver chooses (any hashable); a
+        message transport (WebSocket) takes ``framing=Framing.MESSAGE``."""
         if connection_id in self._connections:
             raise LocalProtocolError(f"connection id {connection_id!r} is already in use")
-        connection = ServerConnection(self, connection_id, now)
+        connection = ServerConnection(self, connection_id, now, framing)
         self._connections[connection_id] = connection
         self._arm(connection, connection._deadline)
         return connection
@@ -719,7 +724,7 @@ class RoomServer:
     def _publish_presence(self, room: Room) -> None:
         for member in room.members.values():
             if member.connection is not None:
-                self._publish(room, {"t": "join", "p": participant_record(member.participant)})
+                self._publish(room, {"t": "join", "p": to_record(member.participant)})
 
     def _beat(self, now: float) -> None:
         config = self.config
@@ -878,16 +883,16 @@ class RoomServer:
         room.members[pid] = member
         if member.connection is not None:
             room.local[pid] = member.connection
-        self._presence(room, {"t": "joined", "p": participant_record(member.participant)}, pid)
+        self._presence(room, {"t": "joined", "p": to_record(member.participant)}, pid)
         if publish:
-            self._publish(room, {"t": "join", "p": participant_record(member.participant)})
+            self._publish(room, {"t": "join", "p": to_record(member.participant)})
 
     def _update_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
         pid = member.participant.id
         room.members[pid] = member
-        self._presence(room, {"t": "updated", "p": participant_record(member.participant)}, pid)
+        self._presence(room, {"t": "updated", "p": to_record(member.participant)}, pid)
         if publish:
-            self._publish(room, {"t": "join", "p": participant_record(member.participant)})
+            self._publish(room, {"t": "join", "p": to_record(member.participant)})
 
     def _remove_member(self, room: Room, member: Member, *, publish: bool = True) -> None:
         pid = member.participant.id
