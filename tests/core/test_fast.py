@@ -3,6 +3,8 @@ plain version beside it."""
 
 from __future__ import annotations
 
+import itertools
+
 import cbor2
 from hypothesis import given
 from hypothesis import strategies as st
@@ -81,7 +83,7 @@ stream = st.lists(
 @given(data=stream, cuts=st.lists(st.integers(min_value=0, max_value=800), max_size=10))
 def test_the_shared_drained_buffer_changes_nothing(data: bytes, cuts: list[int]) -> None:
     points = sorted({c for c in cuts if c < len(data)} | {0, len(data)})
-    chunks = [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(points)]
     assert _run(StreamFramer(64), chunks) == _run(PlainStreamFramer(64), chunks)
 
 

@@ -140,7 +140,7 @@ def test_message_and_stream_links_share_a_room(room: tuple[RoomServer, dict[str,
 def test_consecutive_broadcasts_reach_a_message_link_one_message_each(
     room: tuple[RoomServer, dict[str, Link]],
 ) -> None:
-    server, links = room
+    _server, links = room
     alice, carol = links["alice"], links["carol"]
     for n in range(3):
         alice.client.broadcast_message("chat", {"n": n})
@@ -159,9 +159,7 @@ def test_a_clean_close_over_messages(room: tuple[RoomServer, dict[str, Link]]) -
     assert alice.client.state is State.CLOSED
     assert alice.conn.state is State.CLOSED
     alice.conn.receive_message(b"\xa0")  # after the close: discarded
-    assert alice.conn.next_event(NOW) == ConnectionClosed(
-        code=Code.NORMAL, reason="", by_peer=True
-    )
+    assert alice.conn.next_event(NOW) == ConnectionClosed(code=Code.NORMAL, reason="", by_peer=True)
 
 
 def server_conn(framing: Framing) -> ServerConnection:
@@ -206,7 +204,8 @@ def test_an_empty_or_oversized_message_closes_the_connection(
     assert caught.value.code is code
     (close,) = [cbor2.loads(m) for m in conn.messages_to_send()]
     assert (close["t"], close["code"]) == ("close", code)
-    assert conn.next_event(NOW) == ConnectionClosed(code=code, reason=close["reason"], by_peer=False)
+    closed = ConnectionClosed(code=code, reason=close["reason"], by_peer=False)
+    assert conn.next_event(NOW) == closed
 
 
 def test_eof_on_a_message_connection() -> None:
