@@ -16,7 +16,8 @@ from ._errors import (
     TokenError,
 )
 from ._framing import Framing
-from ._session import RoomServer, ServerConnection
+from ._server import RoomServer
+from ._session import ServerConnection
 from ._state import Input, State
 from ._token import ParticipantToken
 from .codes import Code

@@ -56,4 +56,4 @@ BACKPLANE_RECORDS: dict[str, Checker] = {
 
 
 def record_member(record: Frame, node: str) -> Member:
-    return Member(participant=from_record(record["p"]), connection=None, node=node)
+    return Member(participant=from_record(record["p"]), outbound=None, node=node)

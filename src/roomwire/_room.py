@@ -11,15 +11,16 @@ from .events import RemoteParticipant
 
 if TYPE_CHECKING:
     from ._config import InterceptedMessage
-    from ._session import ServerConnection
+    from ._outbound import Outbound
 
 
 @attrs.define(eq=False)
 class Member:
-    """A participant with messaging enabled, on this node (``connection``) or another."""
+    """A participant with messaging enabled, on this node (with its connection's queue,
+    ``outbound``) or on the ``node`` named."""
 
     participant: RemoteParticipant
-    connection: ServerConnection | None
+    outbound: Outbound | None
     node: str | None
     encoded: bytes = attrs.field(init=False)
     """The participant record, encoded once for every snapshot that lists it."""
@@ -34,10 +35,10 @@ class Room:
     seq: int = 0
     members: dict[str, Member] = attrs.Factory(dict)
     """Every participant with messaging enabled, by id, in the order they enabled."""
-    local: dict[str, ServerConnection] = attrs.Factory(dict)
-    """The connections of the members on this node, by participant id: fan-out's targets."""
-    listeners: dict[str, ServerConnection] = attrs.Factory(dict)
-    """Local connections that receive presence (enabled with the list grant)."""
+    local: dict[str, Outbound] = attrs.Factory(dict)
+    """The queues of the members on this node, by participant id: fan-out's targets."""
+    listeners: dict[str, Outbound] = attrs.Factory(dict)
+    """The queues of local members that receive presence (enabled with the list grant)."""
     pending: dict[str, tuple[InterceptedMessage, float]] = attrs.Factory(dict)
     """With a backplane: local messages published and not yet back from it, by message id,
     in the order they were sent (each is delivered locally when it comes back)."""

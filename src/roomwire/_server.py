@@ -1,0 +1,155 @@
+"""The room server: a thin facade over the sessions (``_session``), routing (``_routing``),
+presence (``_presence``), the cluster side (``_cluster``) and the timers (``_timers``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import cast
+
+import attrs
+
+from ._cluster import Cluster
+from ._config import ServerConfig
+from ._errors import LocalProtocolError
+from ._framing import Framing
+from ._routing import Router
+from ._session import ServerConnection
+from ._timers import Timers
+from ._token import ParticipantToken
+from .codes import Code
+from .events import RemoteParticipant
+
+
+class RoomServer:
+    """The room server's state machine for any number of rooms and connections.
+
+    The driver calls ``accept(connection_id, now)`` per transport, feeds each
+    ``ServerConnection``, and after each batch of work writes out
+    ``connections_with_output()`` and closes those that are CLOSED. Timers: ``next_deadline``
+    and ``handle_timer``. Backplane (with ``config.node_id``): publish
+    ``backplane_records()`` in order, feed every record the backplane carries (this node's
+    own included: local messages are delivered when they come back) to
+    ``receive_backplane``, and report outages with ``backplane_lost`` /
+    ``backplane_restored`` (docs/PROTOCOL.md §17).
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        # The parts the sessions work with (internal).
+        self.router = Router()
+        self.cluster = Cluster(config, self.router)
+        self.presence = self.cluster.presence
+        self.timers = Timers()
+        self.authenticate = config.authenticator or _jwt_authenticator(
+            cast(str | bytes, config.secret)
+        )
+        self.advertised_limits = attrs.asdict(config.limits)
+        self.burst = float(config.rate_burst)
+        self._connections: dict[object, ServerConnection] = {}
+
+    # --- connections ----------------------------------------------------------------------
+
+    def accept(
+        self, connection_id: object, now: float, framing: Framing = Framing.STREAM
+    ) -> ServerConnection:
+        """Start serving a new transport under an id the driver chooses (any hashable); a
+        message transport (WebSocket) takes ``framing=Framing.MESSAGE``."""
+        if connection_id in self._connections:
+            raise LocalProtocolError(f"connection id {connection_id!r} is already in use")
+        connection = ServerConnection(self, connection_id, now, framing)
+        self._connections[connection_id] = connection
+        return connection
+
+    def connection(self, connection_id: object) -> ServerConnection | None:
+        """The open connection with this id, or None (never accepted, or closed)."""
+        return self._connections.get(connection_id)
+
+    def connections_with_output(self) -> list[ServerConnection]:
+        """Connections that have bytes queued or were closed since the last call: write their
+        ``data_to_send()``, then close the transport of those whose state is CLOSED."""
+        self.router.reap()
+        dirty = self.router.queues.dirty
+        connections = [outbound.connection for outbound in dirty]
+        dirty.clear()
+        return connections
+
+    def participants(self, room: str) -> list[RemoteParticipant]:
+        """Everyone in ``room`` with messaging enabled, on this node or others."""
+        found = self.router.rooms.get(room)
+        return [] if found is None else [m.participant for m in found.members.values()]
+
+    def close(self, code: Code = Code.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every connection (graceful shutdown): flush their output, then hang up."""
+        for connection in list(self._connections.values()):
+            connection.close_now(code, reason)
+        self.router.reap()
+
+    def forget(self, connection: ServerConnection) -> None:
+        """Internal: ``connection`` closed; its driver still takes its close frame."""
+        self._connections.pop(connection.connection_id, None)
+        self.router.queues.dirty[connection.outbound] = None
+
+    # --- time -----------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` must next run (pings, timeouts, backplane heartbeats), or
+        None."""
+        when = min(self.timers.next_deadline(), self.cluster.next_beat)
+        return None if when == math.inf else when
+
+    def handle_timer(self, now: float) -> None:
+        """Send due pings, close connections that timed out; with a backplane, publish this
+        node's heartbeat and remove the participants of nodes not heard within the TTL."""
+        self.timers.run_due(now)
+        if now >= self.cluster.next_beat:
+            self.cluster.beat(now)
+        self.router.reap()
+
+    # --- backplane ------------------------------------------------------------------------
+
+    @property
+    def backplane_up(self) -> bool:
+        """False between ``backplane_lost`` and ``backplane_restored``."""
+        return self.cluster.relaying or self.config.node_id is None
+
+    def backplane_records(self) -> list[tuple[str | None, bytes]]:
+        """Records to publish, each with its topic: a room's name, or None for node-wide
+        records (heartbeats). Publish them in this order; records of one topic must reach
+        every node, this one included, in one order (one channel per topic does that)."""
+        return self.cluster.take_records()
+
+    def backplane_data_to_send(self) -> list[bytes]:
+        """``backplane_records()`` without the topics, for a backplane with one channel."""
+        return [data for _, data in self.backplane_records()]
+
+    def receive_backplane(self, data: bytes, now: float) -> None:
+        """Apply one record from the backplane, including this node's own (a local message is
+        delivered when it comes back). Raises ``RemoteProtocolError`` (and changes nothing)
+        when the record is malformed. Ignored while the backplane is lost."""
+        self.cluster.receive(data, now)
+        self.router.reap()
+
+    def backplane_lost(self, now: float) -> None:
+        """The driver lost the backplane (publishing failed, the subscription broke or went
+        deaf): local messages not yet back are delivered locally now, participants of other
+        nodes are removed (local listeners get ``left``), and until ``backplane_restored``
+        the node runs alone (messages are delivered locally at once, nothing is published).
+        """
+        self.cluster.lost()
+        self.router.reap()
+
+    def backplane_restored(self, now: float) -> None:
+        """The backplane works again (resubscribed and heard back): for every room with local
+        connections, ask the others to announce their participants again (a sync record) and
+        announce the local ones."""
+        rooms = self.router.rooms
+        joined = [rooms[c.room] for c in self._connections.values() if c.room is not None]
+        self.cluster.restored(now, joined)
+
+
+def _jwt_authenticator(secret: str | bytes) -> Callable[[str, float], ParticipantToken]:
+    def authenticate(token: str, now: float) -> ParticipantToken:
+        return ParticipantToken.from_jwt(token, secret, now=now)
+
+    return authenticate
