@@ -246,7 +246,7 @@ class ClientConnection(BaseConnection):
     # --- frame handlers: the registry (SERVER_KINDS, below) checks and moves first ------
 
     def _delivery(self, frame: Frame, now: float) -> Event:
-        self._heard(now)
+        self._alive(now)
         return MessageReceived(
             message=RoomMessage(
                 id=frame["id"],
@@ -262,7 +262,7 @@ class ClientConnection(BaseConnection):
 
     def _heartbeat(self, frame: Frame, now: float) -> None:
         """Proof of life; a ping is answered."""
-        self._heard(now)
+        self._alive(now)
         if frame["t"] == "ping" and self._state is not State.CLOSING:  # nothing follows our close
             self._send({"t": "pong"})
 
@@ -289,7 +289,7 @@ class ClientConnection(BaseConnection):
             return None
         self._me, self._room, self._limits = participant, frame["room"], limits
         self._connected = True
-        self._heard(now)
+        self._alive(now)
         return Connected(
             participant=participant,
             room=frame["room"],
@@ -310,7 +310,7 @@ class ClientConnection(BaseConnection):
         if event is None:
             raise RemoteProtocolError(_WRONG_REPLY[kind].format(rid=rid))
         self._expect(event, kind)
-        self._heard(now)
+        self._alive(now)
         if kind == "snapshot":
             self._snapshot.extend(from_record(p) for p in frame["participants"])
         if not last:
@@ -332,7 +332,7 @@ class ClientConnection(BaseConnection):
 
     def _presence_change(self, frame: Frame, now: float) -> Event:
         kind = frame["t"]
-        self._heard(now)
+        self._alive(now)
         seq = frame["seq"]
         if kind == "left":
             gone = self._presence.pop(frame["id"], None)
@@ -396,7 +396,8 @@ class ClientConnection(BaseConnection):
         self._pending[rid] = (event, merged)
         return rid
 
-    def _heard(self, now: float) -> None:
+    def _alive(self, now: float) -> None:
+        """The server showed a sign of life: move the dead-peer deadline."""
         if self._state is State.CLOSING:
             return
         self._deadline = now + self._interval + self._timeout

@@ -87,14 +87,16 @@ class Batch:
             target.chunks.append(self)
             target.batch = self
             dirty[target] = None
-            least = min(least, target.headroom)
+            if target.headroom < least:  # noqa: PLR1730 - min() costs a call per recipient
+                least = target.headroom
         self._headroom = least
         """The least headroom among the targets, less the batch."""
 
     def add(self, data: bytes) -> None:
+        size = len(data)
         self.parts.append(data)
-        self.size += len(data)
-        self._headroom -= len(data)
+        self.size += size
+        self._headroom -= size
         if self._headroom < 0:
             # A recipient now waits on more than the bound: charge it, so that its next
             # frame finds it over the bound and closes it, exactly as one by one.

@@ -74,6 +74,7 @@ class ServerConnection(BaseConnection):
         "_me",
         "_member",
         "_pinged_at",
+        "_queues",
         "_room",
         "_server",
         "_strikes",
@@ -96,6 +97,7 @@ class ServerConnection(BaseConnection):
         self._heard_at = self._pinged_at = now
         self.outbound = Outbound(self, server.config.outbound_limit)
         """Internal: this connection's queue, which fan-out appends to."""
+        self._queues = server.router.queues
         self._allowance = server.burst  # requests the rate limit allows now
         self._strikes = 0.0
         self._bucket_at = now
@@ -394,7 +396,7 @@ class ServerConnection(BaseConnection):
         self._server.forget(self)
 
     def _queue(self, data: bytes) -> None:
-        self._server.router.queues.push_one(self.outbound, data)
+        self._queues.push_one(self.outbound, data)
 
     def _take_output(self) -> list[bytes]:
         return self.outbound.take()
