@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ._codec import Frame, decode_payload, encode_frame, is_json_object
+from ._codec import Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, ClientConfig
 from ._connection import BaseConnection, NextEvent
 from ._errors import (
@@ -15,11 +15,10 @@ from ._errors import (
     LocalProtocolError,
     MessageTooLarge,
     RemoteProtocolError,
-    bad_frame,
 )
 from ._framing import PREFIX_SIZE, Framing
 from ._participant import attributes_size, from_record, merge_attributes
-from ._registry import FrameKind
+from ._registry import FrameKind, receive
 from ._shapes import (
     LIMIT_FIELDS,
     check_ack,
@@ -230,11 +229,7 @@ class ClientConnection(BaseConnection):
                 payload = self._next_payload()
                 if type(payload) is not bytes:
                     return payload  # type: ignore[return-value]
-                frame = decode_payload(payload)
-                kind = SERVER_KINDS.get(frame["t"])
-                if kind is None:
-                    raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
-                kind.check(frame)
+                frame, kind = receive(payload, SERVER_KINDS)
                 if kind.input is not None:
                     self._expect(kind.input, frame["t"])
                 event = kind.handle(self, frame, now)

@@ -9,6 +9,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._codec import Frame, decode_payload
+from ._errors import bad_frame
 from ._state import Input
 
 Checker = Callable[[dict[str, Any]], None]
@@ -29,3 +31,14 @@ class FrameKind(Generic[H]):
     (``cannot {verb} while ...``). None for frames that are not requests."""
     unexpected: str = "{kind!r} before the handshake completed"
     """Server only: the protocol error when a frame that is not a request is out of place."""
+
+
+def receive(payload: bytes, kinds: dict[str, FrameKind[H]]) -> tuple[Frame, FrameKind[H]]:
+    """Decode one frame and find its kind's entry; its shape is checked. BAD_FRAME for a
+    kind the registry does not hold."""
+    frame = decode_payload(payload)
+    kind = kinds.get(frame["t"])
+    if kind is None:
+        raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
+    kind.check(frame)
+    return frame, kind

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, cast
 
 import attrs
 
-from ._codec import Frame, decode_payload, is_json_object
+from ._codec import Frame, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage
 from ._connection import BaseConnection, NextEvent
-from ._errors import RemoteProtocolError, TokenError, bad_frame
+from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import PREFIX_SIZE, Framing
 from ._outbound import Outbound
 from ._participant import attributes_size, encode, merge_attributes, to_record
-from ._registry import FrameKind
+from ._registry import FrameKind, receive
 from ._room import Member, Room
 from ._routing import delivery_frame
 from ._shapes import (
@@ -133,11 +133,7 @@ class ServerConnection(BaseConnection):
                     router.reap()
                     return payload  # type: ignore[return-value]
                 self._heard_at = now
-                frame = decode_payload(payload)
-                kind = CLIENT_KINDS.get(frame["t"])
-                if kind is None:
-                    raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
-                kind.check(frame)
+                frame, kind = receive(payload, CLIENT_KINDS)
                 if kind.verb is not None:
                     event = self._request(kind, frame, len(payload), now)
                 elif kind.input is None or not self._allowed(kind.input):
