@@ -57,7 +57,8 @@ class ClientConnection(BaseConnection):
 
     Feed it with ``receive_data``, read events with ``next_event(now)``, call the verbs, and
     after every call write ``data_to_send()`` to the transport. Re-arm a timer for
-    ``next_deadline()`` and call ``handle_timer(now)`` when it fires.
+    ``next_deadline()`` and call ``handle_timer(now)`` when it fires. On a message transport
+    (``framing=Framing.MESSAGE``) use ``receive_message`` and ``messages_to_send`` instead.
     """
 
     __slots__ = (

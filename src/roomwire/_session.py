@@ -427,7 +427,7 @@ class ServerConnection(BaseConnection):
         """Internal: the timer armed with ``RoomServer.timers`` is due."""
         config = self._server.config
         if self._state is State.HANDSHAKE:
-            # The only timer armed during the handshake is its deadline (see accept), and
+            # The only timer armed during the handshake is its deadline (see __init__), and
             # handle_timer runs a timer only once it is due.
             self._abort(Code.HANDSHAKE_TIMEOUT, "no valid hello within the handshake timeout")
             return

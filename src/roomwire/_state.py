@@ -5,6 +5,9 @@ Rule 2: the table does not know which side it runs on. Each side feeds it every 
 *and* every frame it receives, so the client's ``enable`` (sent) and the server's ``enable``
 (received) are the same input and move both sides to ENABLING.
 
+Which input a received frame drives is chosen by its kind in each side's registry, or for a
+reply here, in ``REPLIES`` (the request it answers decides).
+
 A missing ``(state, input)`` key means the input is not allowed in that state: a
 ``LocalProtocolError`` when the caller tried it, a ``RemoteProtocolError`` when the peer did.
 """
