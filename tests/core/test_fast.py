@@ -98,3 +98,8 @@ def test_both_stream_framers_refuse_a_large_or_empty_prefix() -> None:
             (Code.BAD_FRAME, "empty frame"),
             0,
         ]
+
+
+def test_both_stream_framers_wait_for_a_whole_frame() -> None:
+    for framer in (StreamFramer(64), PlainStreamFramer(64)):
+        assert _run(framer, [HEADER.pack(3) + b"ab", b"c"]) == [6, b"abc", 0]
