@@ -103,3 +103,5 @@ def test_both_stream_framers_refuse_a_large_or_empty_prefix() -> None:
 def test_both_stream_framers_wait_for_a_whole_frame() -> None:
     for framer in (StreamFramer(64), PlainStreamFramer(64)):
         assert _run(framer, [HEADER.pack(3) + b"ab", b"c"]) == [6, b"abc", 0]
+        # A frame taken before the rest of the next one arrives: the buffer moves up.
+        assert _run(framer, [_frame(b"a") + HEADER.pack(1), b"b"]) == [b"a", 4, b"b", 0]
