@@ -48,7 +48,10 @@ class Outbound:
         chunks = self.chunks
         if self.batch is not None:
             self.batch = None
-            chunks = [c.data() if type(c) is Batch else c for c in chunks]
+            if len(chunks) == 1:  # fan-out's common case: one batch, nothing else
+                chunks = [chunks[0].data()]  # type: ignore[union-attr]
+            else:
+                chunks = [c.data() if type(c) is Batch else c for c in chunks]
         if chunks:
             self.chunks = []
         self.headroom, self.snapshot_bytes = self.limit, 0
@@ -105,12 +108,14 @@ class Batch:
     def seal(self) -> None:
         if self.open:
             self.open = False
-            self._queues.charge(self.targets, self.size)
+            least = self._headroom + self.size  # when the batch began
+            self._queues.charge(self.targets, self.size, least)
             self.targets = []  # holds no queue once charged
 
     def data(self) -> bytes:
         """The joined broadcasts (sealing the batch), joined once for every recipient."""
-        self.seal()
+        if self.open:
+            self.seal()
         if self.parts:
             parts, self.parts = self.parts, []
             self._data = parts[0] if len(parts) == 1 else b"".join(parts)
@@ -149,8 +154,13 @@ class Queues:
             batch.seal()
         self.push((outbound,), data)
 
-    def charge(self, outbounds: Iterable[Outbound], size: int) -> None:
-        """``push`` for bytes already queued (a sealed batch)."""
+    def charge(self, outbounds: list[Outbound], size: int, least: int) -> None:
+        """``push`` for bytes already queued (a sealed batch), given the least headroom among
+        ``outbounds``: when none is over its bound, none can become slow here."""
+        if least >= 0:
+            for outbound in outbounds:
+                outbound.headroom -= size
+            return
         slow = self.slow
         for outbound in outbounds:
             headroom = outbound.headroom

@@ -9,6 +9,9 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from roomwire import State
+
+from . import test_server_slow as slow
 from .helpers import Peer, Room, decode_frames, feed
 
 SENDERS = ("alice", "bob")
@@ -114,3 +117,13 @@ def test_every_queue_keeps_its_order_however_drains_interleave(
         assert seqs == sorted(set(seqs)), "frames out of room order, or twice"
         tracked = [seen(frame, requests[name]) for frame in got[name]]
         assert [t for t in tracked if t is not None] == expected[name]
+
+
+def test_a_broadcast_closes_only_the_recipient_already_over_its_bound() -> None:
+    room, [alice, bob, carol] = slow.room_of("alice", "bob", "carol")
+    slow.fill_to(room, alice, carol, slow.LIMIT + 1)
+    broadcast(room, alice, 0)
+    assert carol.server.state is State.CLOSED
+    assert bob.server.state is State.ENABLED
+    frames = decode_frames(bob.server.data_to_send())
+    assert [(f["t"], f.get("message")) for f in frames] == [("msg", {"n": 0}), ("left", None)]
