@@ -14,6 +14,11 @@ the goals are printed for the reader. See ``benchmarks/README.md`` for what each
     split + ``cbor2.loads`` + one ``__slots__`` event object per frame.
 (c) broadcast fan-out to N = 10, 100, 1000 enabled participants against ``cbor2.dumps`` once
     per message + appending the bytes to N lists.
+(d) a presence join (hello + enable) into a room of 1,000 enabled members: the newcomer's
+    welcome and snapshot taken, a ``joined`` queued for everyone; against a lean router doing
+    the same cbor2 work (decode hello + enable, encode the welcome, the snapshot page and one
+    ``joined`` appended to 1,000 lists). Goal: at most twice the lean router's time
+    (ratio >= 0.50).
 """
 
 from __future__ import annotations
@@ -547,6 +552,98 @@ def bench_fanout(rng: random.Random, recipients: int, deliveries: int) -> Case:
     return pair(name, "deliveries", frames * recipients, subject, baseline, goal=None)
 
 
+# --- (d) presence join -----------------------------------------------------------------------
+
+
+def _hello_and_enable(name: str) -> bytes:
+    """What a client sends to join with presence: its hello, then its enable."""
+    client = ClientConnection(token=ParticipantToken(room=ROOM, name=name).to_jwt(SECRET), now=0)
+    return client.data_to_send() + encode_frame({"t": "enable", "rid": 1, "presence": True})
+
+
+def bench_join(rng: random.Random, members: int, joins: int) -> Case:
+    server = RoomServer(ServerConfig(secret=SECRET, id_factory=SeededIds(rng)))
+    now = 1000.0
+    # The members join by hand (no client objects): each one's output is thrown away.
+    for n in range(members):
+        conn = server.accept(f"m{n}", now)
+        conn.receive_data(_hello_and_enable(f"m{n}"))
+        _drain(conn, now)
+        for out in server.connections_with_output():
+            out.data_to_send()
+    join = _hello_and_enable("newcomer")
+    ids = iter(range(10**9))
+
+    def subject() -> float:
+        elapsed = 0.0
+        for _ in range(joins):
+            cid = f"new{next(ids)}"
+            t0 = time.perf_counter()
+            conn = server.accept(cid, now)
+            conn.receive_data(join)
+            _drain(conn, now)
+            conn.data_to_send()
+            elapsed += time.perf_counter() - t0
+            if conn.state is not State.ENABLED:
+                raise RuntimeError("benchmark: the newcomer was not enabled")
+            conn.receive_data(b"")  # untimed: it leaves, and everyone's output is dropped
+            conn.next_event(now)
+            for out in server.connections_with_output():
+                out.data_to_send()
+        return elapsed
+
+    # The lean router's inputs: the same records the room holds, as plain maps.
+    records = [
+        {"id": p.id, "name": p.name, "role": p.role, "attributes": p.attributes}
+        for p in server.participants(ROOM)
+    ]
+    limits = dict.fromkeys(
+        (
+            "max_frame_size",
+            "max_send_size",
+            "max_recipients",
+            "max_type_length",
+            "max_attributes_size",
+        ),
+        1048576,
+    )
+    queues: list[list[bytes]] = [[] for _ in range(members)]
+
+    def baseline() -> float:
+        loads, dumps = cbor2.loads, cbor2.dumps
+        elapsed = 0.0
+        for n in range(joins):
+            t0 = time.perf_counter()
+            hello, enable = (loads(p) for p in _payloads(join))
+            me = {"id": f"x-{n}", "name": "newcomer", "role": "user", "attributes": {}}
+            welcome = dumps(
+                {
+                    "t": "welcome",
+                    "v": 1,
+                    "room": ROOM,
+                    "participant": me,
+                    "limits": limits,
+                    "hb": 25.0,
+                    "hbt": 10.0,
+                }
+            )
+            page = dumps(
+                {"t": "snapshot", "rid": enable["rid"], "more": False, "participants": records}
+            )
+            joined = dumps({"t": "joined", "p": me, "seq": n})
+            for queue in queues:
+                queue.append(joined)
+            elapsed += time.perf_counter() - t0
+            if not (hello["token"] and welcome and page):
+                raise RuntimeError("reference join lost its frames")
+            for queue in queues:
+                queue.clear()
+        return elapsed
+
+    name = f"d  presence join, room of {members}"
+    return pair(name, "joins", joins, subject, baseline, goal=0.5)
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -594,6 +691,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fanout", help="comma-separated recipient counts for (c) (default 10,100,1000)"
     )
     parser.add_argument("--deliveries", type=int, help="deliveries per pass in each (c) line")
+    parser.add_argument("--members", type=int, help="room size for the join line (d)")
     parser.add_argument(
         "--budget", type=float, help="seconds after which no new round starts (default 40/10)"
     )
@@ -608,9 +706,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.fanout = [int(n) for n in (args.fanout or "10,100,1000").split(",")]
     if args.deliveries is None:
         args.deliveries = 40000 if quick else 300000
+    if args.members is None:
+        args.members = 100 if quick else 1000
     if args.budget is None:
         args.budget = 10.0 if quick else 40.0
-    if min(args.repeat, args.ops, args.size, args.deliveries, *args.fanout) < 1 or args.budget <= 0:
+    counts = (args.repeat, args.ops, args.size, args.deliveries, args.members, *args.fanout)
+    if min(counts) < 1 or args.budget <= 0:
         parser.error("sizes and counts must be positive")
     return args
 
@@ -640,6 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = bench_codec(rng, args.ops)
     cases.append(bench_ingest(rng, args.size))
     cases.extend(bench_fanout(rng, n, args.deliveries) for n in args.fanout)
+    cases.append(bench_join(rng, args.members, joins=20))
     rows, rounds = run_cases(cases, args.repeat, started + args.budget)
     print()
     print_table(rows)

@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from roomwire import _config, _state, events, frames
+from roomwire import _codec, _config, _state, events, frames
 from roomwire.codes import CODE_INFO, Code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,7 +257,7 @@ def constants_table() -> str:
         f"| length prefix | {frames.PREFIX_SIZE} bytes | Unsigned big-endian body length"
         " (stream transports). |",
         f"| `MAX_DEPTH` | `{frames.MAX_DEPTH}` | "
-        + _cell(attribute_docs_module(frames)["MAX_DEPTH"])
+        + _cell(attribute_docs_module(_codec)["MAX_DEPTH"])
         + " |",
         f"| `STAMP_RESERVE` | `{_config.STAMP_RESERVE}` bytes | `max_send_size` ="
         " `max_frame_size` minus this: room for the server's stamps on a delivery. |",

@@ -15,7 +15,9 @@ from ._errors import (
     RemoteProtocolError,
     TokenError,
 )
-from ._server import RoomServer, ServerConnection
+from ._framing import Framing
+from ._server import RoomServer
+from ._session import ServerConnection
 from ._state import Input, State
 from ._token import ParticipantToken
 from .codes import Code
@@ -27,6 +29,7 @@ __all__ = [
     "ClientConfig",
     "ClientConnection",
     "Code",
+    "Framing",
     "Input",
     "InterceptedMessage",
     "Interceptor",

@@ -4,9 +4,11 @@ applies them in the backplane's one order), node heartbeats and presence sync re
 
 from __future__ import annotations
 
-from ._client import participant_from_wire
+from ._codec import Frame
+from ._errors import bad_frame
+from ._participant import from_record, is_record
+from ._registry import Checker
 from ._room import Member
-from .frames import Checker, Frame, bad_frame, is_participant
 
 
 def _check_common(record: Frame) -> bool:
@@ -30,7 +32,7 @@ def _check_msg(record: Frame) -> None:
 
 
 def _check_join(record: Frame) -> None:
-    if not (_check_common(record) and is_participant(record.get("p"))):
+    if not (_check_common(record) and is_record(record.get("p"))):
         raise bad_frame("malformed backplane 'join' record")
 
 
@@ -54,4 +56,4 @@ BACKPLANE_RECORDS: dict[str, Checker] = {
 
 
 def record_member(record: Frame, node: str) -> Member:
-    return Member(participant=participant_from_wire(record["p"]), connection=None, node=node)
+    return Member(participant=from_record(record["p"]), outbound=None, node=node)

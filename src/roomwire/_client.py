@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
-import cbor2
 
+from ._codec import Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, ClientConfig
 from ._connection import BaseConnection, NextEvent
-from ._errors import InvalidRequest, LocalProtocolError, MessageTooLarge, RemoteProtocolError
-from ._state import Input, State
+from ._errors import (
+    InvalidRequest,
+    LocalProtocolError,
+    MessageTooLarge,
+    RemoteProtocolError,
+)
+from ._framing import PREFIX_SIZE, Framing
+from ._participant import attributes_size, from_record, merge_attributes
+from ._registry import FrameKind, receive
+from ._shapes import (
+    LIMIT_FIELDS,
+    check_ack,
+    check_bare,
+    check_close,
+    check_error,
+    check_left,
+    check_msg,
+    check_presence,
+    check_snapshot,
+    check_welcome,
+)
+from ._state import REPLIES, Input, State
 from .codes import Code
 from .events import (
     Connected,
@@ -30,22 +50,6 @@ from .events import (
     RequestRefused,
     RoomMessage,
 )
-from .frames import (
-    LIMIT_FIELDS,
-    PREFIX_SIZE,
-    SERVER_FRAMES,
-    Frame,
-    check_frame,
-    decode_payload,
-    encode_frame,
-    is_json_object,
-)
-
-
-def participant_from_wire(record: Frame) -> RemoteParticipant:
-    return RemoteParticipant(
-        id=record["id"], name=record["name"], role=record["role"], attributes=record["attributes"]
-    )
 
 
 class ClientConnection(BaseConnection):
@@ -53,7 +57,8 @@ class ClientConnection(BaseConnection):
 
     Feed it with ``receive_data``, read events with ``next_event(now)``, call the verbs, and
     after every call write ``data_to_send()`` to the transport. Re-arm a timer for
-    ``next_deadline()`` and call ``handle_timer(now)`` when it fires.
+    ``next_deadline()`` and call ``handle_timer(now)`` when it fires. On a message transport
+    (``framing=Framing.MESSAGE``) use ``receive_message`` and ``messages_to_send`` instead.
     """
 
     __slots__ = (
@@ -79,9 +84,10 @@ class ClientConnection(BaseConnection):
         now: float,
         room: str | None = None,
         config: ClientConfig | None = None,
+        framing: Framing = Framing.STREAM,
     ) -> None:
         self.config = config or ClientConfig()
-        super().__init__(self.config.max_frame_size)
+        super().__init__(self.config.max_frame_size, framing)
         self._rids = itertools.count(1)
         self._pending: dict[int, tuple[Input, JSONObject | None]] = {}
         self._presence: dict[str, RemoteParticipant] = {}
@@ -93,7 +99,8 @@ class ClientConnection(BaseConnection):
         self._limits = Limits(**dict.fromkeys(LIMIT_FIELDS, 0))
         self._interval = self._timeout = 0.0
         self._deadline = now + self.config.handshake_timeout
-        self._close_sent = ConnectionClosed(code=Code.NORMAL, reason="", by_peer=False)
+        self._close_sent: ConnectionClosed | None = None
+        """Set by ``close``: this side's clean close, reported once the server answers."""
         hello: Frame = {"t": "hello", "v": PROTOCOL_VERSION, "token": token}
         if room is not None:
             hello["room"] = room
@@ -180,9 +187,9 @@ class ClientConnection(BaseConnection):
         self._check_allowed(Input.ATTRIBUTES, "set attributes")
         if not is_json_object(attributes):
             raise InvalidRequest("attributes must be a JSON object")
-        merged = _merge(self._me.attributes, attributes)
+        merged = merge_attributes(self._me.attributes, attributes)
         most = self._limits.max_attributes_size
-        if len(cbor2.dumps(merged)) > most:
+        if attributes_size(merged) > most:
             raise MessageTooLarge(f"attributes would be over the {most}-byte limit")
         return self._request(Input.ATTRIBUTES, {"t": "attrs", "attributes": attributes}, merged)
 
@@ -205,7 +212,7 @@ class ClientConnection(BaseConnection):
             return
         if self._state is State.HANDSHAKE:
             self._abort(Code.HANDSHAKE_TIMEOUT, "no welcome within the handshake timeout")
-        elif self._state is State.CLOSING:
+        elif self._close_sent is not None:  # CLOSING: the server never answered
             self._finish(Input.ABORT, self._close_sent.code, self._close_sent.reason, False)
         else:
             self._abort(Code.HEARTBEAT_TIMEOUT, "nothing heard from the server in time")
@@ -223,54 +230,45 @@ class ClientConnection(BaseConnection):
                 payload = self._next_payload()
                 if type(payload) is not bytes:
                     return payload  # type: ignore[return-value]
-                frame = decode_payload(payload)
-                check_frame(frame, SERVER_FRAMES)
-                event = self._handle(frame, now)
+                frame, kind = receive(payload, SERVER_KINDS)
+                if kind.input is not None:
+                    self._expect(kind.input, frame["t"])
+                event = kind.handle(self, frame, now)
             except RemoteProtocolError as exc:
                 raise self._fail(exc) from None
             if event is not None:
                 return event
 
-    def _handle(self, frame: Frame, now: float) -> Event | None:
-        kind = frame["t"]
-        if kind == "msg":
-            self._expect(Input.DELIVERY, kind)
-            self._heard(now)
-            return MessageReceived(
-                message=RoomMessage(
-                    id=frame["id"],
-                    seq=frame["seq"],
-                    timestamp=float(frame["ts"]),
-                    from_participant_id=frame["from"],
-                    type=frame["type"],
-                    message=frame["message"],
-                    attachment=frame.get("att"),
-                    broadcast=frame["bc"],
-                )
+    # --- frame handlers: the registry (SERVER_KINDS, below) checks and moves first ------
+
+    def _delivery(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return MessageReceived(
+            message=RoomMessage(
+                id=frame["id"],
+                seq=frame["seq"],
+                timestamp=float(frame["ts"]),
+                from_participant_id=frame["from"],
+                type=frame["type"],
+                message=frame["message"],
+                attachment=frame.get("att"),
+                broadcast=frame["bc"],
             )
-        if kind in ("ack", "error", "snapshot"):
-            return self._reply(frame, now)
-        if kind in ("joined", "updated", "left"):
-            return self._presence_change(frame, now)
-        if kind == "welcome":
-            return self._welcome(frame, now)
-        if kind == "close":
-            return self._peer_close(frame)
-        # ping or pong: proof of life; a ping is answered.
-        self._expect(Input.HEARTBEAT, kind)
-        self._heard(now)
-        if kind == "ping" and self._state is not State.CLOSING:  # nothing follows our close
+        )
+
+    def _heartbeat(self, frame: Frame, now: float) -> None:
+        """Proof of life; a ping is answered."""
+        self._alive(now)
+        if frame["t"] == "ping" and self._state is not State.CLOSING:  # nothing follows our close
             self._send({"t": "pong"})
-        return None
 
     def _welcome(self, frame: Frame, now: float) -> Event | None:
-        self._expect(Input.WELCOME, "welcome")
         if frame["v"] != PROTOCOL_VERSION:
             raise RemoteProtocolError(
                 f"the server speaks version {frame['v']}, not {PROTOCOL_VERSION}",
                 Code.UNSUPPORTED_VERSION,
             )
-        participant = participant_from_wire(frame["participant"])
+        participant = from_record(frame["participant"])
         limits = Limits(**{k: frame["limits"][k] for k in LIMIT_FIELDS})
         ceiling = self.config.max_frame_size
         if limits.max_frame_size > ceiling:
@@ -287,7 +285,7 @@ class ClientConnection(BaseConnection):
             return None
         self._me, self._room, self._limits = participant, frame["room"], limits
         self._connected = True
-        self._heard(now)
+        self._alive(now)
         return Connected(
             participant=participant,
             room=frame["room"],
@@ -303,27 +301,24 @@ class ClientConnection(BaseConnection):
             raise RemoteProtocolError(f"reply to unknown request {rid}", Code.PROTOCOL_ERROR)
         request, merged = pending
         kind = frame["t"]
+        last = kind != "snapshot" or not frame["more"]
+        event = REPLIES.get((request, "last snapshot" if kind == "snapshot" and last else kind))
+        if event is None:
+            raise RemoteProtocolError(_WRONG_REPLY[kind].format(rid=rid))
+        self._expect(event, kind)
+        self._alive(now)
         if kind == "snapshot":
-            if request is not Input.ENABLE:
-                raise RemoteProtocolError(f"snapshot answers request {rid}, not an enable")
-            return self._snapshot_page(frame, now)
-        if kind == "error":
-            if request is Input.DISABLE:
-                # The server accepts every disable it is sent (only an enabled client sends
-                # one); a refusal would leave this side stuck in DISABLING.
-                raise RemoteProtocolError(f"the server refused disable {rid}")
-            transition = Input.ENABLE_REFUSED if request is Input.ENABLE else Input.REPLY
-            self._expect(transition, kind)
-            del self._pending[rid]
-            if request is Input.ENABLE:
-                self._snapshot = []  # pages received before the refusal are void
-            self._heard(now)
-            return RequestRefused(request_id=rid, code=Code(frame["code"]), reason=frame["reason"])
-        if request is Input.ENABLE:
-            raise RemoteProtocolError(f"an enable ({rid}) is answered by a snapshot, not an ack")
-        self._expect(Input.DISABLE_ACK if request is Input.DISABLE else Input.REPLY, kind)
+            self._snapshot.extend(from_record(p) for p in frame["participants"])
+        if not last:
+            return None
         del self._pending[rid]
-        self._heard(now)
+        if kind == "snapshot":
+            participants, self._snapshot = tuple(self._snapshot), []
+            self._presence = {p.id: p for p in participants}
+            return MessagingEnabled(request_id=rid, participants=participants)
+        if kind == "error":
+            self._snapshot = []  # pages received before a refused enable are void
+            return RequestRefused(request_id=rid, code=Code(frame["code"]), reason=frame["reason"])
         if request is Input.DISABLE:
             self._presence.clear()
             return MessagingDisabled(request_id=rid)
@@ -331,29 +326,16 @@ class ClientConnection(BaseConnection):
             self._me = attrs.evolve(self._me, attributes=merged)
         return RequestAcked(request_id=rid, message_id=frame.get("id"))
 
-    def _snapshot_page(self, frame: Frame, now: float) -> Event | None:
-        rid = frame["rid"]
-        self._expect(Input.SNAPSHOT_PAGE if frame["more"] else Input.SNAPSHOT_END, "snapshot")
-        self._snapshot.extend(participant_from_wire(p) for p in frame["participants"])
-        self._heard(now)
-        if frame["more"]:
-            return None
-        del self._pending[rid]
-        participants, self._snapshot = tuple(self._snapshot), []
-        self._presence = {p.id: p for p in participants}
-        return MessagingEnabled(request_id=rid, participants=participants)
-
     def _presence_change(self, frame: Frame, now: float) -> Event:
         kind = frame["t"]
-        self._expect(Input.DELIVERY, kind)
-        self._heard(now)
+        self._alive(now)
         seq = frame["seq"]
         if kind == "left":
             gone = self._presence.pop(frame["id"], None)
             if gone is None:
                 raise RemoteProtocolError(f"'left' for absent participant {frame['id']!r}")
             return ParticipantRemoved(participant=gone, seq=seq)
-        participant = participant_from_wire(frame["p"])
+        participant = from_record(frame["p"])
         if (participant.id in self._presence) != (kind == "updated"):
             raise RemoteProtocolError(f"{kind!r} does not match presence for {participant.id!r}")
         self._presence[participant.id] = participant
@@ -361,12 +343,12 @@ class ClientConnection(BaseConnection):
             return ParticipantAdded(participant=participant, seq=seq)
         return ParticipantUpdated(participant=participant, seq=seq)
 
-    def _peer_close(self, frame: Frame) -> ConnectionClosed:
-        if self._state is State.CLOSING:  # the server's answer to our own close
-            sent = self._close_sent
-            return self._finish(Input.PEER_CLOSE, sent.code, sent.reason, by_peer=False)
+    def _peer_close(self, frame: Frame, now: float) -> ConnectionClosed:
+        sent = self._close_sent
+        if sent is not None:  # the server's answer to our own close
+            return self._settle(sent.code, sent.reason, by_peer=False)
         self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
-        return self._finish(Input.PEER_CLOSE, Code(frame["code"]), frame["reason"], by_peer=True)
+        return self._settle(Code(frame["code"]), frame["reason"], by_peer=True)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -410,17 +392,34 @@ class ClientConnection(BaseConnection):
         self._pending[rid] = (event, merged)
         return rid
 
-    def _heard(self, now: float) -> None:
+    def _alive(self, now: float) -> None:
+        """The server showed a sign of life: move the dead-peer deadline."""
         if self._state is State.CLOSING:
             return
         self._deadline = now + self._interval + self._timeout
 
 
-def _merge(current: JSONObject, update: JSONObject) -> JSONObject:
-    merged = dict(current)
-    for key, value in update.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
+_WRONG_REPLY = {
+    "snapshot": "snapshot answers request {rid}, not an enable",
+    # The server accepts every disable it is sent (only an enabled client sends one); a
+    # refusal would leave this side stuck in DISABLING.
+    "error": "the server refused disable {rid}",
+    "ack": "an enable ({rid}) is answered by a snapshot, not an ack",
+}
+"""Why a reply of each kind cannot answer the request it names (``REPLIES`` has no key)."""
+
+_Handler = Callable[[ClientConnection, Frame, float], Event | None]
+SERVER_KINDS: dict[str, FrameKind[_Handler]] = {
+    "welcome": FrameKind(check_welcome, Input.WELCOME, ClientConnection._welcome),
+    "snapshot": FrameKind(check_snapshot, None, ClientConnection._reply),
+    "ack": FrameKind(check_ack, None, ClientConnection._reply),
+    "error": FrameKind(check_error, None, ClientConnection._reply),
+    "msg": FrameKind(check_msg, Input.DELIVERY, ClientConnection._delivery),
+    "joined": FrameKind(check_presence, Input.DELIVERY, ClientConnection._presence_change),
+    "updated": FrameKind(check_presence, Input.DELIVERY, ClientConnection._presence_change),
+    "left": FrameKind(check_left, Input.DELIVERY, ClientConnection._presence_change),
+    "ping": FrameKind(check_bare, Input.HEARTBEAT, ClientConnection._heartbeat),
+    "pong": FrameKind(check_bare, Input.HEARTBEAT, ClientConnection._heartbeat),
+    "close": FrameKind(check_close, Input.PEER_CLOSE, ClientConnection._peer_close),
+}
+"""Every frame kind a server sends: the client's one registry."""

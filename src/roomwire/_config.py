@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from ._token import ParticipantToken
-from .events import JSONObject, RemoteParticipant
+from .events import JSONObject, Limits, RemoteParticipant
 
 PROTOCOL_VERSION = 1
 MiB = 1024 * 1024
@@ -123,6 +123,11 @@ class ServerConfig:
             raise ValueError("backplane_heartbeat must be shorter than backplane_ttl")
         if self.max_frame_size <= 2 * STAMP_RESERVE:
             raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
+
+    @property
+    def limits(self) -> Limits:
+        """The limits the welcome advertises: every ``Limits`` field, read from here."""
+        return Limits(**{field.name: getattr(self, field.name) for field in attrs.fields(Limits)})
 
     @property
     def max_send_size(self) -> int:

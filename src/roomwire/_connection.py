@@ -1,13 +1,15 @@
-"""What both sides' connections share: the receive buffer, the outbound buffer, the state
-table and the close paths."""
+"""What both sides' connections share: the framer, the outbound buffer, the state table and
+the close paths."""
 
 from __future__ import annotations
 
+from ._codec import Frame, encode_frame
 from ._errors import LocalProtocolError, RemoteProtocolError
+from ._fast import StreamFramer
+from ._framing import Framing, MessageFramer, split_frames
 from ._state import TRANSITIONS, Input, State
 from .codes import Code
 from .events import ConnectionClosed, Event, NeedData
-from .frames import Frame, FrameBuffer, encode_frame
 
 NextEvent = Event | NeedData
 
@@ -19,13 +21,21 @@ class BaseConnection:
         "_buffer",
         "_closed",
         "_eof",
+        "_framing",
         "_out",
         "_out_size",
         "_state",
     )
 
-    def __init__(self, max_frame_size: int) -> None:
-        self._buffer = FrameBuffer(max_frame_size)
+    def __init__(self, max_frame_size: int, framing: Framing) -> None:
+        if not isinstance(framing, Framing):
+            raise LocalProtocolError(f"framing must be a Framing, not {framing!r}")
+        self._framing = framing
+        self._buffer: StreamFramer | MessageFramer = (
+            StreamFramer(max_frame_size)
+            if framing is Framing.STREAM
+            else MessageFramer(max_frame_size)
+        )
         self._out: list[bytes] = []
         self._out_size = 0
         self._state = State.HANDSHAKE
@@ -38,16 +48,37 @@ class BaseConnection:
         return self._state
 
     @property
+    def framing(self) -> Framing:
+        """How this connection's transport delimits frames."""
+        return self._framing
+
+    @property
     def outbound_size(self) -> int:
         """Bytes queued and not yet taken by ``data_to_send``."""
         return self._out_size
 
     def receive_data(self, data: bytes) -> None:
-        """Buffer bytes from the peer; ``b""`` means the transport reached EOF.
+        """Buffer bytes from a stream transport; ``b""`` means the transport reached EOF (on
+        either framing).
 
         Nothing is decoded here: call ``next_event`` until it returns ``NEED_DATA``. Bytes that
         arrive after this side closed are discarded.
         """
+        if data and self._framing is not Framing.STREAM:
+            raise LocalProtocolError("a message connection takes receive_message")
+        self._receive(data)
+
+    def receive_message(self, payload: bytes) -> None:
+        """Buffer one message from a message transport: one frame, no length prefix. Its size
+        is checked on arrival; an empty or oversized message fails in ``next_event``."""
+        if self._framing is not Framing.MESSAGE:
+            raise LocalProtocolError("a stream connection takes receive_data")
+        if self._eof:
+            raise LocalProtocolError("receive_message called after EOF")
+        if self._state is not State.CLOSED:
+            self._buffer.feed(payload)  # an empty message is BAD_FRAME, not EOF
+
+    def _receive(self, data: bytes) -> None:
         if self._eof:
             raise LocalProtocolError("receive_data called after EOF")
         if not data:
@@ -56,13 +87,27 @@ class BaseConnection:
             self._buffer.feed(data)
 
     def data_to_send(self) -> bytes:
-        """Take every byte queued for the peer (frames, replies, heartbeats, close)."""
-        if not self._out:
+        """Take every byte queued for a stream transport (frames, replies, heartbeats, close)."""
+        if self._framing is not Framing.STREAM:
+            raise LocalProtocolError("a message connection gives messages_to_send")
+        out = self._take_output()
+        if not out:
             return b""
-        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
-        self._out_size = 0
-        return data
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def messages_to_send(self) -> list[bytes]:
+        """Take every frame queued for a message transport: one message each, in order."""
+        if self._framing is not Framing.MESSAGE:
+            raise LocalProtocolError("a stream connection gives data_to_send")
+        return split_frames(self._take_output())
+
+    def _take_output(self) -> list[bytes]:
+        """Take the queue: stream-framed chunks, each holding whole frames."""
+        out = self._out
+        if out:
+            self._out = []
+            self._out_size = 0
+        return out
 
     # --- internals shared by both roles ---------------------------------------------------
 
@@ -94,6 +139,10 @@ class BaseConnection:
     def _finish(self, event: Input, code: Code, reason: str, by_peer: bool) -> ConnectionClosed:
         """Move to CLOSED through ``event`` and remember the close for later calls."""
         self._move(event)
+        return self._settle(code, reason, by_peer)
+
+    def _settle(self, code: Code, reason: str, by_peer: bool) -> ConnectionClosed:
+        """Once CLOSED: release the buffer and remember the close for later calls."""
         # Release what was buffered now, not when the last reference goes (a closed server
         # connection can stay on the timer heap until its old deadline).
         self._buffer.clear()

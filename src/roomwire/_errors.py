@@ -50,3 +50,8 @@ class RemoteProtocolError(ProtocolError):
 
 class TokenError(ProtocolError):
     """A participant token could not be made or was refused; ``code`` says why."""
+
+
+def bad_frame(reason: str) -> RemoteProtocolError:
+    """The peer sent bytes that are not a well-formed frame."""
+    return RemoteProtocolError(reason, Code.BAD_FRAME)

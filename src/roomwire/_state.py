@@ -5,6 +5,9 @@ Rule 2: the table does not know which side it runs on. Each side feeds it every 
 *and* every frame it receives, so the client's ``enable`` (sent) and the server's ``enable``
 (received) are the same input and move both sides to ENABLING.
 
+Which input a received frame drives is chosen by its kind in each side's registry, or for a
+reply here, in ``REPLIES`` (the request it answers decides).
+
 A missing ``(state, input)`` key means the input is not allowed in that state: a
 ``LocalProtocolError`` when the caller tried it, a ``RemoteProtocolError`` when the peer did.
 """
@@ -97,4 +100,20 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
     (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
 }
+
+REPLIES: dict[tuple[Input, str], Input] = {
+    (_I.ENABLE, "snapshot"): _I.SNAPSHOT_PAGE,
+    (_I.ENABLE, "last snapshot"): _I.SNAPSHOT_END,
+    (_I.ENABLE, "error"): _I.ENABLE_REFUSED,
+    (_I.DISABLE, "ack"): _I.DISABLE_ACK,
+    (_I.SEND, "ack"): _I.REPLY,
+    (_I.SEND, "error"): _I.REPLY,
+    (_I.ATTRIBUTES, "ack"): _I.REPLY,
+    (_I.ATTRIBUTES, "error"): _I.REPLY,
+}
+"""The input a reply drives, by the request it answers and its kind ("last snapshot" is the
+page with ``more`` false). A missing key is a reply that cannot answer that request."""
+
+ON_REFUSAL: dict[State, Input] = {_S.ENABLING: _I.ENABLE_REFUSED}
+"""The input a refused request drives, by the state it had moved the connection to."""
 del _S, _I

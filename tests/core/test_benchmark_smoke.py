@@ -42,3 +42,10 @@ def test_refuses_pure_python_cbor2(
     monkeypatch.setattr(bench, "cbor2_is_compiled", lambda: False)
     assert bench.main(TINY) == 2
     assert "pure-Python" in capsys.readouterr().err
+
+
+def test_quick_run_prints_the_join_line(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main([*TINY, "--members", "5"]) == 0
+    assert "\nd  presence join, room of 5 " in capsys.readouterr().out

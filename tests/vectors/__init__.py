@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from roomwire import (
     ClientConfig,
     ClientConnection,
     Code,
+    Framing,
     LocalProtocolError,
     RemoteProtocolError,
     RoomServer,
@@ -111,19 +113,23 @@ def frames_to_json(data: bytes) -> list[JSON]:
 # --- building receivers -------------------------------------------------------------------
 
 
-def make_client(setup: JSON) -> ClientConnection:
+def make_client(setup: JSON, framing: Framing = Framing.STREAM) -> ClientConnection:
     return ClientConnection(
         token=setup["token"],
         now=setup["now"],
         room=setup.get("room"),
         config=ClientConfig(**setup.get("config", {})),
+        framing=framing,
     )
 
 
-def make_server(setup: JSON) -> tuple[RoomServer, dict[str, ServerConnection]]:
+def make_server(
+    setup: JSON, framing: Framing = Framing.STREAM
+) -> tuple[RoomServer, dict[str, ServerConnection]]:
     config = ServerConfig(id_factory=Ids(setup.get("ids", "id")), **setup["config"])
     server = RoomServer(config)
-    connections = {cid: server.accept(cid, setup["now"]) for cid in setup["connections"]}
+    now = setup["now"]
+    connections = {cid: server.accept(cid, now, framing=framing) for cid in setup["connections"]}
     return server, connections
 
 
@@ -135,6 +141,40 @@ def _chunks(step: JSON) -> list[bytes]:
     if isinstance(chunks, str):
         chunks = [chunks]
     return [bytes.fromhex(chunk) for chunk in chunks]
+
+
+def _inputs(step: JSON, framing: Framing) -> list[bytes]:
+    """A step's input as the transport hands it over: its chunks, or one message per frame."""
+    chunks = _chunks(step)
+    if framing is Framing.STREAM:
+        return chunks
+    return list(split_frames(b"".join(chunks)))
+
+
+def _receive(conn: ClientConnection | ServerConnection, data: bytes) -> None:
+    if conn.framing is Framing.STREAM:
+        conn.receive_data(data)
+    else:
+        conn.receive_message(data)
+
+
+def _output(conn: ClientConnection | ServerConnection) -> bytes:
+    """What ``conn`` has to send, as stream bytes (a message transport's frames prefixed)."""
+    if conn.framing is Framing.STREAM:
+        return conn.data_to_send()
+    return b"".join(HEADER.pack(len(m)) + m for m in conn.messages_to_send())
+
+
+def over_messages(vector: JSON) -> bool:
+    """True when every input of ``vector`` is whole, non-empty frames, so the same exchange
+    can run over a message transport (the others test the stream's own prefix rules)."""
+    for step in vector["steps"]:
+        if "hex" in step:
+            try:
+                list(split_frames(b"".join(_chunks(step))))
+            except (ValueError, struct.error):
+                return False
+    return True
 
 
 def _drain(conn: ClientConnection | ServerConnection, now: float, out: list[JSON]) -> bool:
@@ -174,10 +214,10 @@ def _call(client: ClientConnection, step: JSON) -> JSON:
 class ClientReplay:
     """A fresh ``ClientConnection`` driven step by step."""
 
-    def __init__(self, setup: JSON) -> None:
-        self.client = make_client(setup)
+    def __init__(self, setup: JSON, framing: Framing = Framing.STREAM) -> None:
+        self.client = make_client(setup, framing)
         self.done = False
-        self.initial_output = self.client.data_to_send()
+        self.initial_output = _output(self.client)
 
     def run(self, step: JSON) -> JSON:
         client, now = self.client, step["now"]
@@ -190,14 +230,14 @@ class ClientReplay:
         elif step.get("eof"):
             client.receive_data(b"")
         else:
-            for chunk in _chunks(step):
-                client.receive_data(chunk)
+            for chunk in _inputs(step, client.framing):
+                _receive(client, chunk)
                 if not self.done:
                     self.done = _drain(client, now, events)
         if not self.done:
             self.done = _drain(client, now, events)
         result["expected"] = events
-        result["expected_output_hex"] = client.data_to_send().hex()
+        result["expected_output_hex"] = _output(client).hex()
         result["expected_state"] = client.state.name
         return result
 
@@ -205,8 +245,8 @@ class ClientReplay:
 class ServerReplay:
     """A fresh ``RoomServer`` with the setup's connections, driven step by step."""
 
-    def __init__(self, setup: JSON) -> None:
-        self.server, self.connections = make_server(setup)
+    def __init__(self, setup: JSON, framing: Framing = Framing.STREAM) -> None:
+        self.server, self.connections = make_server(setup, framing)
         self.done: set[str] = set()
 
     def _drain(self, cid: str, now: float, events: dict[str, list[JSON]]) -> None:
@@ -231,14 +271,14 @@ class ServerReplay:
             if step.get("eof"):
                 conn.receive_data(b"")
             else:
-                for chunk in _chunks(step):
-                    conn.receive_data(chunk)
+                for chunk in _inputs(step, conn.framing):
+                    _receive(conn, chunk)
                     self._drain(cid, now, events)
         for cid in self.connections:
             self._drain(cid, now, events)
         output = {}
         for conn in server.connections_with_output():
-            data = conn.data_to_send()
+            data = _output(conn)
             if data:
                 output[conn.connection_id] = data.hex()
         return {
@@ -248,18 +288,20 @@ class ServerReplay:
         }
 
 
-def replay(vector: JSON) -> JSON:
+def replay(vector: JSON, framing: Framing = Framing.STREAM) -> JSON:
     """Run ``vector`` on a fresh receiver; the result has the vector's shape with what
-    actually happened in every ``expected*`` field (and the informative frame decodes)."""
+    actually happened in every ``expected*`` field (and the informative frame decodes).
+    With ``Framing.MESSAGE`` each input frame arrives as one message, and the output's
+    messages are prefixed again to compare with the stream bytes."""
     setup = vector["setup"]
     result = json.loads(json.dumps(vector))  # a deep copy that also normalises tuples
     runner: ClientReplay | ServerReplay
     if setup["receiver"] == "client":
-        runner = ClientReplay(setup)
+        runner = ClientReplay(setup, framing)
         result["setup"]["initial_output_hex"] = runner.initial_output.hex()
         result["setup"]["initial_output_frames"] = frames_to_json(runner.initial_output)
     else:
-        runner = ServerReplay(setup)
+        runner = ServerReplay(setup, framing)
     for step, out in zip(vector["steps"], result["steps"], strict=True):
         out.update(runner.run(step))
         describe_step(out)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from roomwire import Code
+from roomwire import Code, Framing
 from roomwire.frames import CLIENT_FRAMES, SERVER_FRAMES
-from tests.vectors import load_vectors, replay
+from tests.vectors import load_vectors, over_messages, replay
 
 VECTORS = load_vectors()
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +55,27 @@ def test_vector_byte_by_byte(name: str) -> None:
     vector = _one_byte_chunks(VECTORS[name])
     actual = replay(vector)
     assert actual == vector, _mismatch(vector, actual)
+
+
+OVER_MESSAGES = sorted(name for name, vector in VECTORS.items() if over_messages(vector))
+
+
+@pytest.mark.parametrize("name", OVER_MESSAGES)
+def test_vector_over_messages(name: str) -> None:
+    """The same exchange over a message transport (each frame one message, no prefix) gives
+    the same events, states and frames."""
+    vector = VECTORS[name]
+    actual = replay(vector, Framing.MESSAGE)
+    assert actual == vector, _mismatch(vector, actual)
+
+
+def test_only_the_stream_prefix_vectors_stay_on_streams() -> None:
+    assert sorted(set(VECTORS) - set(OVER_MESSAGES)) == [
+        "client_empty_frame",  # a zero length prefix; an empty message is tested in core
+        "client_oversize_prefix",
+        "server_empty_frame",
+        "server_oversize_prefix",
+    ]
 
 
 def _events(vector: Any) -> list[Any]:

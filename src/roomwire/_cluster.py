@@ -1,0 +1,181 @@
+"""The cluster side of a node: records to publish on the backplane, records received from
+it, other nodes' liveness, and the outage paths (docs/PROTOCOL.md §17)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from ._backplane import BACKPLANE_RECORDS, record_member
+from ._codec import decode_payload, encode_payload
+from ._config import InterceptedMessage, ServerConfig
+from ._participant import to_record
+from ._presence import Presence
+from ._room import Room
+from ._routing import Router
+from ._shapes import check_frame
+from .events import RemoteParticipant
+
+
+class Cluster:
+    __slots__ = ("_beat_at", "_node_heard", "_records", "_router", "config", "presence", "relaying")
+
+    def __init__(self, config: ServerConfig, router: Router) -> None:
+        self.config = config
+        self._router = router
+        self.presence = Presence(router, self)
+        """Presence, which publishes its local changes here."""
+        self.relaying = config.node_id is not None
+        """Messages go through the backplane and are delivered when they come back."""
+        self._records: list[tuple[str | None, bytes]] = []
+        self._node_heard: dict[str, float] = {}
+        """When each other node was last heard from."""
+        self._beat_at = math.inf if config.node_id is None else 0.0
+
+    @property
+    def next_beat(self) -> float:
+        return self._beat_at
+
+    def take_records(self) -> list[tuple[str | None, bytes]]:
+        records, self._records = self._records, []
+        return records
+
+    def publish(self, room: Room, record: dict[str, Any]) -> None:
+        if self.relaying:
+            record.update(n=self.config.node_id, r=room.name)
+            self._records.append((room.name, encode_payload(record)))
+
+    def publish_message(
+        self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
+    ) -> None:
+        """Publish a local message; every node, this one included, delivers it (stamped with
+        its own room seq) when it comes back from the backplane."""
+        room.pending[message_id] = (message, timestamp)
+        record: dict[str, Any] = {
+            "t": "msg",
+            "id": message_id,
+            "ts": timestamp,
+            "to": None if message.to is None else list(message.to),
+            "from": message.sender.id,
+            "type": message.type,
+            "message": message.message,
+        }
+        if message.attachment is not None:
+            record["att"] = message.attachment
+        self.publish(room, record)
+
+    def receive(self, data: bytes, now: float) -> None:
+        """Apply one record (see ``RoomServer.receive_backplane``)."""
+        record = decode_payload(data)
+        check_frame(record, BACKPLANE_RECORDS)
+        if not self.relaying:
+            return
+        node = record["n"]
+        kind = record["t"]
+        if node == self.config.node_id:
+            if kind == "msg":
+                self._own_message_back(record["r"], record["id"])
+            return
+        self._node_heard[node] = now
+        if kind == "hb":
+            return
+        room = self._router.room(record["r"])
+        presence = self.presence
+        if kind == "msg":
+            outgoing = InterceptedMessage(
+                room=room.name,
+                sender=RemoteParticipant(id=record["from"], name="", role=""),
+                to=None if record["to"] is None else tuple(record["to"]),
+                type=record["type"],
+                message=record["message"],
+                attachment=record.get("att"),
+            )
+            self._router.deliver(room, outgoing, record["id"], record["ts"])
+        elif kind == "left":
+            member = room.members.get(record["id"])
+            if member is not None and member.node == node:
+                presence.remove(room, member, publish=False)
+        elif kind == "sync":
+            # That node (re)starts its view of the room: forget what it had announced (its
+            # participants are announced again after this record) and announce ours.
+            self._drop_node(node, [room])
+            self._publish_presence(room)
+        else:  # "join": insert or update a participant of that node
+            member = record_member(record, node)
+            existing = room.members.get(member.participant.id)
+            if existing is None:
+                presence.add(room, member, publish=False)
+            elif existing.node == node and existing.encoded != member.encoded:
+                presence.update(room, member, publish=False)
+
+    def lost(self) -> None:
+        """See ``RoomServer.backplane_lost``."""
+        if not self.relaying:
+            return
+        self.relaying = False
+        self._records.clear()
+        self._node_heard.clear()
+        for room in self._router.rooms.values():
+            room.synced = False
+            self._flush_pending(room)
+            self._drop_node(None, [room])
+
+    def restored(self, now: float, rooms: Iterable[Room]) -> None:
+        """See ``RoomServer.backplane_restored``; ``rooms`` are those with local connections."""
+        if self.relaying or self.config.node_id is None:
+            return
+        self.relaying = True
+        self._beat_at = now
+        for room in rooms:
+            self.sync(room)
+
+    def sync(self, room: Room) -> None:
+        """Ask the other nodes for the room's presence once, and announce ours."""
+        if self.relaying and not room.synced:
+            room.synced = True
+            self.publish(room, {"t": "sync"})
+            self._publish_presence(room)
+
+    def beat(self, now: float) -> None:
+        """Publish this node's heartbeat; remove the participants of nodes gone silent."""
+        config = self.config
+        self._beat_at = now + config.backplane_heartbeat
+        if not self.relaying:
+            return
+        self._records.append((None, encode_payload({"t": "hb", "n": config.node_id, "r": ""})))
+        for node, heard in list(self._node_heard.items()):
+            if now - heard > config.backplane_ttl:
+                del self._node_heard[node]
+                self._drop_node(node, self._router.rooms.values())
+
+    def _publish_presence(self, room: Room) -> None:
+        for member in room.members.values():
+            if member.outbound is not None:
+                self.publish(room, {"t": "join", "p": to_record(member.participant)})
+
+    def _drop_node(self, node: str | None, rooms: Iterable[Room]) -> None:
+        """Remove the participants of ``node`` (of every other node if None) from ``rooms``."""
+        for room in rooms:
+            for member in list(room.members.values()):
+                if member.node is not None and node in (None, member.node):
+                    self.presence.remove(room, member, publish=False)
+
+    def _own_message_back(self, room_name: str, message_id: str) -> None:
+        """Deliver a local message that came back from the backplane, and any sent before it
+        that did not (none should be missing: they are not held back)."""
+        room = self._router.rooms.get(room_name)
+        if room is None or message_id not in room.pending:
+            return  # flushed when the backplane was lost
+        pending = room.pending
+        while True:
+            first = next(iter(pending))
+            message, timestamp = pending.pop(first)
+            self._router.deliver(room, message, first, timestamp)
+            if first == message_id:
+                return
+
+    def _flush_pending(self, room: Room) -> None:
+        for message_id, (message, timestamp) in room.pending.items():
+            self._router.deliver(room, message, message_id, timestamp)
+        room.pending.clear()

@@ -1,0 +1,129 @@
+"""The stateless codec: a frame is one CBOR map whose ``"t"`` names the kind.
+
+``_framing`` delimits frames on the transport and ``_shapes`` checks each kind's fields.
+Decoding raises only ``RemoteProtocolError``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cbor2
+
+from ._errors import bad_frame
+from ._framing import HEADER
+
+MAX_DEPTH = 32
+"""Deepest nesting of CBOR containers (and tags) a frame may hold."""
+
+JSON_DEPTH = MAX_DEPTH - 1
+"""Deepest nesting of a message or attributes object (the frame's own map is one level)."""
+
+Frame = dict[str, Any]
+
+
+def _refuse_tag(*_: object) -> None:
+    raise cbor2.CBORDecodeError("CBOR tags are not part of roomwire frames")
+
+
+# cbor2 decodes these tags itself before any tag_hook runs (some at a cost that grows with the
+# square of their size, others into cycles): each must be refused by number. Every other tag
+# reaches the tag_hook, which refuses it too.
+_NO_TAGS = dict.fromkeys(
+    (
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        25,
+        28,
+        29,
+        30,
+        35,
+        36,
+        37,
+        52,
+        54,
+        100,
+        256,
+        258,
+        260,
+        261,
+        1004,
+        43000,
+        55799,
+    ),
+    _refuse_tag,
+)
+
+
+DECODE_OPTIONS: dict[str, Any] = {
+    "max_depth": MAX_DEPTH,
+    "allow_indefinite": False,
+    "allow_duplicate_keys": False,
+    "strict_hashable_types": True,
+    "semantic_decoders": _NO_TAGS,
+    "tag_hook": _refuse_tag,
+}
+"""The decoder's hardening: what ``decode_payload`` passes to ``cbor2.loads``."""
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Encode one frame, stream-framed (length prefix included)."""
+    payload = cbor2.dumps(frame)
+    return HEADER.pack(len(payload)) + payload
+
+
+def encode_payload(frame: Frame) -> bytes:
+    """Encode one frame without its length prefix (the form for message transports)."""
+    return cbor2.dumps(frame)
+
+
+def decode_payload(payload: bytes) -> Frame:
+    """Decode one frame body to a map with a text ``"t"``; anything else is BAD_FRAME."""
+    try:
+        obj = cbor2.loads(payload, **DECODE_OPTIONS)
+    # cbor2 documents CBORDecodeError, but hostile input has also raised ValueError,
+    # OverflowError and MemoryError there (cbor2#198): all of them mean "bad frame" here.
+    # The wire reason is fixed (cbor2's messages change between versions); the cause is
+    # chained for local debugging.
+    except Exception as exc:
+        raise bad_frame("undecodable CBOR, or over a decoding cap") from exc
+    if type(obj) is not dict or type(obj.get("t")) is not str:
+        raise bad_frame("a frame must be a CBOR map with a text 't' (the frame kind)")
+    return obj
+
+
+def is_json_object(value: object) -> bool:
+    """True when ``value`` is a JSON object this protocol can carry: str-keyed maps, lists,
+    text, 64-bit ints, finite floats, bools and null, nested at most ``JSON_DEPTH`` deep (it
+    travels inside a frame's map). Iterative, so neither depth nor a cycle costs recursion."""
+    if type(value) is not dict:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > JSON_DEPTH:
+            return False
+        if type(container) is dict:
+            for key in container:  # a plain loop: a generator costs more than small maps do
+                if type(key) is not str:
+                    return False
+            children = container.values()
+        else:
+            children = container
+        for child in children:
+            kind = type(child)
+            if kind is str or kind is bool or child is None:
+                continue
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is int:
+                if not -(2**64) <= child < 2**64:  # wider ints need CBOR tags, refused
+                    return False
+            elif kind is not float or not math.isfinite(child):
+                return False
+    return True

@@ -1,0 +1,186 @@
+"""The core's speed tricks, each beside the plain version it must equal.
+
+The main path calls only the fast versions. The plain ones are the specification, kept for
+the equality tests (tests/core/test_fast.py) and for the reader.
+"""
+
+from __future__ import annotations
+
+import cbor2
+
+from ._errors import bad_frame
+from ._framing import HEADER, PREFIX_SIZE, too_large
+
+Frame = dict[str, object]
+
+# --- 1. the ack, written by hand: one goes out for every message routed ------------------
+
+
+def _head(major: int, value: int) -> bytes:
+    """A CBOR item head: major type bits plus the shortest encoding of ``value``."""
+    if value < 24:
+        return bytes((major | value,))
+    if value < 0x100:
+        return bytes((major | 24, value))
+    if value < 0x10000:
+        return bytes((major | 25,)) + value.to_bytes(2, "big")
+    if value < 0x100000000:
+        return bytes((major | 26,)) + value.to_bytes(4, "big")
+    return bytes((major | 27,)) + value.to_bytes(8, "big")
+
+
+_ACK_START = b"\xa3\x61t\x63ack\x63rid"  # {"t": "ack", "rid": ...
+_ACK_ID = b"\x62id"
+
+
+def encode_ack(request_id: int, message_id: str) -> bytes:
+    """``plain_encode_ack``'s bytes, built without the generic encoder."""
+    text = message_id.encode()
+    body = b"".join((_ACK_START, _head(0x00, request_id), _ACK_ID, _head(0x60, len(text)), text))
+    return HEADER.pack(len(body)) + body
+
+
+def plain_encode_ack(request_id: int, message_id: str) -> bytes:
+    """A message's ack, stream-framed."""
+    body = cbor2.dumps({"t": "ack", "rid": request_id, "id": message_id})
+    return HEADER.pack(len(body)) + body
+
+
+# --- 2. snapshot pages spliced from records encoded once ---------------------------------
+
+PAGE_OVERHEAD = 64
+"""Bytes a snapshot page or a presence frame needs besides its participant records (its keys,
+request id or sequence number, array header): a record this much under the frame size fits."""
+
+
+def page_records(records: list[bytes], max_frame_size: int) -> list[list[bytes]]:
+    """Encoded records cut into pages that each fit a frame (at least one page)."""
+    budget = max_frame_size - PAGE_OVERHEAD
+    pages: list[list[bytes]] = [[]]
+    used = 0
+    for record in records:
+        size = len(record)
+        if pages[-1] and used + size > budget:
+            pages.append([])
+            used = 0
+        pages[-1].append(record)
+        used += size
+    return pages
+
+
+def snapshot_frames(rid: int, records: list[bytes], max_frame_size: int) -> list[bytes]:
+    """``plain_snapshot_frames``'s bytes: the records, encoded once per membership change,
+    are spliced into each page's array, so a large room costs no re-encoding per enable."""
+    pages = page_records(records, max_frame_size)
+    frames = []
+    for number, page in enumerate(pages, start=1):
+        head = cbor2.dumps(
+            {"t": "snapshot", "rid": rid, "more": number < len(pages), "participants": []}
+        )
+        # The empty array is the map's last value: swap it for the records.
+        body = head[:-1] + _head(0x80, len(page)) + b"".join(page)
+        frames.append(HEADER.pack(len(body)) + body)
+    return frames
+
+
+def plain_snapshot_frames(rid: int, records: list[bytes], max_frame_size: int) -> list[bytes]:
+    """The presence snapshot as stream-framed pages of at most ``max_frame_size`` bytes."""
+    pages = page_records(records, max_frame_size)
+    frames = []
+    for number, page in enumerate(pages, start=1):
+        frame = {
+            "t": "snapshot",
+            "rid": rid,
+            "more": number < len(pages),
+            "participants": [cbor2.loads(r) for r in page],
+        }
+        body = cbor2.dumps(frame)
+        frames.append(HEADER.pack(len(body)) + body)
+    return frames
+
+
+# --- 3. the stream receive buffer with one shared empty buffer ---------------------------
+
+_DRAINED = bytearray()
+"""Every drained StreamFramer's buffer: shared, so ``feed`` replaces it rather than grow it,
+and an idle connection holds no buffer of its own."""
+
+
+class StreamFramer:
+    """``PlainStreamFramer`` that walks frames by offset and shares one empty buffer."""
+
+    __slots__ = ("_data", "_pos", "max_frame_size")
+
+    def __init__(self, max_frame_size: int) -> None:
+        self._data = _DRAINED
+        self._pos = 0
+        self.max_frame_size = max_frame_size
+        """Largest frame body accepted; a larger length prefix is refused unread."""
+
+    def __len__(self) -> int:
+        return len(self._data) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            # One compaction per feed, not one per frame.
+            del self._data[: self._pos]
+            self._pos = 0
+        if self._data:
+            self._data += data
+        else:
+            self._data = bytearray(data)  # never into _DRAINED, which stays empty
+
+    def clear(self) -> None:
+        """Drop everything buffered (the connection is closed: nothing more is decoded)."""
+        self._data, self._pos = _DRAINED, 0
+
+    def next_payload(self) -> bytes | None:
+        """The next complete frame body, or None until more bytes arrive."""
+        data, pos = self._data, self._pos
+        if len(data) - pos < PREFIX_SIZE:
+            return None
+        (size,) = HEADER.unpack_from(data, pos)
+        if size > self.max_frame_size:
+            raise too_large(size, self.max_frame_size)
+        if size == 0:
+            raise bad_frame("empty frame")
+        end = pos + PREFIX_SIZE + size
+        if len(data) < end:
+            return None
+        if end == len(data):
+            self._data, self._pos = _DRAINED, 0
+        else:
+            self._pos = end
+        return bytes(data[pos + PREFIX_SIZE : end])
+
+
+class PlainStreamFramer:
+    """Receive buffer of a stream transport: 4-byte big-endian length, then the payload. The
+    length is checked against the limit as soon as it is buffered, before the body."""
+
+    def __init__(self, max_frame_size: int) -> None:
+        self._data = bytearray()
+        self.max_frame_size = max_frame_size
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def feed(self, data: bytes) -> None:
+        self._data += data
+
+    def clear(self) -> None:
+        self._data = bytearray()
+
+    def next_payload(self) -> bytes | None:
+        if len(self._data) < PREFIX_SIZE:
+            return None
+        (size,) = HEADER.unpack_from(self._data)
+        if size > self.max_frame_size:
+            raise too_large(size, self.max_frame_size)
+        if size == 0:
+            raise bad_frame("empty frame")
+        if len(self._data) < PREFIX_SIZE + size:
+            return None
+        payload = bytes(self._data[PREFIX_SIZE : PREFIX_SIZE + size])
+        del self._data[: PREFIX_SIZE + size]
+        return payload

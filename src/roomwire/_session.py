@@ -1,0 +1,466 @@
+"""The per-connection session of the server: handshake, requests, heartbeats, and its own
+outbound queue (``Outbound``) and rate budget. Its registry, ``CLIENT_KINDS``, names every
+frame kind a client sends."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+import attrs
+
+from ._codec import Frame, is_json_object
+from ._config import PROTOCOL_VERSION, InterceptedMessage
+from ._connection import BaseConnection, NextEvent
+from ._errors import RemoteProtocolError, TokenError
+from ._fast import PAGE_OVERHEAD, encode_ack
+from ._framing import PREFIX_SIZE, Framing
+from ._outbound import Outbound
+from ._participant import attributes_size, encode, merge_attributes, to_record
+from ._registry import FrameKind, receive
+from ._room import Member, Room
+from ._routing import delivery_frame
+from ._shapes import (
+    check_attrs,
+    check_bare,
+    check_broadcast,
+    check_close,
+    check_enable,
+    check_hello,
+    check_request,
+    check_send,
+)
+from ._state import ON_REFUSAL, Input, State
+from ._token import ParticipantToken
+from .codes import Code
+from .events import (
+    AttributesChanged,
+    Event,
+    MessageRouted,
+    ParticipantDisabled,
+    ParticipantEnabled,
+    ParticipantJoined,
+    RemoteParticipant,
+    RequestRefused,
+)
+
+if TYPE_CHECKING:
+    from ._server import RoomServer
+
+
+class _Refusal(Exception):
+    """A request is refused; the connection answers with an error frame and stays open."""
+
+    def __init__(self, code: Code, reason: str) -> None:
+        self.code, self.reason = code, reason
+
+
+class ServerConnection(BaseConnection):
+    """The server's side of one client connection, made by ``RoomServer.accept``.
+
+    Feed it with ``receive_data`` and drain ``next_event(now)`` as for a client. Its output
+    (including fan-out from other connections) is found through
+    ``RoomServer.connections_with_output()``; once ``state`` is CLOSED and its data is sent,
+    close the transport.
+    """
+
+    __slots__ = (
+        "_allowance",
+        "_bucket_at",
+        "_grants",
+        "_heard_at",
+        "_joined",
+        "_me",
+        "_member",
+        "_pinged_at",
+        "_queues",
+        "_room",
+        "_server",
+        "_strikes",
+        "connection_id",
+        "outbound",
+    )
+
+    def __init__(
+        self, server: RoomServer, connection_id: object, now: float, framing: Framing
+    ) -> None:
+        super().__init__(server.config.max_frame_size, framing)
+        self._server = server
+        self.connection_id = connection_id
+        # Placeholders until the hello is accepted: requests are refused before that.
+        self._me = _NOBODY
+        self._grants = _NO_GRANTS
+        self._room = _NO_ROOM
+        self._joined = False
+        self._member: Member | None = None
+        self._heard_at = self._pinged_at = now
+        self.outbound = Outbound(self, server.config.outbound_limit)
+        """Internal: this connection's queue, which fan-out appends to."""
+        self._queues = server.router.queues
+        self._allowance = server.burst  # requests the rate limit allows now
+        self._strikes = 0.0
+        self._bucket_at = now
+        server.timers.arm(self, now + server.config.handshake_timeout)
+
+    @property
+    def participant(self) -> RemoteParticipant | None:
+        """The authenticated participant (None until the handshake completes)."""
+        return self._me if self._joined else None
+
+    @property
+    def token(self) -> ParticipantToken | None:
+        """The verified token, with the participant's grants."""
+        return self._grants if self._joined else None
+
+    @property
+    def room(self) -> str | None:
+        """The room's name, once the handshake completes."""
+        return self._room.name if self._joined else None
+
+    def next_event(self, now: float) -> NextEvent:
+        """Process one frame from this client; ``NEED_DATA`` when none is complete.
+
+        Raises ``RemoteProtocolError`` on invalid input, after queuing a close frame and
+        removing the participant. Other connections are unaffected.
+        """
+        router = self._server.router
+        while True:
+            try:
+                # Inside the try: the length prefix itself can break the protocol.
+                payload = self._next_payload()
+                if type(payload) is not bytes:
+                    router.reap()
+                    return payload  # type: ignore[return-value]
+                self._heard_at = now
+                frame, kind = receive(payload, CLIENT_KINDS)
+                if kind.verb is not None:
+                    event = self._request(kind, frame, len(payload), now)
+                elif kind.input is None or not self._allowed(kind.input):
+                    raise RemoteProtocolError(kind.unexpected.format(kind=frame["t"]))
+                else:
+                    self._move(kind.input)
+                    event = kind.handle(self, frame, len(payload), now)
+            except RemoteProtocolError as exc:
+                self._fail(exc)
+                router.reap()
+                raise
+            if event is not None:
+                router.reap()
+                return event
+
+    # --- frame handlers -------------------------------------------------------------------
+
+    # --- frame handlers: the registry (CLIENT_KINDS, below) checks and moves first ------
+    # WARNING: inputs chosen outside the registry and _state.py, for frames this side sends:
+    # WELCOME (after a hello), SNAPSHOT_END (after an enable), DISABLE_ACK (after a
+    # disable), ABORT (every close from this side: _abort, EOF, timers).
+
+    def _heartbeat(self, frame: Frame, size: int, now: float) -> None:
+        if frame["t"] == "ping":
+            self._send({"t": "pong"})
+
+    def _peer_close(self, frame: Frame, size: int, now: float) -> Event:
+        self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
+        return self._settle(Code(frame["code"]), frame["reason"], True)
+
+    def _hello(self, frame: Frame, size: int, now: float) -> Event:
+        server = self._server
+        config = server.config
+        if frame["v"] != PROTOCOL_VERSION:
+            return self._abort(
+                Code.UNSUPPORTED_VERSION, f"version {frame['v']} is not {PROTOCOL_VERSION}"
+            )
+        try:
+            token = server.authenticate(frame["token"], now)
+        except TokenError as exc:
+            return self._abort(exc.code, exc.reason)
+        # Every connection of a room (and role) holds the same strings, not a copy each.
+        token = attrs.evolve(token, room=sys.intern(token.room), role=sys.intern(token.role))
+        room_name = frame.get("room")
+        if room_name is not None and room_name != token.room:
+            return self._abort(
+                Code.ROOM_MISMATCH, f"the token is for another room, not {room_name!r}"
+            )
+        participant = RemoteParticipant(
+            id=config.id_factory(), name=token.name, role=token.role, attributes={}
+        )
+        self._me, self._grants, self._joined = participant, token, True
+        self._room = server.router.room(token.room)
+        server.cluster.sync(self._room)
+        self._send(
+            {
+                "t": "welcome",
+                "v": PROTOCOL_VERSION,
+                "room": token.room,
+                "participant": to_record(participant),
+                "limits": server.advertised_limits,
+                "hb": config.heartbeat_interval,
+                "hbt": config.heartbeat_timeout,
+            }
+        )
+        self._move(Input.WELCOME)
+        self._pinged_at = now
+        server.timers.arm(self, self._next_timer())
+        return ParticipantJoined(participant=participant, room=token.room)
+
+    def _request(self, kind: _Kind, frame: Frame, size: int, now: float) -> Event | None:
+        if self._state is State.HANDSHAKE:
+            raise RemoteProtocolError(kind.unexpected.format(kind=frame["t"]))
+        rid = frame["rid"]
+        try:
+            rate = self._server.config.rate_limit
+            if rate is not None and not self._spend(now, rate):
+                if self._strikes > self._server.config.rate_burst:
+                    return self._abort(
+                        Code.RATE_LIMIT_EXCEEDED, "requests kept coming over the rate limit"
+                    )
+                raise _Refusal(Code.RATE_LIMITED, "over the request rate limit: slow down")
+            event = cast(Input, kind.input)
+            if not self._allowed(event):
+                raise _Refusal(Code.INVALID_STATE, f"cannot {kind.verb} while {self._state.name}")
+            self._move(event)
+            return kind.handle(self, frame, size, now)
+        except _Refusal as refusal:
+            refused = ON_REFUSAL.get(self._state)
+            if refused is not None:
+                self._move(refused)
+            self._send(
+                {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
+            )
+            return RequestRefused(request_id=rid, code=refusal.code, reason=refusal.reason)
+
+    def _spend(self, now: float, rate: float) -> bool:
+        """Take a token for one request. Refusals count as strikes, which drain at the same
+        rate as tokens refill: a client slightly over the rate is refused now and then, one
+        far over it piles up strikes until it is closed."""
+        refill = max(now - self._bucket_at, 0.0) * rate
+        self._bucket_at = now
+        self._allowance = min(self._server.burst, self._allowance + refill)
+        self._strikes = max(0.0, self._strikes - refill)
+        if self._allowance >= 1.0:
+            self._allowance -= 1.0
+            return True
+        self._strikes += 1.0
+        return False
+
+    def _check_size(self, size: int) -> None:
+        most = self._server.config.max_send_size
+        if size > most:
+            raise _Refusal(Code.TOO_LARGE, f"{size}-byte frame is over the {most}-byte limit")
+
+    def _enable(self, frame: Frame, size: int, now: float) -> Event:
+        presence = frame.get("presence", True)
+        if presence and not self._grants.can_list:
+            raise _Refusal(Code.FORBIDDEN_LIST, "the token does not grant listing participants")
+        room, server, outbound = self._room, self._server, self.outbound
+        pages = server.presence.snapshot(
+            room, frame["rid"], server.config.max_frame_size, listed=presence
+        )
+        self._member = Member(participant=self._me, outbound=outbound, node=None)
+        server.presence.add(room, self._member)
+        if presence:
+            room.listeners[self._me.id] = outbound
+        for data in pages:
+            self._queue(data)
+            # A large room's snapshot is not a sign of a slow reader: it does not count
+            # against the outbound bound until the driver has taken it.
+            outbound.exempt(len(data))
+        self._move(Input.SNAPSHOT_END)
+        return ParticipantEnabled(participant=self._me)
+
+    def _disable(self, frame: Frame, size: int, now: float) -> Event:
+        self._leave()
+        self._send({"t": "ack", "rid": frame["rid"]})
+        self._move(Input.DISABLE_ACK)
+        return ParticipantDisabled(participant=self._me)
+
+    def _attributes(self, frame: Frame, size: int, now: float) -> Event:
+        self._check_size(size)
+        update = frame["attributes"]
+        if not is_json_object(update):
+            raise _Refusal(Code.INVALID_REQUEST, "attributes must be a JSON object")
+        merged = merge_attributes(self._me.attributes, update)
+        config = self._server.config
+        most = config.max_attributes_size
+        if attributes_size(merged) > most:
+            raise _Refusal(Code.TOO_LARGE, f"attributes would be over the {most}-byte limit")
+        me = attrs.evolve(self._me, attributes=merged)
+        # max_attributes_size may be set above what a frame holds: presence frames and
+        # snapshot pages must still fit the max_frame_size every client was promised.
+        if len(encode(me)) > config.max_frame_size - PAGE_OVERHEAD:
+            raise _Refusal(
+                Code.TOO_LARGE,
+                f"attributes would not fit a {config.max_frame_size}-byte presence frame",
+            )
+        self._me = me
+        self._send({"t": "ack", "rid": frame["rid"]})
+        if self._member is not None:
+            self._member = Member(participant=self._me, outbound=self.outbound, node=None)
+            self._server.presence.update(self._room, self._member)
+        return AttributesChanged(participant=self._me)
+
+    def _message(self, frame: Frame, size: int, now: float) -> Event:
+        broadcast = frame["t"] == "broadcast"
+        server, config, room = self._server, self._server.config, self._room
+        if broadcast and not self._grants.can_broadcast:
+            raise _Refusal(Code.FORBIDDEN_BROADCAST, "the token does not grant broadcasting")
+        if not broadcast and not self._grants.can_send:
+            raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
+        self._check_size(size)
+        type_ = frame["type"]
+        if not 0 < len(type_) <= config.max_type_length:
+            raise _Refusal(
+                Code.INVALID_REQUEST, f"type must have 1 to {config.max_type_length} characters"
+            )
+        if not is_json_object(frame["message"]):
+            raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
+        to: tuple[str, ...] | None = None
+        if not broadcast:
+            to = tuple(dict.fromkeys(frame["to"]))
+            if not 0 < len(to) <= config.max_recipients:
+                raise _Refusal(
+                    Code.INVALID_REQUEST, f"a send names 1 to {config.max_recipients} recipients"
+                )
+            missing = [r for r in to if r not in room.members]
+            if missing:
+                shown = ", ".join(repr(r[:64]) for r in missing[:5])
+                raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
+        message_id = config.id_factory()
+        relaying = server.cluster.relaying
+        sender, body, attachment = self._me, frame["message"], frame.get("att")
+        routed: InterceptedMessage | None = None
+        delivered = True
+        if config.interceptor is not None or relaying:
+            # Only these paths need the message as an object: the common one stays lean.
+            routed = InterceptedMessage(
+                room=room.name,
+                sender=sender,
+                to=to,
+                type=type_,
+                message=body,
+                attachment=attachment,
+            )
+            if config.interceptor is not None:
+                routed = config.interceptor(routed)
+            delivered = routed is not None
+            if routed is not None:
+                sender, to, type_ = routed.sender, routed.to, routed.type
+                body, attachment = routed.message, routed.attachment
+        data = b""
+        if delivered:
+            # Through the backplane the seq is stamped when the message comes back: check
+            # the size with the largest seq there can be.
+            seq = _LARGEST_SEQ if relaying else room.next_seq()
+            data = delivery_frame(message_id, seq, now, sender.id, to, type_, body, attachment)
+            if len(data) - PREFIX_SIZE > config.max_frame_size:
+                # Compact CBOR (half-precision floats, say) can grow when re-encoded: the
+                # delivery must still fit every recipient's frame limit.
+                raise _Refusal(
+                    Code.TOO_LARGE,
+                    f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
+                    f" {config.max_frame_size}-byte frame limit",
+                )
+        self._queue(encode_ack(frame["rid"], message_id))
+        if delivered and routed is None and to is None:
+            recipients = server.router.broadcast(self.outbound, room, sender.id, data)
+        else:
+            targets = server.router.targets(room, sender.id, to) if delivered else []
+            recipients = len(targets)
+            if routed is not None and relaying:
+                server.cluster.publish_message(room, routed, message_id, now)
+            else:
+                server.router.queue_to(targets, data)
+        return MessageRouted(
+            message_id=message_id,
+            from_participant_id=self._me.id,
+            broadcast=broadcast,
+            recipients=recipients,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _leave(self) -> None:
+        """Remove this participant from presence; a no-op when it is not there."""
+        member, self._member = self._member, None
+        if member is not None:
+            self._server.presence.remove(self._room, member)
+
+    def _on_closed(self) -> None:
+        self._server.timers.cancel(self)
+        self._leave()
+        self._server.forget(self)
+
+    def _queue(self, data: bytes) -> None:
+        self._queues.push_one(self.outbound, data)
+
+    def _take_output(self) -> list[bytes]:
+        return self.outbound.take()
+
+    @property
+    def outbound_size(self) -> int:
+        """Bytes queued and not yet taken by ``data_to_send``."""
+        return self.outbound.size
+
+    # --- internal: called by the server's other parts -------------------------------------
+
+    def close_slow(self) -> None:
+        """Internal: close a slow consumer. What is queued would never be read: drop it and
+        keep only the close frame."""
+        self.outbound.drop()
+        limit = self.outbound.limit
+        self._abort(Code.SLOW_CONSUMER, f"over {limit} bytes queued: the client reads too slowly")
+
+    def close_now(self, code: Code, reason: str) -> None:
+        """Internal: close from the server's side (shutdown)."""
+        self._abort(code, reason)
+
+    def _next_timer(self) -> float:
+        """Once welcomed: the next ping, or the dead-peer deadline if that comes first."""
+        config = self._server.config
+        return min(
+            self._pinged_at + config.heartbeat_interval,
+            self._heard_at + config.heartbeat_interval + config.heartbeat_timeout,
+        )
+
+    def on_timer(self, now: float) -> None:
+        """Internal: the timer armed with ``RoomServer.timers`` is due."""
+        config = self._server.config
+        if self._state is State.HANDSHAKE:
+            # The only timer armed during the handshake is its deadline (see __init__), and
+            # handle_timer runs a timer only once it is due.
+            self._abort(Code.HANDSHAKE_TIMEOUT, "no valid hello within the handshake timeout")
+            return
+        if now >= self._heard_at + config.heartbeat_interval + config.heartbeat_timeout:
+            self._abort(Code.HEARTBEAT_TIMEOUT, "nothing heard within the heartbeat timeout")
+            return
+        if now >= self._pinged_at + config.heartbeat_interval:
+            self._send({"t": "ping"})
+            self._pinged_at = now
+        self._server.timers.arm(self, self._next_timer())
+
+
+_NOBODY = RemoteParticipant(id="", name="", role="")
+_NO_GRANTS = ParticipantToken(
+    room="-", name="-", can_send=False, can_broadcast=False, can_list=False
+)
+_NO_ROOM = Room("")
+_LARGEST_SEQ = 2**64 - 1
+
+_Kind = FrameKind[Callable[[ServerConnection, Frame, int, float], Event | None]]
+CLIENT_KINDS: dict[str, _Kind] = {
+    "hello": FrameKind(check_hello, Input.HELLO, ServerConnection._hello, None, "a second hello"),
+    "enable": FrameKind(check_enable, Input.ENABLE, ServerConnection._enable, "enable"),
+    "disable": FrameKind(check_request, Input.DISABLE, ServerConnection._disable, "disable"),
+    "send": FrameKind(check_send, Input.SEND, ServerConnection._message, "send"),
+    "broadcast": FrameKind(check_broadcast, Input.SEND, ServerConnection._message, "broadcast"),
+    "attrs": FrameKind(
+        check_attrs, Input.ATTRIBUTES, ServerConnection._attributes, "set attributes"
+    ),
+    "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
+    "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
+    "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),
+}
+"""Every frame kind a client sends: the server's one registry. Requests (with a verb) are
+refused with INVALID_STATE where the state does not allow them; other frames out of place
+break the protocol."""

@@ -1,0 +1,173 @@
+"""The shape of every frame kind: each checker takes a decoded map and raises BAD_FRAME
+unless the fields it needs have the right types. Unknown keys are ignored (room for
+additive, backwards-compatible fields). Each side's registry names the checker of each kind
+it receives."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from ._codec import Frame
+from ._errors import bad_frame
+from ._participant import is_record as is_participant
+from ._registry import Checker
+from .codes import Code
+from .events import Limits
+
+
+def _require(ok: bool, kind: str) -> None:
+    if not ok:
+        raise bad_frame(f"malformed {kind!r} frame")
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+def _is_duration(value: object) -> bool:
+    """A positive, finite number of seconds (NaN fails both comparisons)."""
+    return (type(value) is int or type(value) is float) and 0 < value < math.inf
+
+
+def _optional_attachment(frame: Frame) -> bool:
+    att = frame.get("att")
+    return att is None or type(att) is bytes
+
+
+def check_hello(f: Frame) -> None:
+    room = f.get("room")
+    _require(
+        _is_int(f.get("v")) and type(f.get("token")) is str and (room is None or type(room) is str),
+        "hello",
+    )
+
+
+def check_request(f: Frame) -> None:
+    _require(_is_int(f.get("rid")), f["t"])
+
+
+def check_enable(f: Frame) -> None:
+    presence = f.get("presence", True)
+    _require(_is_int(f.get("rid")) and type(presence) is bool, "enable")
+
+
+def check_send(f: Frame) -> None:
+    # The hottest check (every direct message): written out, with no helper calls.
+    get = f.get
+    to, rid, att = get("to"), get("rid"), get("att")
+    if not (
+        type(rid) is int
+        and 0 <= rid < 2**63
+        and type(to) is list
+        and type(get("type")) is str
+        and type(get("message")) is dict
+        and (att is None or type(att) is bytes)
+    ):
+        raise bad_frame("malformed 'send' frame")
+    for recipient in to:
+        if type(recipient) is not str:
+            raise bad_frame("malformed 'send' frame")
+
+
+def check_broadcast(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and _optional_attachment(f),
+        "broadcast",
+    )
+
+
+def check_attrs(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("attributes")) is dict, "attrs")
+
+
+def check_bare(f: Frame) -> None:
+    """ping and pong carry nothing."""
+
+
+def _check_coded(f: Frame, closes: bool) -> None:
+    """A close carries a close code (below 4000, never the local-only CONNECTION_LOST); an
+    error carries a refusal code (4000 and up)."""
+    _require(_is_int(f.get("code")) and type(f.get("reason")) is str, f["t"])
+    code = f["code"]
+    if code not in Code._value2member_map_ or code == Code.CONNECTION_LOST:
+        raise bad_frame(f"unknown code {code} in {f['t']!r}")
+    if Code(code).closes_connection is not closes:
+        raise bad_frame(f"code {code} does not belong in {f['t']!r}")
+
+
+def check_close(f: Frame) -> None:
+    _check_coded(f, closes=True)
+
+
+def check_welcome(f: Frame) -> None:
+    limits = f.get("limits")
+    _require(
+        _is_int(f.get("v"))
+        and type(f.get("room")) is str
+        and is_participant(f.get("participant"))
+        and type(limits) is dict
+        and all(_is_int(limits.get(name)) for name in LIMIT_FIELDS)
+        and _is_duration(f.get("hb"))
+        and _is_duration(f.get("hbt")),
+        "welcome",
+    )
+
+
+def check_snapshot(f: Frame) -> None:
+    participants = f.get("participants")
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("more")) is bool
+        and type(participants) is list
+        and all(is_participant(p) for p in participants),
+        "snapshot",
+    )
+
+
+def check_ack(f: Frame) -> None:
+    message_id = f.get("id")
+    _require(_is_int(f.get("rid")) and (message_id is None or type(message_id) is str), "ack")
+
+
+def check_error(f: Frame) -> None:
+    _require(_is_int(f.get("rid")), "error")
+    _check_coded(f, closes=False)
+
+
+def check_msg(f: Frame) -> None:
+    _require(
+        type(f.get("id")) is str
+        and _is_int(f.get("seq"))
+        and type(f.get("ts")) in (int, float)
+        and type(f.get("from")) is str
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and type(f.get("bc")) is bool
+        and _optional_attachment(f),
+        "msg",
+    )
+
+
+def check_presence(f: Frame) -> None:
+    _require(_is_int(f.get("seq")) and is_participant(f.get("p")), f["t"])
+
+
+def check_left(f: Frame) -> None:
+    _require(_is_int(f.get("seq")) and type(f.get("id")) is str, "left")
+
+
+LIMIT_FIELDS = tuple(field.name for field in attrs.fields(Limits))
+"""The welcome's ``limits`` keys: the fields of ``events.Limits``."""
+
+
+def check_frame(frame: Frame, kinds: dict[str, Checker]) -> None:
+    """Raise BAD_FRAME unless ``frame`` is one of ``kinds`` with the right field types."""
+    checker = kinds.get(frame["t"])
+    if checker is None:
+        raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
+    checker(frame)
