@@ -35,6 +35,7 @@ REFERENCES = {  # core.py's baseline per line kind (see benchmarks/README.md)
     "b": "split+cbor2.loads+event",
     "b2": "split+loads+event+route's cbor2.dumps",
     "c": "cbor2.dumps once + append to N lists",
+    "d": "lean cbor2 router: decode hello+enable, encode welcome, snapshot, one joined to N",
 }
 
 
@@ -43,7 +44,7 @@ def core_results(output: str) -> list[Result]:
     scale = {"k/s": 1e3, "M/s": 1e6}
     results = []
     for line in output.splitlines():
-        if line[:2].strip() not in ("a1", "a2", "a3", "a4", "a5", "a6", "b", "b2", "c"):
+        if line[:2].strip() not in ("a1", "a2", "a3", "a4", "a5", "a6", "b", "b2", "c", "d"):
             continue
         name, rest = line[:40].strip(), line[41:].split()
         if len(rest) < 7:
