@@ -257,8 +257,9 @@ class ServerConnection(BaseConnection):
         pages = server.presence.snapshot(
             room, frame["rid"], server.config.max_frame_size, listed=presence
         )
-        self._member = Member(participant=self._me, outbound=outbound, node=None)
-        server.presence.add(room, self._member)
+        if not self._grants.hidden:
+            self._member = Member(participant=self._me, outbound=outbound, node=None)
+            server.presence.add(room, self._member)
         if presence:
             room.listeners[self._me.id] = outbound
         for data in pages:
@@ -385,6 +386,9 @@ class ServerConnection(BaseConnection):
         member, self._member = self._member, None
         if member is not None:
             self._server.presence.remove(self._room, member)
+        elif self._grants.hidden:
+            # Not a member, so presence.remove would not drop its presence feed.
+            self._room.listeners.pop(self._me.id, None)
 
     def _on_closed(self) -> None:
         self._server.timers.cancel(self)

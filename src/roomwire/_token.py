@@ -35,6 +35,10 @@ class ParticipantToken:
     """Grant: broadcast to the room."""
     can_list: bool = True
     """Grant: see the room's participants (presence snapshot and diffs)."""
+    hidden: bool = False
+    """Enable messaging without entering presence: the others get no ``joined``/``left`` for
+    this participant and no snapshot lists it; it may send and broadcast (as its grants say)
+    but receives no messages. For one-shot senders such as ``roomwire messaging send``."""
     expires_at: float | None = None
     """Unix time after which the token is refused; None for no expiry."""
 
@@ -50,6 +54,8 @@ class ParticipantToken:
                 "send": self.can_send,
                 "broadcast": self.can_broadcast,
                 "list": self.can_list,
+                # Only when set: tokens without it stay byte-for-byte what they were.
+                **({"hidden": True} if self.hidden else {}),
             },
         }
         if self.expires_at is not None:
@@ -110,5 +116,6 @@ class ParticipantToken:
             can_send=grants.get("send", True),
             can_broadcast=grants.get("broadcast", True),
             can_list=grants.get("list", True),
+            hidden=grants.get("hidden", False),
             expires_at=exp,
         )

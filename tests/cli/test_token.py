@@ -130,3 +130,17 @@ def test_no_list_grant_refuses_presence(server: Server, room: str, spawn: Spawne
     assert_one_line_error(run_cli(*send, "--to", "bob"), EXIT_FORBIDDEN, "FORBIDDEN_LIST")
     assert_exit(run_cli(*send, "--to-participant-id", bob.id), EXIT_OK)
     bob.wait_record(lambda r: r["event"] == "message" and r["type"] == "t")
+
+
+def test_hidden_token_sends_without_entering_presence(
+    server: Server, room: str, spawn: Spawner
+) -> None:
+    hidden = mint(room, "ghost", "--hidden")
+    assert ParticipantToken.from_jwt(hidden, SECRET).hidden is True
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    result = run_cli(
+        "messaging", "send", *_as(server, hidden), "--to", "bob", "--type", "t", "--data", "{}"
+    )
+    assert_exit(result, EXIT_OK)
+    bob.wait_record(lambda r: r["event"] == "message")
+    assert [r["event"] for r in bob.records()] == ["message"]  # no joined, no left before it

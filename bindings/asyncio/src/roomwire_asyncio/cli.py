@@ -154,10 +154,12 @@ def credentials(
     *,
     room: str | None,
     name: str,
+    hidden: bool = False,
 ) -> str:
     """Check the URL, then return the token to connect with: --token as given, or one
-    minted from --secret. A flag beats an environment variable, so ``--secret`` on the
-    command line wins over ``ROOMWIRE_TOKEN``."""
+    minted from --secret (``hidden`` for one-shot commands, so listeners see no churn). A
+    flag beats an environment variable, so ``--secret`` on the command line wins over
+    ``ROOMWIRE_TOKEN``."""
     try:
         rw.parse_url(url)
     except ValueError as exc:
@@ -168,7 +170,7 @@ def credentials(
         fail(2, "no credentials: pass --token or --secret (or ROOMWIRE_TOKEN / ROOMWIRE_SECRET)")
     if not room:
         fail(2, "--room is needed to mint a token from --secret")
-    return ParticipantToken(room=room, name=name, role="service").to_jwt(secret)
+    return ParticipantToken(room=room, name=name, role="service", hidden=hidden).to_jwt(secret)
 
 
 def _from_flag(ctx: typer.Context, param: str) -> bool:
@@ -414,6 +416,10 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
         bool, typer.Option("--no-broadcast", help="Refuse broadcasts.")
     ] = False,
     no_list: Annotated[bool, typer.Option("--no-list", help="Refuse presence.")] = False,
+    hidden: Annotated[
+        bool,
+        typer.Option("--hidden", help="Send without entering presence (a one-shot sender)."),
+    ] = False,
     as_json: JsonOut = False,
 ) -> None:
     """Print a participant token signed with the server's secret."""
@@ -429,6 +435,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
             can_send=not no_send,
             can_broadcast=not no_broadcast,
             can_list=not no_list,
+            hidden=hidden,
             expires_at=None if ttl is None else time.time() + ttl,
         )
     except TokenError as exc:
@@ -476,7 +483,7 @@ def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
     as_json: JsonOut = False,
 ) -> None:
     """Show the participants with messaging enabled."""
-    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
 
     async def main() -> None:
         async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
@@ -534,7 +541,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
         fail(2, "pass exactly one of --to NAME or --to-participant-id ID (either may repeat)")
     message = parse_data(data)
     payload = _read_attachment(attachment)
-    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
 
     async def main() -> None:
         async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
@@ -567,7 +574,7 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
     """Send a message to everyone in the room; exit 0 once the server acknowledged it."""
     message = parse_data(data)
     payload = _read_attachment(attachment)
-    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
 
     async def main() -> None:
         async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
