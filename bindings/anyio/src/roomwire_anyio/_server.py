@@ -62,6 +62,8 @@ class ServerPump:
         self._rearm = anyio.Event()
         self._armed_for = float("inf")
         self._idle = anyio.Event()
+        self.route_time: Callable[[float], None] | None = None
+        """With metrics: records how long applying one read took, in seconds."""
 
     @property
     def connection_count(self) -> int:
@@ -78,7 +80,12 @@ class ServerPump:
         return conn
 
     def received(self, conn: ServerConnection) -> bool:
-        closed = _drain(conn)
+        if self.route_time is None:
+            closed = _drain(conn)
+        else:
+            start = time.perf_counter()
+            closed = _drain(conn)
+            self.route_time(time.perf_counter() - start)
         self.flush()
         return closed
 
@@ -173,6 +180,8 @@ class Server:
         self.url = format_url(host, port)
         self._backplane = pump.backplane
         self._closing = False
+        self.metrics_url: str | None = None
+        """With ``serve(metrics=...)``: where ``/metrics`` and ``/healthz`` are served."""
 
     @property
     def connection_count(self) -> int:
@@ -202,6 +211,7 @@ async def serve(
     config: ServerConfig | None = None,
     redis: str | None = None,
     probe_interval: float = 1.0,
+    metrics: str | None = None,
     **settings: Any,
 ) -> AsyncIterator[Server]:
     """Run a room server on ``host:port`` (port 0 picks a free one; see ``server.url``) over
@@ -214,6 +224,10 @@ async def serve(
     needs ``roomwire-asyncio[redis]``): rooms span every node on that Redis, ``node_id``
     (a ServerConfig field) names this node (a random id by default), and a liveness probe
     goes through Redis every ``probe_interval`` seconds (see ``server.backplane_healthy``).
+
+    ``metrics="http://127.0.0.1:9464"`` serves Prometheus metrics at ``/metrics`` and a health
+    check at ``/healthz`` there (port 0 picks a free one: ``server.metrics_url``); needs
+    ``prometheus-client`` (``roomwire-asyncio[metrics]``).
     """
     if config is None:
         config = ServerConfig(secret=secret, **settings)
@@ -232,12 +246,24 @@ async def serve(
     pump = ServerPump(RoomServer(config))
     if redis is not None and backplane is not None:
         pump.backplane = backplane(pump, redis, probe_interval)
-    listener = await network.listen(host, port, pump, pump.write_timeout)
+    endpoint = None
+    if metrics is not None:
+        from ._metrics import Endpoint  # noqa: PLC0415 - needs prometheus-client, an extra
+
+        endpoint = await Endpoint.bind(metrics)
+    try:
+        listener = await network.listen(host, port, pump, pump.write_timeout)
+    except BaseException:
+        if endpoint is not None:
+            await endpoint.listener.aclose()
+        raise
     server = Server(pump, host, listener.port)
     log.info("serving on %s", server.url)
     body_error: Exception | None = None
     async with anyio.create_task_group() as tg:
         await listener.start(tg)
+        if endpoint is not None:
+            tg.start_soon(endpoint.attach(server, pump))
         tg.start_soon(pump.run_timer)
         if pump.backplane is not None:
             tg.start_soon(pump.backplane.run)

@@ -321,6 +321,14 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Requests a connection may make at once (with --rate-limit).",
         ),
     ] = 10,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ROOMWIRE_METRICS",
+            help="Serve Prometheus /metrics and /healthz at this URL, e.g. http://127.0.0.1:9464"
+            " (needs roomwire-asyncio[metrics]).",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -373,18 +381,26 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 heartbeat_interval=heartbeat,
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
+                metrics=metrics,
                 **cluster,
             ) as srv:
                 if generated:
                     _print_next_steps(srv.url, key)
+                if srv.metrics_url is not None:
+                    print(f"metrics on {srv.metrics_url}/metrics and /healthz", flush=True)
                 print(f"listening on {srv.url}", flush=True)
                 async for _ in signals:
                     break
 
     try:
         run_loop(main)
+    except ImportError as exc:  # --metrics without prometheus-client
+        fail(2, str(exc))
+    except ValueError as exc:  # a --metrics URL that is not http://host:port
+        fail(2, str(exc))
     except OSError as exc:  # the port is taken, the host is not an address of this machine
-        fail(3, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        where = exc.filename or f"{host}:{port}"  # the metrics endpoint names its URL
+        fail(3, f"cannot listen on {where}: {exc.strerror or exc}")
     except KeyboardInterrupt:  # Ctrl-C before the handlers above were installed
         raise typer.Exit(130) from None
     err.print("stopped", markup=False)
