@@ -1,13 +1,12 @@
-"""``roomwire serve --metrics URL`` (or ``ROOMWIRE_METRICS``, or ``metrics`` in the config
-file): ``/metrics`` and ``/healthz`` scraped with a real HTTP client (urllib), on asyncio and
-on trio; bad URLs and taken ports are errors with their exit codes."""
+"""``roomwire serve --metrics URL``: ``/metrics`` and ``/healthz`` scraped with a real HTTP
+client (urllib), on asyncio and on trio; bad URLs and taken ports are errors with their exit
+codes. (``ROOMWIRE_METRICS`` and the config file's ``metrics`` key: test_serve_config.py.)"""
 
 from __future__ import annotations
 
 import json
 import socket
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,6 @@ from .conftest import (
     Spawner,
     assert_exit,
     assert_one_line_error,
-    cli_env,
     free_port,
     run_cli,
     via,
@@ -51,16 +49,6 @@ def test_serve_metrics_flag_serves_metrics_and_health(
     assert _value(body, "roomwire_messages_routed_total") == 1
     assert _value(body, "roomwire_connections_accepted_total") == 1
     assert _get(f"{url}/healthz") == (200, json.dumps({"status": "ok", "backplane": None}) + "\n")
-
-
-def test_metrics_from_the_environment_and_the_config_file(tmp_path: Path) -> None:
-    env_url, file_url = "http://127.0.0.1:9464", "http://127.0.0.1:9465"
-    config = tmp_path / "roomwire.toml"
-    config.write_text(f'metrics = "{file_url}"\n')
-    from_env = run_cli("serve", "--print-config", env=cli_env(ROOMWIRE_METRICS=env_url))
-    assert f'metrics = "{env_url}"  # ROOMWIRE_METRICS' in from_env.stdout
-    from_file = run_cli("serve", "--config", str(config), "--print-config")
-    assert f'metrics = "{file_url}"  # --config {config}' in from_file.stdout
 
 
 def test_a_metrics_url_that_is_not_http_is_a_usage_error() -> None:
