@@ -146,6 +146,7 @@ class Endpoint:
         if importlib.util.find_spec("prometheus_client") is None:
             raise ImportError(
                 "metrics need prometheus-client: pip install 'roomwire-asyncio[metrics]'"
+                " (from a clone: pip install -e 'bindings/asyncio[metrics]')"
             )
         try:
             listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
