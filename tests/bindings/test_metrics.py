@@ -3,6 +3,7 @@ client (urllib) on both runtimes, counting what the test did."""
 
 from __future__ import annotations
 
+import importlib.util
 from types import ModuleType
 from typing import Any
 
@@ -93,4 +94,18 @@ async def _read_all(stream: Any) -> bytes:
 async def test_a_bad_metrics_url_is_refused(rw: ModuleType, url: str) -> None:
     with pytest.raises(ValueError, match="http://host:port"):
         async with rw.serve(secret=SECRET, metrics=url):
+            pass
+
+
+async def test_metrics_without_prometheus_client_name_the_extra(
+    rw: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name: None if name == "prometheus_client" else real(name),
+    )
+    with pytest.raises(ImportError, match=r"roomwire-asyncio\[metrics\]"):
+        async with rw.serve(secret=SECRET, metrics="http://127.0.0.1:0"):
             pass
