@@ -117,6 +117,10 @@ class WebSocketLayer:
             self._send(ws.CloseConnection(code=code, reason=reason))
             self.closed = (code, reason)
 
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         data = bytes(self._out)
         self._out.clear()
