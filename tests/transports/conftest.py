@@ -12,9 +12,15 @@ import pytest
 import trustme
 
 from tests.bindings import SECRET
-from tests.bindings.conftest import anyio_backend, make_token, no_leaked_tasks, rw
+from tests.bindings.conftest import (
+    anyio_backend,
+    make_token,
+    no_leaked_tasks,
+    pytest_configure,
+    rw,
+)
 
-__all__ = ["anyio_backend", "make_token", "no_leaked_tasks", "rw"]
+__all__ = ["anyio_backend", "make_token", "no_leaked_tasks", "pytest_configure", "rw"]
 
 
 @pytest.fixture(scope="session")

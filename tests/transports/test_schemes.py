@@ -13,7 +13,6 @@ import anyio
 import pytest
 
 from roomwire.events import MessageReceived
-
 from tests.bindings import WAIT, next_event, participant
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +51,8 @@ async def join_over(
 async def test_server_urls_resolve_every_port(server: Any) -> None:
     assert [u.split("://")[0] for u in server.urls] == SCHEMES
     ports = [int(u.rsplit(":", 1)[1].rstrip("/")) for u in server.urls]
-    assert 0 not in ports and len(set(ports)) == 4
+    assert 0 not in ports
+    assert len(set(ports)) == 4
     assert server.url == server.urls[0]
     assert (server.host, server.port) == ("127.0.0.1", ports[0])
     assert server.urls[2].endswith("/")

@@ -198,3 +198,12 @@ def test_a_broken_frame_after_the_upgrade_closes() -> None:
     s.receive_data(b"\xf2\x80\x00\x00\x00\x00")
     assert s.closed is not None
     assert s.closed[0] != NORMAL
+
+
+def test_allowed_origins_let_a_client_without_origin_in() -> None:
+    # Only browsers send Origin, and a page can't leave it out: a program is gated by its token.
+    s = WebSocketLayer.server(max_message_size=100, allowed_origins=frozenset({"https://ok"}))
+    _, request = raw_client()
+    s.receive_data(request)
+    assert s.data_to_send().startswith(b"HTTP/1.1 101")
+    assert s.opened

@@ -107,11 +107,13 @@ class Layered(Generic[C]):
             out = conn.data_to_send()
         else:
             closed = conn.state is State.CLOSED
-            if ws.opened or closed:  # before the upgrade is done, frames wait in the core
+            if ws.opened:  # before the upgrade is done, frames wait in the core
                 for message in conn.messages_to_send():
                     ws.send_message(message)
-                if closed:
-                    ws.close()
+            elif closed:
+                conn.messages_to_send()  # closed before the upgrade: nobody to send them to
+            if closed:
+                ws.close()
             out = ws.data_to_send()
         if (tls := self.tls) is None:
             return out

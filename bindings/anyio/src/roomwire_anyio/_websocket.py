@@ -181,10 +181,13 @@ class WebSocketLayer:
         return message
 
     def _answer_upgrade(self, request: ws.Request) -> None:
-        origin = dict(request.extra_headers).get(b"origin", b"").decode("latin-1")
+        # Browsers always send Origin, so a missing one is a program, not a page another site
+        # serves (cross-site WebSocket hijacking needs a browser): its token is the gate.
+        sent = dict(request.extra_headers).get(b"origin")
+        origin = "" if sent is None else sent.decode("latin-1")
         if self._path is not None and request.target.split("?", 1)[0] != self._path:
             self._refuse(404, f"no WebSocket endpoint at {request.target[:100]!r}")
-        elif self._origins is not None and origin not in self._origins:
+        elif self._origins is not None and sent is not None and origin not in self._origins:
             self._refuse(403, f"origin {origin[:100]!r} is not allowed")
         else:
             # No subprotocol is chosen: roomwire needs none (a client that asks gets none).
