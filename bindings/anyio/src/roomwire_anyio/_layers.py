@@ -31,7 +31,7 @@ class CoreConnection(Connection, Protocol):
 
     def receive_message(self, payload: bytes) -> None: ...
 
-    def messages_to_send(self) -> list[bytes]: ...
+    def chunks_to_send(self) -> list[bytes]: ...
 
 
 C = TypeVar("C", bound=CoreConnection)
@@ -108,10 +108,9 @@ class Layered(Generic[C]):
         else:
             closed = conn.state is State.CLOSED
             if ws.opened:  # before the upgrade is done, frames wait in the core
-                for message in conn.messages_to_send():
-                    ws.send_message(message)
+                ws.send_frames(conn.chunks_to_send())
             elif closed:
-                conn.messages_to_send()  # closed before the upgrade: nobody to send them to
+                conn.chunks_to_send()  # closed before the upgrade: nobody to send them to
             if closed:
                 ws.close()
             out = ws.data_to_send()
