@@ -17,7 +17,8 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 
 import peers
 import wsproto
@@ -82,22 +83,7 @@ async def sub_roomwire_ws(port: int, i: int) -> tuple[asyncio.StreamReader, asyn
     return reader, writer
 
 
-async def pub_roomwire_ws(port: int) -> tuple[peers.Publisher, Callable[[], Awaitable[None]]]:
-    import roomwire_asyncio  # noqa: PLC0415
-
-    cm = roomwire_asyncio.connect(f"ws://127.0.0.1:{port}/", token=token("pub"), reconnect=False)
-    room = await cm.__aenter__()
-    await room.messaging.enable(presence=False)
-    broadcast = room.messaging.broadcast_message
-
-    async def publish(msgs: list[str]) -> None:
-        for text in msgs:
-            await broadcast(type="chat", message={"text": text}, wait=False)
-
-    async def close() -> None:
-        await cm.__aexit__(None, None, None)
-
-    return publish, close
+pub_roomwire_ws = partial(peers.pub_roomwire, url="ws://127.0.0.1:{port}/")
 
 
 peers.SYSTEMS["roomwire-ws"] = (sub_roomwire_ws, pub_roomwire_ws)  # for peers.measure
