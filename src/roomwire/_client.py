@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ._codec import Frame, encode_frame, is_json_object
+from ._codec import ATTRIBUTES_DEPTH, Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, ClientConfig
 from ._connection import BaseConnection, NextEvent
 from ._errors import (
@@ -185,8 +185,10 @@ class ClientConnection(BaseConnection):
     def set_attributes(self, attributes: JSONObject) -> int:
         """Merge ``attributes`` into this participant's own (a None value removes a key)."""
         self._check_allowed(Input.ATTRIBUTES, "set attributes")
-        if not is_json_object(attributes):
-            raise InvalidRequest("attributes must be a JSON object")
+        if not is_json_object(attributes, ATTRIBUTES_DEPTH):
+            raise InvalidRequest(
+                f"attributes must be a JSON object at most {ATTRIBUTES_DEPTH} levels deep"
+            )
         merged = merge_attributes(self._me.attributes, attributes)
         most = self._limits.max_attributes_size
         if attributes_size(merged) > most:

@@ -89,6 +89,10 @@ class ServerConfig:
     """Extra seconds of silence after the interval before a peer is declared dead."""
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
     """Seconds a new connection has to send a valid hello."""
+    max_hello_size: int = attrs.field(default=8 * 1024, validator=_positive)
+    """Largest frame accepted before the hello is accepted (a hello is about 300 bytes plus
+    its token): an unauthenticated connection cannot make the server buffer a whole
+    ``max_frame_size`` frame. Capped at ``max_frame_size``."""
     max_recipients: int = attrs.field(default=1000, validator=_positive)
     """Most recipients in one send."""
     max_type_length: int = attrs.field(default=256, validator=_positive)
