@@ -17,7 +17,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._framing import PREFIX_SIZE, Framing
-from ._participant import attributes_size, from_record, merge_attributes
+from ._participant import attributes_size, from_record, merge_attributes, participant_named
 from ._registry import FrameKind, receive
 from ._shapes import (
     LIMIT_FIELDS,
@@ -133,8 +133,9 @@ class ClientConnection(BaseConnection):
         return self._presence.get(participant_id)
 
     def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
-        """The first present participant with this name (names are not unique)."""
-        return next((p for p in self._presence.values() if p.name == name), None)
+        """The one present participant with this name; None if none or several carry it
+        (names are not unique: see ``participant_named``)."""
+        return participant_named(self._presence.values(), name)
 
     # --- verbs: each queues one frame and returns its request id ------------------------
 

@@ -497,6 +497,10 @@ def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
 
 def _by_name(client: rw.RoomClient, name: str) -> RemoteParticipant:
     participant = client.messaging.get_participant_by_name(name)
+    if participant is None and any(p.name == name for p in client.messaging.remote_participants):
+        raise rw.NotFoundError(
+            f"several participants are named {name!r}: use --to-participant-id", Code.NOT_FOUND
+        )
     if participant is None:
         raise rw.NotFoundError(
             f"no participant named {name!r} has messaging enabled", Code.NOT_FOUND
