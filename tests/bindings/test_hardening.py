@@ -10,9 +10,9 @@ import cbor2
 import pytest
 
 from roomwire import Code
-from roomwire._framing import HEADER
+from roomwire.frames import ATTRIBUTES_DEPTH, HEADER
 
-from . import WAIT
+from . import WAIT, Join, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -46,3 +46,35 @@ async def test_a_large_frame_before_the_hello_is_refused_unbuffered(
         close = await _read_close(stream)
     assert close["code"] == Code.FRAME_TOO_LARGE
     assert "8192-byte limit" in close["reason"]
+
+
+async def test_the_deepest_attributes_reach_a_newcomer(rw: ModuleType, join: Join) -> None:
+    """Finding 6: attributes at the deepest accepted level still fit a newcomer's snapshot
+    (they travel 3 levels down there); one level more is refused when set."""
+    alice = await join("alice")
+    deepest: dict[str, Any] = {"a": []}
+    inner = deepest["a"]
+    for _ in range(ATTRIBUTES_DEPTH - 2):
+        inner.append([])
+        inner = inner[0]
+    with anyio.fail_after(WAIT):
+        await alice.set_attributes(deepest)
+    carol = await join("carol")  # its enable() takes the snapshot
+    assert carol.messaging.get_participant_by_name("alice").attributes == deepest
+    with pytest.raises(rw.InvalidRequestError, match="at most 29 levels deep"):
+        await alice.set_attributes({"a": deepest})
+
+
+async def test_a_newcomer_taking_a_name_cannot_capture_it(join: Join) -> None:
+    """Finding 7: after the real alice re-enables, carol's lookup by name does not return
+    the newcomer who took the same name: a shared name names nobody."""
+    carol = await join("carol")
+    alice = await join("alice")
+    mallory = await join("alice")
+    await wait_until(lambda: len(carol.messaging.remote_participants) == 2)
+    with anyio.fail_after(WAIT):
+        await alice.messaging.disable()
+        await alice.messaging.enable()
+    await wait_until(lambda: len(carol.messaging.remote_participants) == 2)
+    assert carol.messaging.get_participant_by_name("alice") is None
+    assert mallory.messaging.get_participant_by_name("carol") is not None
