@@ -106,6 +106,10 @@ class ServerConfig:
     node_id: str | None = None
     """This node's name on the backplane; None keeps the server single-node. Unique per
     running node: a restarted node should take a new one (the drivers draw a random one)."""
+    backplane_key: str | bytes | None = attrs.field(default=None, repr=False)
+    """The cluster key: every backplane record is signed with it (HMAC-SHA256) and a record
+    without a valid signature is dropped, so that access to the backplane alone cannot forge
+    a sender, a participant or a departure. Every node of a cluster needs the same key."""
     backplane_heartbeat: float = attrs.field(default=5.0, validator=_positive)
     """Seconds between this node's heartbeat records (with a ``node_id``)."""
     backplane_ttl: float = attrs.field(default=15.0, validator=_positive)
