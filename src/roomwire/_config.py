@@ -15,6 +15,9 @@ from .events import JSONObject, Limits, RemoteParticipant
 PROTOCOL_VERSION = 1
 MiB = 1024 * 1024
 
+STRONG_KEY = 32
+"""Fewest bytes a token secret or a cluster key may have (HS256's hash size, RFC 7518 §3.2)."""
+
 # Bytes of every send frame's budget kept back for the server's stamps (sender, id, timestamp,
 # seq), so that a delivery is never larger than the frame the recipient accepts.
 STAMP_RESERVE = 1024
@@ -121,6 +124,9 @@ class ServerConfig:
     itself, for more than ``rate_burst`` of them, close the connection."""
     rate_burst: int = attrs.field(default=10, validator=_positive)
     """Requests a connection may make at once above the rate (the bucket's size)."""
+    allow_weak_secret: bool = False
+    """Development only: accept a ``secret`` or ``backplane_key`` under 32 bytes (refused by
+    default, when the server is made, rather than warned about at the first token)."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:
@@ -129,6 +135,16 @@ class ServerConfig:
             raise ValueError("ServerConfig needs a secret or an authenticator")
         if not self.backplane_heartbeat < self.backplane_ttl:
             raise ValueError("backplane_heartbeat must be shorter than backplane_ttl")
+        for name in ("secret", "backplane_key"):
+            key = getattr(self, name)
+            if key is None or self.allow_weak_secret:
+                continue
+            size = len(key.encode() if isinstance(key, str) else key)
+            if size < STRONG_KEY:
+                raise ValueError(
+                    f"{name} has {size} bytes: use at least {STRONG_KEY} random bytes"
+                    " (allow_weak_secret=True accepts it, for development only)"
+                )
         if self.max_frame_size <= 2 * STAMP_RESERVE:
             raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
 

@@ -3,14 +3,22 @@ and trio."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
+
+from roomwire import ParticipantToken
 
 from .conftest import (
     CLI,
     EXIT_NOT_FOUND,
+    EXIT_OK,
+    SECRET,
     TRIO_CLI,
     Server,
     Spawner,
+    assert_exit,
     assert_one_line_error,
     run_cli,
     via,
@@ -31,3 +39,16 @@ def test_send_to_a_name_two_participants_share_is_refused(
     assert_one_line_error(
         result, EXIT_NOT_FOUND, "several participants are named 'bob'", "--to-participant-id"
     )
+
+
+def test_a_token_expires_after_an_hour_by_default() -> None:
+    """Finding 5: ``roomwire token`` without --ttl mints a token valid for one hour, and says
+    so in its help."""
+    before = time.time()
+    result = run_cli("token", "--room", "r1", "--name", "a", "--secret", SECRET, "--json")
+    assert_exit(result, EXIT_OK)
+    expires_at = ParticipantToken.from_jwt(json.loads(result.stdout)["token"], SECRET).expires_at
+    assert expires_at is not None
+    assert before + 3600 - 1 <= expires_at <= time.time() + 3600 + 1
+    help_text = run_cli("token", "--help")
+    assert "default: one hour" in " ".join(help_text.stdout.split())

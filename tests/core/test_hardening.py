@@ -130,3 +130,18 @@ def test_a_newcomer_with_an_existing_name_cannot_capture_it_after_a_re_enable() 
     alice.client.enable()
     room.pump()
     assert carol.client.get_participant_by_name("alice") is None
+
+
+# --- finding 9: weak secrets refused when the server is made --------------------------------
+
+
+@pytest.mark.parametrize("field", ["secret", "backplane_key"])
+@pytest.mark.parametrize("key", ["s" * 31, b"s" * 31, "é" * 15])
+def test_a_weak_secret_is_refused_unless_allowed(field: str, key: str | bytes) -> None:
+    with pytest.raises(ValueError, match=f"{field} has 3[01] bytes: use at least 32"):
+        Room(**{field: key})
+    assert Room(**{field: key}, allow_weak_secret=True).server.config.allow_weak_secret
+
+
+def test_a_32_byte_secret_is_strong_enough() -> None:
+    assert Room(secret=b"s" * 32, backplane_key="k" * 32).server.config.secret == b"s" * 32

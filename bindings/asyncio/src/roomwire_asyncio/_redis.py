@@ -15,6 +15,7 @@ redis-py's client is asyncio-only: this module works under asyncio (this package
 from __future__ import annotations
 
 import logging
+import secrets
 import struct
 import time
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,8 @@ class RedisBackplane:
         self._ready = anyio.Event()
         self._confirmed: dict[bytes, anyio.Event] = {}
         self._probe_sent = self._probe_back = 0
+        self._probe_tag = secrets.token_hex(8)
+        """Marks this process's probes: anything else on the probe channel is not one."""
         self._lost_at: float | None = time.monotonic()
         self._client: aioredis.Redis | None = None
 
@@ -156,7 +159,8 @@ class RedisBackplane:
             elif kind != "message":
                 pass
             elif channel == probe:
-                self._probe_back = max(self._probe_back, int(message["data"]))
+                if not self._probe_came_back(message["data"]):
+                    continue
                 if not self.healthy:
                     self._restore()
             else:
@@ -167,6 +171,18 @@ class RedisBackplane:
                     except RemoteProtocolError as exc:
                         log.warning("backplane: dropped a malformed record: %s", exc.reason)
                 pump.flush()
+
+    def _probe_came_back(self, data: bytes) -> bool:
+        """Count a probe back; False for anything this node did not send (a forged or
+        garbled record must neither crash the node nor blind the probe)."""
+        tag, _, number = data.partition(b":")
+        if tag != self._probe_tag.encode() or not (number.isdigit() and len(number) < 20):
+            return False
+        back = int(number)
+        if not self._probe_back < back <= self._probe_sent:
+            return False
+        self._probe_back = back
+        return True
 
     def _restore(self) -> None:
         self.healthy = True
@@ -189,7 +205,7 @@ class RedisBackplane:
             sent = self._probe_sent
             # Bounded even when Redis hangs rather than hangs up.
             with anyio.move_on_after(half):
-                await client.publish(self._probe_channel, str(sent))
+                await client.publish(self._probe_channel, f"{self._probe_tag}:{sent}")
                 await anyio.sleep(half)
             if self._probe_back < sent - 1:
                 raise _Deaf(f"probe {sent - 1} not back within {self.probe_interval:g} s")

@@ -402,13 +402,22 @@ def _print_next_steps(url: str, key: str) -> None:
     )
 
 
+DEFAULT_TOKEN_TTL = 3600.0
+"""Seconds a ``roomwire token`` is valid for without ``--ttl``: a leaked one does not last."""
+
+
 @app.command()
 def token(  # noqa: PLR0917 - Typer maps parameters to options
     room: Annotated[str, typer.Option(envvar="ROOMWIRE_ROOM", help="The room it admits to.")],
     name: Annotated[str, typer.Option(help="The participant's name.")],
     secret: Secret = None,
     role: Annotated[str, typer.Option(help="Free-form role.")] = "user",
-    ttl: Annotated[float | None, typer.Option(help="Seconds until it expires.")] = None,
+    ttl: Annotated[
+        float, typer.Option(help="Seconds until it expires (default: one hour).")
+    ] = DEFAULT_TOKEN_TTL,
+    no_expiry: Annotated[
+        bool, typer.Option("--no-expiry", help="Never expires (overrides --ttl): avoid.")
+    ] = False,
     no_send: Annotated[bool, typer.Option("--no-send", help="Refuse direct messages.")] = False,
     no_broadcast: Annotated[
         bool, typer.Option("--no-broadcast", help="Refuse broadcasts.")
@@ -419,7 +428,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
     """Print a participant token signed with the server's secret."""
     if not secret:
         fail(2, "no secret: pass --secret or set ROOMWIRE_SECRET")
-    if ttl is not None and ttl <= 0:
+    if ttl <= 0:
         fail(2, "--ttl must be a positive number of seconds")
     try:
         grant = ParticipantToken(
@@ -429,7 +438,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
             can_send=not no_send,
             can_broadcast=not no_broadcast,
             can_list=not no_list,
-            expires_at=None if ttl is None else time.time() + ttl,
+            expires_at=None if no_expiry else time.time() + ttl,
         )
     except TokenError as exc:
         fail(2, exc.reason)
