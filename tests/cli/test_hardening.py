@@ -4,7 +4,9 @@ and trio."""
 from __future__ import annotations
 
 import json
+import resource
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from .conftest import (
     CLI,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_TOO_LARGE,
     SECRET,
     TRIO_CLI,
     Server,
@@ -52,3 +55,21 @@ def test_a_token_expires_after_an_hour_by_default() -> None:
     assert before + 3600 - 1 <= expires_at <= time.time() + 3600 + 1
     help_text = run_cli("token", "--help")
     assert "default: one hour" in " ".join(help_text.stdout.split())
+
+
+def test_an_attachment_over_the_limit_is_refused_before_it_is_read(
+    server: Server, room: str, spawn: Spawner, tmp_path: Path
+) -> None:
+    """Finding 9: a 200 MB attachment is refused from its size (stat), not read into memory
+    first (that took 631 MB of RSS)."""
+    spawn.listener(server.url, room, "bob")
+    file = tmp_path / "huge.bin"
+    with file.open("wb") as out:
+        out.truncate(200 * 1024 * 1024)  # sparse: costs no disk
+    result = run_cli(
+        "messaging", "send", *via(server), "--room", room, "--to", "bob",
+        "--type", "t", "--data", "{}", "--attachment", str(file),
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_TOO_LARGE, "TOO_LARGE", "209715200 bytes")
+    # ru_maxrss of waited-for children, in KiB on Linux: no CLI run came near 200 MB.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 150 * 1024

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from roomwire_anyio import redact_url
 
 from roomwire import RemoteProtocolError
 
@@ -190,7 +191,7 @@ class RedisBackplane:
         if self.lost_count:
             log.warning("backplane restored after %.2f s: presence re-synced", down)
         else:
-            log.info("backplane connected (%s)", self.url)
+            log.info("backplane connected (%s)", redact_url(self.url))
         self._core.backplane_restored(time.time())
         self._ready.set()
         self._pump.flush()

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from roomwire_anyio import redact_url
 
 NOT_SETTINGS = frozenset({"config", "print_config"})
+SECRETS = frozenset({"secret", "backplane_key"})
+"""Settings never printed."""
 """Options of ``serve`` that are not server settings (and so no keys of the file)."""
 
 
@@ -56,8 +59,10 @@ def describe(ctx: typer.Context) -> str:
         where = _source(ctx, name, options[name].opts[0], options[name].envvar)
         if value is None:
             lines.append(f"# {name} is not set ({where})")
-        elif name == "secret":
+        elif name in SECRETS:
             lines.append(f'{name} = "<redacted>"  # {where}')
+        elif name == "redis":
+            lines.append(f"{name} = {json.dumps(redact_url(value))}  # {where}")
         else:
             lines.append(f"{name} = {json.dumps(value)}  # {where}")
     return "\n".join(lines) + "\n"

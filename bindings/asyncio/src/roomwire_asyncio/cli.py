@@ -303,6 +303,22 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="With --redis: seconds between pub/sub liveness probes.",
         ),
     ] = 1.0,
+    backplane_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ROOMWIRE_BACKPLANE_KEY",
+            help="With --redis: the cluster key (32+ bytes, the same on every node) that signs"
+            " every backplane record; unsigned records are dropped.",
+        ),
+    ] = None,
+    allow_weak_secret: Annotated[
+        bool,
+        typer.Option(
+            "--allow-weak-secret",
+            envvar="ROOMWIRE_ALLOW_WEAK_SECRET",
+            help="Development only: accept a --secret or --backplane-key under 32 bytes.",
+        ),
+    ] = False,
     rate_limit: Annotated[
         float | None,
         typer.Option(
@@ -363,6 +379,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                     "backplane_ttl": backplane_ttl,
                     "backplane_heartbeat": backplane_ttl / 3,
                     "probe_interval": probe_interval,
+                    "backplane_key": backplane_key,
                 }
             async with binding().serve(
                 host=host,
@@ -371,6 +388,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 heartbeat_interval=heartbeat,
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
+                allow_weak_secret=allow_weak_secret,
                 **cluster,
             ) as srv:
                 if generated:
@@ -383,6 +401,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
         run_loop(main)
     except OSError as exc:  # the port is taken, the host is not an address of this machine
         fail(3, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    except ValueError as exc:  # a setting ServerConfig refuses (a weak secret, say)
+        fail(2, str(exc).replace("allow_weak_secret=True", "--allow-weak-secret"))
     except KeyboardInterrupt:  # Ctrl-C before the handlers above were installed
         raise typer.Exit(130) from None
     err.print("stopped", markup=False)
@@ -517,8 +537,17 @@ def _by_name(client: rw.RoomClient, name: str) -> RemoteParticipant:
     return participant
 
 
-def _read_attachment(path: Path | None) -> bytes | None:
-    return None if path is None else path.read_bytes()
+def _read_attachment(client: rw.RoomClient, path: Path | None) -> bytes | None:
+    """The file's bytes, once its size (from stat, before reading it) fits the server's."""
+    if path is None:
+        return None
+    most = client.limits.max_send_size if client.limits is not None else 0
+    size = path.stat().st_size
+    if size > most:
+        raise rw.TooLargeError(
+            f"{path} has {size} bytes, over the server's {most}-byte limit", Code.TOO_LARGE
+        )
+    return path.read_bytes()
 
 
 @messaging_app.command("send")
@@ -546,7 +575,6 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     if bool(names) == bool(ids):
         fail(2, "pass exactly one of --to NAME or --to-participant-id ID (either may repeat)")
     message = parse_data(data)
-    payload = _read_attachment(attachment)
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
 
     async def main() -> None:
@@ -557,7 +585,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
                 to=recipients[0] if len(recipients) == 1 else recipients,
                 type=type_,
                 message=message,
-                attachment=payload,
+                attachment=_read_attachment(client, attachment),
             )
         _print_sent(message_id, as_json)
 
@@ -579,14 +607,13 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
 ) -> None:
     """Send a message to everyone in the room; exit 0 once the server acknowledged it."""
     message = parse_data(data)
-    payload = _read_attachment(attachment)
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
 
     async def main() -> None:
         async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
             await client.messaging.enable(presence=False)
             message_id = await client.messaging.broadcast_message(
-                type=type_, message=message, attachment=payload
+                type=type_, message=message, attachment=_read_attachment(client, attachment)
             )
         _print_sent(message_id, as_json)
 
