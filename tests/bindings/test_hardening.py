@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
 from typing import Any
 
 import anyio
 import cbor2
 import pytest
+from roomwire_anyio import redact_url
 
 from roomwire import Code
 from roomwire.frames import ATTRIBUTES_DEPTH, HEADER
@@ -78,3 +80,35 @@ async def test_a_newcomer_taking_a_name_cannot_capture_it(join: Join) -> None:
     await wait_until(lambda: len(carol.messaging.remote_participants) == 2)
     assert carol.messaging.get_participant_by_name("alice") is None
     assert mallory.messaging.get_participant_by_name("carol") is not None
+
+
+async def test_each_close_is_logged_once(
+    rw: ModuleType, server: Any, join: Join, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 9: a client's close and a protocol breach each give one log line, not two."""
+    caplog.set_level(logging.INFO, logger="roomwire.server")
+    alice = await join("alice")
+    await alice.aclose()
+    async with await anyio.connect_tcp(server.host, server.port) as stream:
+        await stream.send(HEADER.pack(3) + b"abc")
+        await _read_close(stream)
+    await wait_until(lambda: server.connection_count == 0)
+    closes = [r.getMessage() for r in caplog.records if ": closed" in r.getMessage()]
+    assert len(closes) == 2, closes
+    assert "NORMAL" in closes[0]
+    assert "BAD_FRAME" in closes[1]
+
+
+async def test_a_weak_secret_is_refused_when_serving_starts(rw: ModuleType) -> None:
+    with pytest.raises(ValueError, match="secret has 5 bytes"):
+        async with rw.serve("127.0.0.1", 0, secret="short"):
+            pass
+    async with rw.serve("127.0.0.1", 0, secret="short", allow_weak_secret=True) as running:
+        assert running.core.config.allow_weak_secret
+
+
+def test_urls_are_redacted_for_logs() -> None:
+    assert redact_url("redis://:hunter2@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("redis://user:p%40ss@h/0") == "redis://user:***@h/0"
+    assert redact_url("redis://h/0?db=1&password=x&a=b") == "redis://h/0?db=1&password=***&a=b"
+    assert redact_url("redis://user@h:6379") == "redis://user@h:6379"
