@@ -33,8 +33,11 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "probe_interval": (0.5, "--probe-interval"),
     "rate_limit": (50.0, "--rate-limit"),
     "rate_burst": (20, "--rate-burst"),
+    "backplane_key": ("file-key-0123456789abcdef-0123456789", "--backplane-key"),
 }
 """A valid value and the flag for every serve setting."""
+REDACTED = {"secret", "backplane_key"}
+"""Settings --print-config never shows."""
 
 
 def _settings(result: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -65,7 +68,7 @@ def test_every_serve_setting_has_a_config_key_and_a_variable(tmp_path: Path) -> 
     values, sources = _settings(run_cli("serve", "--config", str(config), "--print-config"))
     for name, (value, _) in SAMPLES.items():
         assert sources[name] == f"--config {config}"
-        assert values[name] == ("<redacted>" if name == "secret" else value)
+        assert values[name] == ("<redacted>" if name in REDACTED else value)
     for name, (value, _) in SAMPLES.items():
         variable = f"ROOMWIRE_{name.upper()}"
         env = cli_env(**{variable: str(value)})
@@ -85,13 +88,13 @@ def test_flag_beats_variable_beats_file(tmp_path: Path, name: str) -> None:
     shown = "<redacted>"
     values, sources = _settings(run_cli(*args, flag, str(flag_value), env=env))
     assert sources[name] == f"flag {flag}"
-    assert values[name] == (shown if name == "secret" else flag_value)
+    assert values[name] == (shown if name in REDACTED else flag_value)
     values, sources = _settings(run_cli(*args, env=env))
     assert sources[name] == variable
-    assert values[name] == (shown if name == "secret" else env_value)
+    assert values[name] == (shown if name in REDACTED else env_value)
     values, sources = _settings(run_cli(*args))
     assert sources[name] == f"--config {config}"
-    assert values[name] == (shown if name == "secret" else file_value)
+    assert values[name] == (shown if name in REDACTED else file_value)
 
 
 def test_print_config_never_shows_the_secret(tmp_path: Path) -> None:

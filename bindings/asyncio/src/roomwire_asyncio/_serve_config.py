@@ -14,10 +14,11 @@ from typing import Any
 import typer
 from roomwire_anyio import redact_url
 
-NOT_SETTINGS = frozenset({"config", "print_config"})
+NOT_SETTINGS = frozenset({"config", "print_config", "allow_weak_secret"})
+"""Options of ``serve`` that are not server settings (and so no keys of the file): a
+deployment's file cannot weaken the secret check, only a flag (or its variable) can."""
 SECRETS = frozenset({"secret", "backplane_key"})
 """Settings never printed."""
-"""Options of ``serve`` that are not server settings (and so no keys of the file)."""
 
 
 class ConfigError(ValueError):
