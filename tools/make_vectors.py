@@ -41,7 +41,7 @@ from roomwire import (  # noqa: E402
     ServerConnection,
     State,
 )
-from roomwire.frames import HEADER, PREFIX_SIZE, encode_frame  # noqa: E402
+from roomwire.frames import ATTRIBUTES_DEPTH, HEADER, MAX_DEPTH, PREFIX_SIZE, encode_frame  # noqa: E402
 from tests.vectors import (  # noqa: E402
     JSON,
     VECTOR_DIR,
@@ -800,25 +800,25 @@ def server_refuse_invalid_request() -> JSON:
     h.inject(
         "alice",
         frame(t="send", rid=10, to=[bob], type="", message={}),
-        "alice -> server: an empty type (hand-made): 4000 INVALID_REQUEST",
+        "alice -> server: an empty type: 4000 INVALID_REQUEST (hand-made)",
         route=False,
     )
     h.inject(
         "alice",
         frame(t="send", rid=11, to=[], type="chat", message={}),
-        "alice -> server: no recipients (hand-made): 4000 INVALID_REQUEST",
+        "alice -> server: no recipients: 4000 INVALID_REQUEST (hand-made)",
         route=False,
     )
     h.inject(
         "alice",
         frame(t="broadcast", rid=12, type="chat", message={"x": float("nan")}),
-        "alice -> server: a message that is not JSON (NaN) (hand-made): 4000",
+        "alice -> server: a message that is not JSON (NaN): 4000 (hand-made)",
         route=False,
     )
     h.inject(
         "alice",
         frame(t="send", rid=13, to=[bob], type="chat", message={"x": "y" * 3100}),
-        "alice -> server: a send over max_send_size 3072 (hand-made): 4130 TOO_LARGE",
+        "alice -> server: a send over max_send_size 3072: 4130 TOO_LARGE (hand-made)",
         route=False,
     )
     for index in range(-4, 0):
@@ -827,6 +827,52 @@ def server_refuse_invalid_request() -> JSON:
         "Well-framed requests whose content breaks a rule are refused one by one, the"
         " connection staying open: 4000 INVALID_REQUEST (type length, recipient count,"
         " non-JSON message) and 4130 TOO_LARGE (frame over the advertised max_send_size)."
+    )
+
+
+def _nested(levels: int) -> Any:
+    """``levels`` arrays, one in another, the innermost empty."""
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@vector
+def server_depth_boundary() -> JSON:
+    h = _enabled_server("alice", "bob")
+    h.call(
+        "alice",
+        "broadcast_message",
+        "alice: a message nested to the limit (frame map + 31 levels = 32)",
+        type="deep",
+        message={"a": _nested(MAX_DEPTH - 2)},
+    )
+    h.call(
+        "alice",
+        "set_attributes",
+        "alice: attributes nested to their limit (29 levels, 32 in a snapshot page)",
+        attributes={"a": _nested(ATTRIBUTES_DEPTH - 1)},
+    )
+    h.inject(
+        "alice",
+        frame(t="attrs", rid=50, attributes={"a": _nested(ATTRIBUTES_DEPTH)}),
+        "alice -> server: attributes one level deeper: 4000 INVALID_REQUEST (hand-made)",
+        route=False,
+    )
+    h.expect("RequestRefused", connection="alice")
+    h.inject(
+        "alice",
+        frame(t="broadcast", rid=51, type="deep", message={"a": _nested(MAX_DEPTH - 1)}),
+        "alice -> server: a message one level deeper (33 in all): 1003 BAD_FRAME (hand-made)",
+        route=False,
+    )
+    h.expect_close(Code.BAD_FRAME, connection="alice")
+    return h.vector(
+        "Nesting at the limits of §3: a message may nest 31 levels below the frame's map (32"
+        " in all) and is delivered; attributes may nest 29 (they travel 3 levels down in a"
+        " snapshot page) and are announced. Attributes one level deeper are refused with 4000;"
+        " a frame nested 33 levels deep, empty innermost array included, closes with 1003."
     )
 
 
@@ -881,8 +927,8 @@ def server_slow_consumer() -> JSON:
     h.inject(
         "alice",
         send(50, "z" * 3000) + send(51, "more"),
-        "(hand-made) two sends for bob in one read: the first (3000 bytes) may pass his"
-        " 2048-byte bound; the second arrives while over 2048 bytes wait, and closes him",
+        "two sends for bob in one read: the first (3000 bytes) may pass his 2048-byte"
+        " bound; the second arrives while over 2048 bytes wait, and closes him (hand-made)",
         route=False,
     )
     h.expect_close(Code.SLOW_CONSUMER, connection="bob")
@@ -904,19 +950,19 @@ def server_rate_limited() -> JSON:
     h.inject(
         "alice",
         broadcast(50),
-        "(hand-made) a broadcast: alice's bucket (2, one spent on enable) has a token left",
+        "a broadcast: alice's bucket (2, one spent on enable) has a token left (hand-made)",
         route=False,
     )
     h.inject(
         "alice",
         broadcast(51),
-        "(hand-made) another at the same instant: refused with 4290 RATE_LIMITED",
+        "another at the same instant: refused with 4290 RATE_LIMITED (hand-made)",
         route=False,
     )
     h.inject(
         "alice",
         broadcast(52) + broadcast(53),
-        "(hand-made) two more: the refusals pile up past the burst and alice is closed",
+        "two more: the refusals pile up past the burst and alice is closed (hand-made)",
         route=False,
     )
     h.expect_close(Code.RATE_LIMIT_EXCEEDED, connection="alice")

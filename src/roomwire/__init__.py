@@ -16,6 +16,7 @@ from ._errors import (
     TokenError,
 )
 from ._framing import Framing
+from ._participant import participant_named
 from ._server import RoomServer
 from ._session import ServerConnection
 from ._state import Input, State
@@ -50,5 +51,6 @@ __all__ = [
     "State",
     "TokenError",
     "events",
+    "participant_named",
 ]
 __version__ = "0.1.0"

@@ -4,11 +4,29 @@ applies them in the backplane's one order), node heartbeats and presence sync re
 
 from __future__ import annotations
 
-from ._codec import Frame
+import hashlib
+import hmac
+import math
+from typing import TYPE_CHECKING
+
+from ._codec import ATTRIBUTES_DEPTH, Frame, is_json_object
 from ._errors import bad_frame
-from ._participant import from_record, is_record
+from ._fast import PAGE_OVERHEAD
+from ._framing import PREFIX_SIZE
+from ._participant import attributes_size, encode, from_record, is_record
 from ._registry import Checker
 from ._room import Member
+from ._routing import delivery_frame
+
+if TYPE_CHECKING:
+    from ._config import ServerConfig
+
+TAG_SIZE = 32
+"""Bytes of a record's HMAC-SHA256 tag, ahead of the record, with a cluster key."""
+
+LARGEST_SEQ = 2**64 - 1
+GROWTH = 3
+"""Most a CBOR item grows when re-encoded (a half float becomes a 64-bit one)."""
 
 
 def _check_common(record: Frame) -> bool:
@@ -57,3 +75,59 @@ BACKPLANE_RECORDS: dict[str, Checker] = {
 
 def record_member(record: Frame, node: str) -> Member:
     return Member(participant=from_record(record["p"]), outbound=None, node=node)
+
+
+def sign(key: bytes, record: bytes) -> bytes:
+    """The record as published with a cluster key: its HMAC-SHA256 tag, then the record."""
+    return hmac.digest(key, record, hashlib.sha256) + record
+
+
+def unsign(key: bytes, data: bytes) -> bytes:
+    """The record inside ``data``; BAD_FRAME unless its tag is the key's."""
+    tag, record = data[:TAG_SIZE], data[TAG_SIZE:]
+    if not hmac.compare_digest(tag, hmac.digest(key, record, hashlib.sha256)):
+        raise bad_frame("backplane record not signed with this cluster's key")
+    return record
+
+
+def check_content(record: Frame, size: int, config: ServerConfig) -> None:
+    """Refuse a well-shaped record that no node with these limits could have sent: what it
+    carries must pass the checks a client's request passes, and the frame it becomes must fit
+    every client's ``max_frame_size``. ``size`` is the record's encoded size."""
+    kind = record["t"]
+    if kind == "msg":
+        _check_message(record, size, config)
+    elif kind == "join":
+        participant = from_record(record["p"])
+        attributes = participant.attributes
+        if not (
+            is_json_object(attributes, ATTRIBUTES_DEPTH)
+            and attributes_size(attributes) <= config.max_attributes_size
+            and len(encode(participant)) <= config.max_frame_size - PAGE_OVERHEAD
+        ):
+            raise bad_frame("backplane 'join' record over the attribute limits")
+
+
+def _check_message(record: Frame, size: int, config: ServerConfig) -> None:
+    to = record["to"]
+    if not (
+        0 < len(record["type"]) <= config.max_type_length
+        and (to is None or 0 < len(to) <= config.max_recipients)
+        and math.isfinite(record["ts"])
+        and is_json_object(record["message"])
+    ):
+        raise bad_frame("backplane 'msg' record over the message limits")
+    if size * GROWTH + PAGE_OVERHEAD <= config.max_frame_size:
+        return  # the delivery cannot outgrow a frame: no need to build it
+    delivery = delivery_frame(
+        record["id"],
+        LARGEST_SEQ,
+        record["ts"],
+        record["from"],
+        None if to is None else tuple(to),
+        record["type"],
+        record["message"],
+        record.get("att"),
+    )
+    if len(delivery) - PREFIX_SIZE > config.max_frame_size:
+        raise bad_frame("backplane 'msg' record would make a delivery over max_frame_size")

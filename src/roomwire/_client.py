@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ._codec import Frame, encode_frame, is_json_object
+from ._codec import ATTRIBUTES_DEPTH, Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, ClientConfig
 from ._connection import BaseConnection, NextEvent
 from ._errors import (
@@ -17,7 +17,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._framing import PREFIX_SIZE, Framing
-from ._participant import attributes_size, from_record, merge_attributes
+from ._participant import attributes_size, from_record, merge_attributes, participant_named
 from ._registry import FrameKind, receive
 from ._shapes import (
     LIMIT_FIELDS,
@@ -133,8 +133,9 @@ class ClientConnection(BaseConnection):
         return self._presence.get(participant_id)
 
     def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
-        """The first present participant with this name (names are not unique)."""
-        return next((p for p in self._presence.values() if p.name == name), None)
+        """The one present participant with this name; None if none or several carry it
+        (names are not unique: see ``participant_named``)."""
+        return participant_named(self._presence.values(), name)
 
     # --- verbs: each queues one frame and returns its request id ------------------------
 
@@ -185,8 +186,10 @@ class ClientConnection(BaseConnection):
     def set_attributes(self, attributes: JSONObject) -> int:
         """Merge ``attributes`` into this participant's own (a None value removes a key)."""
         self._check_allowed(Input.ATTRIBUTES, "set attributes")
-        if not is_json_object(attributes):
-            raise InvalidRequest("attributes must be a JSON object")
+        if not is_json_object(attributes, ATTRIBUTES_DEPTH):
+            raise InvalidRequest(
+                f"attributes must be a JSON object at most {ATTRIBUTES_DEPTH} levels deep"
+            )
         merged = merge_attributes(self._me.attributes, attributes)
         most = self._limits.max_attributes_size
         if attributes_size(merged) > most:

@@ -7,9 +7,10 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ._backplane import BACKPLANE_RECORDS, record_member
+from ._backplane import BACKPLANE_RECORDS, check_content, record_member, sign, unsign
 from ._codec import decode_payload, encode_payload
 from ._config import InterceptedMessage, ServerConfig
+from ._errors import bad_frame
 from ._participant import to_record
 from ._presence import Presence
 from ._room import Room
@@ -19,7 +20,16 @@ from .events import RemoteParticipant
 
 
 class Cluster:
-    __slots__ = ("_beat_at", "_node_heard", "_records", "_router", "config", "presence", "relaying")
+    __slots__ = (
+        "_beat_at",
+        "_key",
+        "_node_heard",
+        "_records",
+        "_router",
+        "config",
+        "presence",
+        "relaying",
+    )
 
     def __init__(self, config: ServerConfig, router: Router) -> None:
         self.config = config
@@ -32,6 +42,9 @@ class Cluster:
         self._node_heard: dict[str, float] = {}
         """When each other node was last heard from."""
         self._beat_at = math.inf if config.node_id is None else 0.0
+        key = config.backplane_key
+        self._key = key.encode() if isinstance(key, str) else key
+        """The cluster key records are signed with, or None."""
 
     @property
     def next_beat(self) -> float:
@@ -44,7 +57,7 @@ class Cluster:
     def publish(self, room: Room, record: dict[str, Any]) -> None:
         if self.relaying:
             record.update(n=self.config.node_id, r=room.name)
-            self._records.append((room.name, encode_payload(record)))
+            self._records.append((room.name, self._seal(record)))
 
     def publish_message(
         self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
@@ -67,8 +80,14 @@ class Cluster:
 
     def receive(self, data: bytes, now: float) -> None:
         """Apply one record (see ``RoomServer.receive_backplane``)."""
+        if self._key is not None:
+            data = unsign(self._key, data)
+        if len(data) > self.config.max_frame_size:
+            # Nothing that big becomes a frame a client accepts: not even decoded.
+            raise bad_frame(f"backplane record of {len(data)} bytes is over max_frame_size")
         record = decode_payload(data)
         check_frame(record, BACKPLANE_RECORDS)
+        check_content(record, len(data), self.config)
         if not self.relaying:
             return
         node = record["n"]
@@ -143,11 +162,16 @@ class Cluster:
         self._beat_at = now + config.backplane_heartbeat
         if not self.relaying:
             return
-        self._records.append((None, encode_payload({"t": "hb", "n": config.node_id, "r": ""})))
+        self._records.append((None, self._seal({"t": "hb", "n": config.node_id, "r": ""})))
         for node, heard in list(self._node_heard.items()):
             if now - heard > config.backplane_ttl:
                 del self._node_heard[node]
                 self._drop_node(node, self._router.rooms.values())
+
+    def _seal(self, record: dict[str, Any]) -> bytes:
+        """The record's bytes as published: signed when there is a cluster key."""
+        data = encode_payload(record)
+        return data if self._key is None else sign(self._key, data)
 
     def _publish_presence(self, room: Room) -> None:
         for member in room.members.values():

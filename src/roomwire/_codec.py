@@ -15,10 +15,14 @@ from ._errors import bad_frame
 from ._framing import HEADER
 
 MAX_DEPTH = 32
-"""Deepest nesting of CBOR containers (and tags) a frame may hold."""
+"""Deepest nesting of CBOR arrays and maps a frame may hold, its own map included."""
 
 JSON_DEPTH = MAX_DEPTH - 1
-"""Deepest nesting of a message or attributes object (the frame's own map is one level)."""
+"""Deepest nesting of a message object (it travels one level down, in the frame's map)."""
+
+ATTRIBUTES_DEPTH = MAX_DEPTH - 3
+"""Deepest nesting of an attributes object: it travels three levels down, in a snapshot
+page's participant record (frame map, participants array, record map)."""
 
 Frame = dict[str, Any]
 
@@ -94,19 +98,37 @@ def decode_payload(payload: bytes) -> Frame:
         raise bad_frame("undecodable CBOR, or over a decoding cap") from exc
     if type(obj) is not dict or type(obj.get("t")) is not str:
         raise bad_frame("a frame must be a CBOR map with a text 't' (the frame kind)")
+    # cbor2's cap counts items, not containers: it lets an empty array or map through one
+    # level below MAX_DEPTH. Each level costs a byte, so only a payload this long can hold one.
+    if len(payload) > MAX_DEPTH and _too_deep(obj):
+        raise bad_frame(f"arrays and maps nested over {MAX_DEPTH} levels deep")
     return obj
 
 
-def is_json_object(value: object) -> bool:
+def _too_deep(frame: Frame) -> bool:
+    """True when some array or map of ``frame`` lies more than ``MAX_DEPTH`` levels deep."""
+    stack: list[tuple[Any, int]] = [(frame, 1)]
+    while stack:
+        container, depth = stack.pop()
+        for child in container.values() if type(container) is dict else container:
+            if type(child) is dict or type(child) is list:
+                if depth == MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def is_json_object(value: object, most_depth: int = JSON_DEPTH) -> bool:
     """True when ``value`` is a JSON object this protocol can carry: str-keyed maps, lists,
-    text, 64-bit ints, finite floats, bools and null, nested at most ``JSON_DEPTH`` deep (it
-    travels inside a frame's map). Iterative, so neither depth nor a cycle costs recursion."""
+    text, 64-bit ints, finite floats, bools and null, nested at most ``most_depth`` deep
+    (``JSON_DEPTH`` for a message, ``ATTRIBUTES_DEPTH`` for attributes: the depth left where
+    it travels). Iterative, so neither depth nor a cycle costs recursion."""
     if type(value) is not dict:
         return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         container, depth = stack.pop()
-        if depth > JSON_DEPTH:
+        if depth > most_depth:
             return False
         if type(container) is dict:
             for key in container:  # a plain loop: a generator costs more than small maps do

@@ -15,6 +15,9 @@ from .events import JSONObject, Limits, RemoteParticipant
 PROTOCOL_VERSION = 1
 MiB = 1024 * 1024
 
+STRONG_KEY = 32
+"""Fewest bytes a token secret or a cluster key may have (HS256's hash size, RFC 7518 §3.2)."""
+
 # Bytes of every send frame's budget kept back for the server's stamps (sender, id, timestamp,
 # seq), so that a delivery is never larger than the frame the recipient accepts.
 STAMP_RESERVE = 1024
@@ -89,6 +92,10 @@ class ServerConfig:
     """Extra seconds of silence after the interval before a peer is declared dead."""
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
     """Seconds a new connection has to send a valid hello."""
+    max_hello_size: int = attrs.field(default=8 * 1024, validator=_positive)
+    """Largest frame accepted before the hello is accepted (a hello is about 300 bytes plus
+    its token): an unauthenticated connection cannot make the server buffer a whole
+    ``max_frame_size`` frame. Capped at ``max_frame_size``."""
     max_recipients: int = attrs.field(default=1000, validator=_positive)
     """Most recipients in one send."""
     max_type_length: int = attrs.field(default=256, validator=_positive)
@@ -102,6 +109,10 @@ class ServerConfig:
     node_id: str | None = None
     """This node's name on the backplane; None keeps the server single-node. Unique per
     running node: a restarted node should take a new one (the drivers draw a random one)."""
+    backplane_key: str | bytes | None = attrs.field(default=None, repr=False)
+    """The cluster key: every backplane record is signed with it (HMAC-SHA256) and a record
+    without a valid signature is dropped, so that access to the backplane alone cannot forge
+    a sender, a participant or a departure. Every node of a cluster needs the same key."""
     backplane_heartbeat: float = attrs.field(default=5.0, validator=_positive)
     """Seconds between this node's heartbeat records (with a ``node_id``)."""
     backplane_ttl: float = attrs.field(default=15.0, validator=_positive)
@@ -113,6 +124,9 @@ class ServerConfig:
     itself, for more than ``rate_burst`` of them, close the connection."""
     rate_burst: int = attrs.field(default=10, validator=_positive)
     """Requests a connection may make at once above the rate (the bucket's size)."""
+    allow_weak_secret: bool = False
+    """Development only: accept a ``secret`` or ``backplane_key`` under 32 bytes (refused by
+    default, when the server is made, rather than warned about at the first token)."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:
@@ -121,6 +135,16 @@ class ServerConfig:
             raise ValueError("ServerConfig needs a secret or an authenticator")
         if not self.backplane_heartbeat < self.backplane_ttl:
             raise ValueError("backplane_heartbeat must be shorter than backplane_ttl")
+        for name in ("secret", "backplane_key"):
+            key = getattr(self, name)
+            if key is None or self.allow_weak_secret:
+                continue
+            size = len(key.encode() if isinstance(key, str) else key)
+            if size < STRONG_KEY:
+                raise ValueError(
+                    f"{name} has {size} bytes: use at least {STRONG_KEY} random bytes"
+                    " (allow_weak_secret=True accepts it, for development only)"
+                )
         if self.max_frame_size <= 2 * STAMP_RESERVE:
             raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
 

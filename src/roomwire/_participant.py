@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import cbor2
@@ -59,3 +60,18 @@ def merge_attributes(current: JSONObject, update: JSONObject) -> JSONObject:
 def attributes_size(attributes: JSONObject) -> int:
     """Encoded size of an attributes object, as ``max_attributes_size`` counts it."""
     return len(cbor2.dumps(attributes))
+
+
+def participant_named(
+    participants: Iterable[RemoteParticipant], name: str
+) -> RemoteParticipant | None:
+    """The one present participant called ``name``; None when there is none, and None when
+    several share it (docs/PROTOCOL.md §9.5): a newcomer taking an existing participant's
+    name makes the name ambiguous, never a way to capture what is addressed by name."""
+    found = None
+    for participant in participants:
+        if participant.name == name:
+            if found is not None:
+                return None
+            found = participant
+    return found

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import attrs
 
-from ._codec import Frame, is_json_object
+from ._codec import ATTRIBUTES_DEPTH, Frame, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage
 from ._connection import BaseConnection, NextEvent
 from ._errors import RemoteProtocolError, TokenError
@@ -85,7 +85,8 @@ class ServerConnection(BaseConnection):
     def __init__(
         self, server: RoomServer, connection_id: object, now: float, framing: Framing
     ) -> None:
-        super().__init__(server.config.max_frame_size, framing)
+        # Until the hello is accepted, input is held to the small pre-authentication bound.
+        super().__init__(min(server.config.max_hello_size, server.config.max_frame_size), framing)
         self._server = server
         self.connection_id = connection_id
         # Placeholders until the hello is accepted: requests are refused before that.
@@ -200,6 +201,7 @@ class ServerConnection(BaseConnection):
             }
         )
         self._move(Input.WELCOME)
+        self._buffer.max_frame_size = config.max_frame_size
         self._pinged_at = now
         server.timers.arm(self, self._next_timer())
         return ParticipantJoined(participant=participant, room=token.room)
@@ -281,8 +283,11 @@ class ServerConnection(BaseConnection):
     def _attributes(self, frame: Frame, size: int, now: float) -> Event:
         self._check_size(size)
         update = frame["attributes"]
-        if not is_json_object(update):
-            raise _Refusal(Code.INVALID_REQUEST, "attributes must be a JSON object")
+        if not is_json_object(update, ATTRIBUTES_DEPTH):
+            raise _Refusal(
+                Code.INVALID_REQUEST,
+                f"attributes must be a JSON object at most {ATTRIBUTES_DEPTH} levels deep",
+            )
         merged = merge_attributes(self._me.attributes, update)
         config = self._server.config
         most = config.max_attributes_size

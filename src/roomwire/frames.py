@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._client import SERVER_KINDS
 from ._codec import (
+    ATTRIBUTES_DEPTH,
     DECODE_OPTIONS,
     JSON_DEPTH,
     MAX_DEPTH,
@@ -34,6 +35,7 @@ SERVER_FRAMES: dict[str, Checker] = {kind: entry.check for kind, entry in SERVER
 """Frame kinds a server sends, with their shape checks (from the client's registry)."""
 
 __all__ = [
+    "ATTRIBUTES_DEPTH",
     "CLIENT_FRAMES",
     "DECODE_OPTIONS",
     "HEADER",

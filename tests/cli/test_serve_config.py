@@ -38,8 +38,11 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "tls_cert": ("cert.pem", "--tls-cert"),
     "tls_key": ("key.pem", "--tls-key"),
     "allowed_origin": (["https://a.example", "https://b.example"], "--allowed-origin"),
+    "backplane_key": ("file-key-0123456789abcdef-0123456789", "--backplane-key"),
 }
 """A valid value and the flag for every serve setting (a list: a repeatable flag)."""
+REDACTED = {"secret", "backplane_key"}
+"""Settings --print-config never shows."""
 
 
 def _variant(value: Any, prefix: str, step: int) -> Any:
@@ -92,7 +95,7 @@ def test_every_serve_setting_has_a_config_key_and_a_variable(tmp_path: Path) -> 
     values, sources = _settings(run_cli("serve", "--config", str(config), "--print-config"))
     for name, (value, _) in SAMPLES.items():
         assert sources[name] == f"--config {config}"
-        assert values[name] == ("<redacted>" if name == "secret" else value)
+        assert values[name] == ("<redacted>" if name in REDACTED else value)
     for name, (value, _) in SAMPLES.items():
         variable = f"ROOMWIRE_{name.upper()}"
         env = cli_env(**{variable: _as_variable(value)})
@@ -112,13 +115,13 @@ def test_flag_beats_variable_beats_file(tmp_path: Path, name: str) -> None:
     shown = "<redacted>"
     values, sources = _settings(run_cli(*args, *_as_flags(flag, flag_value), env=env))
     assert sources[name] == f"flag {flag}"
-    assert values[name] == (shown if name == "secret" else flag_value)
+    assert values[name] == (shown if name in REDACTED else flag_value)
     values, sources = _settings(run_cli(*args, env=env))
     assert sources[name] == variable
-    assert values[name] == (shown if name == "secret" else env_value)
+    assert values[name] == (shown if name in REDACTED else env_value)
     values, sources = _settings(run_cli(*args))
     assert sources[name] == f"--config {config}"
-    assert values[name] == (shown if name == "secret" else file_value)
+    assert values[name] == (shown if name in REDACTED else file_value)
 
 
 def test_print_config_never_shows_the_secret(tmp_path: Path) -> None:

@@ -133,3 +133,14 @@ def test_generator_matches_committed_vectors() -> None:
     assert sorted(files) == sorted(committed)
     stale = [name for name, text in files.items() if committed[name] != text]
     assert not stale, f"run python tools/make_vectors.py: {stale}"
+
+
+def test_a_hand_made_marker_ends_its_note() -> None:
+    """tests/vectors/README.md: a hand-made step's note ends with "(hand-made)"."""
+    misplaced = [
+        (name, step["note"])
+        for name, vector in VECTORS.items()
+        for step in vector["steps"]
+        if "hand-made" in step["note"] and not step["note"].endswith("(hand-made)")
+    ]
+    assert misplaced == []

@@ -38,6 +38,7 @@ from ._session import ClientSession as ClientSession
 from ._session import Reply as Reply
 from ._stream_transport import StreamNetwork as StreamNetwork
 from ._url import parse_url
+from ._url import redact_url as redact_url
 from ._version import __version__ as __version__
 from .events import Disconnected, EventsDropped, MessagingEvent, Reconnected, SendFailed
 

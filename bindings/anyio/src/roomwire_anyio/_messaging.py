@@ -46,7 +46,8 @@ class Messaging:
         return self._session.get_participant(participant_id)
 
     def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
-        """The first present participant with this name (names are not unique)."""
+        """The one present participant with this name; None when none, or several, carry it
+        (names are not unique: a newcomer cannot capture messages sent by name)."""
         return self._session.get_participant_by_name(name)
 
     @property

@@ -24,11 +24,12 @@ from roomwire import (
     RoomServer,
     ServerConfig,
     ServerConnection,
+    State,
 )
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
 from ._layers import server_pump
-from ._url import format_url, parse_endpoint, parse_url
+from ._url import format_url, parse_endpoint, parse_url, redact_url
 from .transport import CLOSE_GRACE, Listener, Network, Transport
 
 log = logging.getLogger("roomwire.server")
@@ -151,6 +152,8 @@ class ServerPump:
 
 def _drain(conn: ServerConnection) -> bool:
     """Process every complete frame; True once the connection is closed."""
+    if conn.state is State.CLOSED:
+        return True  # its close was logged when it happened: the core repeats it, we do not
     now = time.time()
     try:
         while (event := conn.next_event(now)) is not NEED_DATA:
@@ -303,11 +306,13 @@ async def serve(
         if metrics_endpoint is not None:
             tg.start_soon(metrics_endpoint.attach(server, pump))
         tg.start_soon(pump.run_timer)
-        if pump.backplane is not None:
+        if pump.backplane is not None and redis is not None:
             tg.start_soon(pump.backplane.run)
-            log.info("node %s: backplane %s", config.node_id, redis)
+            log.info("node %s: backplane %s", config.node_id, redact_url(redis))
             if not await pump.backplane.wait_healthy(max(5.0, probe_interval * 4)):
-                log.error("backplane %s not reachable yet: serving alone, retrying", redis)
+                log.error(
+                    "backplane %s not reachable yet: serving alone, retrying", redact_url(redis)
+                )
         try:
             yield server
         except Exception as exc:

@@ -25,6 +25,7 @@ from roomwire import (
     RemoteProtocolError,
     RoomMessage,
     State,
+    participant_named,
 )
 from roomwire.events import (
     Connected,
@@ -277,7 +278,7 @@ class ClientSession:
         return self._view.get(participant_id)
 
     def get_participant_by_name(self, name: str) -> RemoteParticipant | None:
-        return next((p for p in self._view.values() if p.name == name), None)
+        return participant_named(self._view.values(), name)
 
     # --- callbacks ------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import attrs
@@ -70,3 +71,15 @@ def parse_url(url: str) -> tuple[str, int]:
 
 def format_url(host: str, port: int) -> str:
     return Endpoint("tcp", host, port).url()
+
+
+_QUERY_PASSWORD = re.compile(r"(?<=[?&]password=)[^&#]*")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log: a password in its user part or its query becomes ``***``."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}")
+    return _QUERY_PASSWORD.sub("***", parts.geturl())

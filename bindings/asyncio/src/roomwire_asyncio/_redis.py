@@ -15,6 +15,7 @@ redis-py's client is asyncio-only: this module works under asyncio (this package
 from __future__ import annotations
 
 import logging
+import secrets
 import struct
 import time
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from roomwire_anyio import redact_url
 
 from roomwire import RemoteProtocolError
 
@@ -68,6 +70,8 @@ class RedisBackplane:
         self._ready = anyio.Event()
         self._confirmed: dict[bytes, anyio.Event] = {}
         self._probe_sent = self._probe_back = 0
+        self._probe_tag = secrets.token_hex(8)
+        """Marks this process's probes: anything else on the probe channel is not one."""
         self._lost_at: float | None = time.monotonic()
         self._client: aioredis.Redis | None = None
 
@@ -156,7 +160,8 @@ class RedisBackplane:
             elif kind != "message":
                 pass
             elif channel == probe:
-                self._probe_back = max(self._probe_back, int(message["data"]))
+                if not self._probe_came_back(message["data"]):
+                    continue
                 if not self.healthy:
                     self._restore()
             else:
@@ -168,13 +173,25 @@ class RedisBackplane:
                         log.warning("backplane: dropped a malformed record: %s", exc.reason)
                 pump.flush()
 
+    def _probe_came_back(self, data: bytes) -> bool:
+        """Count a probe back; False for anything this node did not send (a forged or
+        garbled record must neither crash the node nor blind the probe)."""
+        tag, _, number = data.partition(b":")
+        if tag != self._probe_tag.encode() or not (number.isdigit() and len(number) < 20):
+            return False
+        back = int(number)
+        if not self._probe_back < back <= self._probe_sent:
+            return False
+        self._probe_back = back
+        return True
+
     def _restore(self) -> None:
         self.healthy = True
         down = time.monotonic() - (self._lost_at or time.monotonic())
         if self.lost_count:
             log.warning("backplane restored after %.2f s: presence re-synced", down)
         else:
-            log.info("backplane connected (%s)", self.url)
+            log.info("backplane connected (%s)", redact_url(self.url))
         self._core.backplane_restored(time.time())
         self._ready.set()
         self._pump.flush()
@@ -189,7 +206,7 @@ class RedisBackplane:
             sent = self._probe_sent
             # Bounded even when Redis hangs rather than hangs up.
             with anyio.move_on_after(half):
-                await client.publish(self._probe_channel, str(sent))
+                await client.publish(self._probe_channel, f"{self._probe_tag}:{sent}")
                 await anyio.sleep(half)
             if self._probe_back < sent - 1:
                 raise _Deaf(f"probe {sent - 1} not back within {self.probe_interval:g} s")

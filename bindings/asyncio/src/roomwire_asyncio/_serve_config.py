@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from roomwire_anyio import redact_url
 
-NOT_SETTINGS = frozenset({"config", "print_config"})
-"""Options of ``serve`` that are not server settings (and so no keys of the file)."""
+NOT_SETTINGS = frozenset({"config", "print_config", "allow_weak_secret"})
+"""Options of ``serve`` that are not server settings (and so no keys of the file): a
+deployment's file cannot weaken the secret check, only a flag (or its variable) can."""
+SECRETS = frozenset({"secret", "backplane_key"})
+"""Settings never printed."""
 
 
 class ConfigError(ValueError):
@@ -66,8 +70,10 @@ def describe(ctx: typer.Context) -> str:
         where = _source(ctx, name, options[name].opts[0], options[name].envvar)
         if value is None:
             lines.append(f"# {name} is not set ({where})")
-        elif name == "secret":
+        elif name in SECRETS:
             lines.append(f'{name} = "<redacted>"  # {where}')
+        elif name == "redis":
+            lines.append(f"{name} = {json.dumps(redact_url(value))}  # {where}")
         else:
             lines.append(f"{name} = {json.dumps(value, default=str)}  # {where}")  # Paths too
     return "\n".join(lines) + "\n"

@@ -328,6 +328,22 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="With --redis: seconds between pub/sub liveness probes.",
         ),
     ] = 1.0,
+    backplane_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ROOMWIRE_BACKPLANE_KEY",
+            help="With --redis: the cluster key (32+ bytes, the same on every node) that signs"
+            " every backplane record; unsigned records are dropped.",
+        ),
+    ] = None,
+    allow_weak_secret: Annotated[
+        bool,
+        typer.Option(
+            "--allow-weak-secret",
+            envvar="ROOMWIRE_ALLOW_WEAK_SECRET",
+            help="Development only: accept a --secret or --backplane-key under 32 bytes.",
+        ),
+    ] = False,
     rate_limit: Annotated[
         float | None,
         typer.Option(
@@ -437,6 +453,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                     "backplane_ttl": backplane_ttl,
                     "backplane_heartbeat": backplane_ttl / 3,
                     "probe_interval": probe_interval,
+                    "backplane_key": backplane_key,
                 }
             async with binding().serve(
                 host=host,
@@ -446,6 +463,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
                 metrics=metrics,
+                allow_weak_secret=allow_weak_secret,
                 listen=listen or None,
                 ssl=tls,
                 allowed_origins=allowed_origin,
@@ -464,8 +482,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
         run_loop(main)
     except ImportError as exc:  # --metrics without prometheus-client
         fail(2, str(exc))
-    except ValueError as exc:  # a --metrics URL that is not http://host:port
-        fail(2, str(exc))
+    except ValueError as exc:  # a --metrics URL that is not http://host:port, a weak secret
+        fail(2, str(exc).replace("allow_weak_secret=True", "--allow-weak-secret"))
     except OSError as exc:  # the port is taken, the host is not an address of this machine
         where = exc.filename or where  # the metrics endpoint names its URL
         fail(3, f"cannot listen on {where}: {exc.strerror or exc}")
@@ -488,13 +506,22 @@ def _print_next_steps(url: str, key: str) -> None:
     )
 
 
+DEFAULT_TOKEN_TTL = 3600.0
+"""Seconds a ``roomwire token`` is valid for without ``--ttl``: a leaked one does not last."""
+
+
 @app.command()
 def token(  # noqa: PLR0917 - Typer maps parameters to options
     room: Annotated[str, typer.Option(envvar="ROOMWIRE_ROOM", help="The room it admits to.")],
     name: Annotated[str, typer.Option(help="The participant's name.")],
     secret: Secret = None,
     role: Annotated[str, typer.Option(help="Free-form role.")] = "user",
-    ttl: Annotated[float | None, typer.Option(help="Seconds until it expires.")] = None,
+    ttl: Annotated[
+        float, typer.Option(help="Seconds until it expires (default: one hour).")
+    ] = DEFAULT_TOKEN_TTL,
+    no_expiry: Annotated[
+        bool, typer.Option("--no-expiry", help="Never expires (overrides --ttl): avoid.")
+    ] = False,
     no_send: Annotated[bool, typer.Option("--no-send", help="Refuse direct messages.")] = False,
     no_broadcast: Annotated[
         bool, typer.Option("--no-broadcast", help="Refuse broadcasts.")
@@ -509,7 +536,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
     """Print a participant token signed with the server's secret."""
     if not secret:
         fail(2, "no secret: pass --secret or set ROOMWIRE_SECRET")
-    if ttl is not None and ttl <= 0:
+    if ttl <= 0:
         fail(2, "--ttl must be a positive number of seconds")
     try:
         grant = ParticipantToken(
@@ -520,7 +547,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
             can_broadcast=not no_broadcast,
             can_list=not no_list,
             hidden=hidden,
-            expires_at=None if ttl is None else time.time() + ttl,
+            expires_at=None if no_expiry else time.time() + ttl,
         )
     except TokenError as exc:
         fail(2, exc.reason)
@@ -592,6 +619,10 @@ def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
 
 def _by_name(client: rw.RoomClient, name: str) -> RemoteParticipant:
     participant = client.messaging.get_participant_by_name(name)
+    if participant is None and any(p.name == name for p in client.messaging.remote_participants):
+        raise rw.NotFoundError(
+            f"several participants are named {name!r}: use --to-participant-id", Code.NOT_FOUND
+        )
     if participant is None:
         raise rw.NotFoundError(
             f"no participant named {name!r} has messaging enabled", Code.NOT_FOUND
@@ -599,8 +630,17 @@ def _by_name(client: rw.RoomClient, name: str) -> RemoteParticipant:
     return participant
 
 
-def _read_attachment(path: Path | None) -> bytes | None:
-    return None if path is None else path.read_bytes()
+def _read_attachment(client: rw.RoomClient, path: Path | None) -> bytes | None:
+    """The file's bytes, once its size (from stat, before reading it) fits the server's."""
+    if path is None:
+        return None
+    most = client.limits.max_send_size if client.limits is not None else 0
+    size = path.stat().st_size
+    if size > most:
+        raise rw.TooLargeError(
+            f"{path} has {size} bytes, over the server's {most}-byte limit", Code.TOO_LARGE
+        )
+    return path.read_bytes()
 
 
 @messaging_app.command("send")
@@ -629,7 +669,6 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     if bool(names) == bool(ids):
         fail(2, "pass exactly one of --to NAME or --to-participant-id ID (either may repeat)")
     message = parse_data(data)
-    payload = _read_attachment(attachment)
     jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
 
@@ -643,7 +682,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
                 to=recipients[0] if len(recipients) == 1 else recipients,
                 type=type_,
                 message=message,
-                attachment=payload,
+                attachment=_read_attachment(client, attachment),
             )
         _print_sent(message_id, as_json)
 
@@ -666,7 +705,6 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
 ) -> None:
     """Send a message to everyone in the room; exit 0 once the server acknowledged it."""
     message = parse_data(data)
-    payload = _read_attachment(attachment)
     jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
 
@@ -676,7 +714,7 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
         ) as client:
             await client.messaging.enable(presence=False)
             message_id = await client.messaging.broadcast_message(
-                type=type_, message=message, attachment=payload
+                type=type_, message=message, attachment=_read_attachment(client, attachment)
             )
         _print_sent(message_id, as_json)
 
