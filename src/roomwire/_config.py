@@ -113,6 +113,12 @@ class ServerConfig:
     itself, for more than ``rate_burst`` of them, close the connection."""
     rate_burst: int = attrs.field(default=10, validator=_positive)
     """Requests a connection may make at once above the rate (the bucket's size)."""
+    history_size: int = attrs.field(default=1000, validator=_positive)
+    """Messages each room's history keeps (the oldest go first)."""
+    history_ttl: float = attrs.field(default=3600.0, validator=_positive)
+    """Seconds a message stays in its room's history."""
+    max_history_limit: int = attrs.field(default=1000, validator=_positive)
+    """Most messages one ``history`` request may ask for (advertised in the welcome)."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:

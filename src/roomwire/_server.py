@@ -13,6 +13,7 @@ from ._cluster import Cluster
 from ._config import ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
+from ._history import History
 from ._routing import Router
 from ._session import ServerConnection
 from ._timers import Timers
@@ -37,7 +38,9 @@ class RoomServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         # The parts the sessions work with (internal).
-        self.router = Router()
+        self.router = Router(
+            History(config.history_size, config.history_ttl, config.max_frame_size)
+        )
         self.cluster = Cluster(config, self.router)
         self.presence = self.cluster.presence
         self.timers = Timers()

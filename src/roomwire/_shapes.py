@@ -85,6 +85,18 @@ def check_attrs(f: Frame) -> None:
     _require(_is_int(f.get("rid")) and type(f.get("attributes")) is dict, "attrs")
 
 
+def check_history(f: Frame) -> None:
+    # Any integer passes here: an absurd limit or position is refused, not a broken frame.
+    since = f.get("since")
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("limit", 0)) is int
+        and (since is None or type(since) is int)
+        and type(f.get("reverse", False)) is bool,
+        "history",
+    )
+
+
 def check_bare(f: Frame) -> None:
     """ping and pong carry nothing."""
 
@@ -111,7 +123,8 @@ def check_welcome(f: Frame) -> None:
         and type(f.get("room")) is str
         and is_participant(f.get("participant"))
         and type(limits) is dict
-        and all(_is_int(limits.get(name)) for name in LIMIT_FIELDS)
+        and all(_is_int(limits.get(name)) for name in REQUIRED_LIMITS)
+        and all(_is_int(limits[name]) for name in LIMIT_FIELDS if name in limits)
         and _is_duration(f.get("hb"))
         and _is_duration(f.get("hbt")),
         "welcome",
@@ -139,8 +152,9 @@ def check_error(f: Frame) -> None:
     _check_coded(f, closes=False)
 
 
-def check_msg(f: Frame) -> None:
-    _require(
+def _is_message(f: Frame) -> bool:
+    """A ``msg`` frame's fields, also each message of a ``history`` page."""
+    return (
         type(f.get("id")) is str
         and _is_int(f.get("seq"))
         and type(f.get("ts")) in (int, float)
@@ -148,8 +162,22 @@ def check_msg(f: Frame) -> None:
         and type(f.get("type")) is str
         and type(f.get("message")) is dict
         and type(f.get("bc")) is bool
-        and _optional_attachment(f),
-        "msg",
+        and _optional_attachment(f)
+    )
+
+
+def check_msg(f: Frame) -> None:
+    _require(_is_message(f), "msg")
+
+
+def check_history_page(f: Frame) -> None:
+    messages = f.get("messages")
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("more")) is bool
+        and type(messages) is list
+        and all(type(m) is dict and _is_message(m) for m in messages),
+        "history",
     )
 
 
@@ -163,6 +191,9 @@ def check_left(f: Frame) -> None:
 
 LIMIT_FIELDS = tuple(field.name for field in attrs.fields(Limits))
 """The welcome's ``limits`` keys: the fields of ``events.Limits``."""
+REQUIRED_LIMITS = tuple(f.name for f in attrs.fields(Limits) if f.default is attrs.NOTHING)
+"""The keys every welcome has; later ones (with a default) may be missing from an older
+server's, which then keeps its default."""
 
 
 def check_frame(frame: Frame, kinds: dict[str, Checker]) -> None:

@@ -35,6 +35,8 @@ class ParticipantToken:
     """Grant: broadcast to the room."""
     can_list: bool = True
     """Grant: see the room's participants (presence snapshot and diffs)."""
+    can_history: bool = True
+    """Grant: read the room's history (``history`` requests)."""
     expires_at: float | None = None
     """Unix time after which the token is refused; None for no expiry."""
 
@@ -50,6 +52,7 @@ class ParticipantToken:
                 "send": self.can_send,
                 "broadcast": self.can_broadcast,
                 "list": self.can_list,
+                "history": self.can_history,
             },
         }
         if self.expires_at is not None:
@@ -110,5 +113,6 @@ class ParticipantToken:
             can_send=grants.get("send", True),
             can_broadcast=grants.get("broadcast", True),
             can_list=grants.get("list", True),
+            can_history=grants.get("history", True),
             expires_at=exp,
         )
