@@ -119,6 +119,9 @@ class ServerConfig:
     """Seconds a message stays in its room's history."""
     max_history_limit: int = attrs.field(default=1000, validator=_positive)
     """Most messages one ``history`` request may ask for (advertised in the welcome)."""
+    external_history: bool = False
+    """The driver keeps history in its own store (``RoomServer.history_to_store``,
+    ``history_reads``, ``answer_history``) instead of the server's memory."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:

@@ -1,16 +1,23 @@
 """Room history: the messages each room keeps (``history_size``, ``history_ttl``), what a
 participant may read of them, and the pages of a ``history`` reply.
 
-The in-memory store is the default and lives here; what is stored is decided by the
-session (every delivered send or broadcast), what a reader sees is decided by ``read``."""
+The in-memory store is the default and lives here. With ``ServerConfig.external_history``
+the driver's store (SQLite, Redis...) holds the records instead, through a door like the
+backplane's: the core still decides what is stored (``keep``) and what a reader sees
+(``select``); the driver only moves records (``RoomServer.history_to_store``,
+``history_reads``, ``answer_history``)."""
 
 from __future__ import annotations
 
 from collections import deque
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._codec import encode_frame, encode_payload
+import attrs
+
+from ._codec import decode_payload, encode_frame, encode_payload
+from ._errors import LocalProtocolError, RemoteProtocolError
 from ._fast import PAGE_OVERHEAD, page_records
+from ._shapes import check_stored
 from .events import JSONObject, RemoteParticipant
 
 if TYPE_CHECKING:
@@ -53,14 +60,39 @@ class Entry(NamedTuple):
         return record
 
 
+@attrs.frozen(kw_only=True)
+class HistoryRead:
+    """A ``history`` request for the driver's store to answer (with ``external_history``):
+    read the room's stored records with a seq over ``since`` (all of them, oldest first) and
+    hand them to ``RoomServer.answer_history``. The core picks what the reader may see."""
+
+    room: str
+    """The room whose records to read."""
+    since: int | None
+    """Only records with a larger seq; None: from the oldest."""
+    connection_id: object
+    """The connection that asked (the answer is dropped if it closed meanwhile)."""
+    request_id: int
+    """The request's id."""
+    name: str = attrs.field(repr=False)
+    limit: int = attrs.field(repr=False)
+    reverse: bool = attrs.field(repr=False)
+
+
 class History:
-    """Every room's bounded history on this node, by room name."""
+    """Every room's bounded history on this node, by room name; with ``external``, the door
+    to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
-    __slots__ = ("_max_frame_size", "_rooms", "_size", "_ttl")
+    __slots__ = ("_external", "_max_frame_size", "_rooms", "_size", "_ttl", "reads", "to_store")
 
-    def __init__(self, size: int, ttl: float, max_frame_size: int) -> None:
+    def __init__(self, size: int, ttl: float, max_frame_size: int, *, external: bool) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
+        self._external = external
         self._rooms: dict[str, deque[Entry]] = {}
+        self.to_store: list[tuple[str, bytes]] = []
+        """External: records to append to each room's store, in order."""
+        self.reads: list[HistoryRead] = []
+        """External: requests waiting for the store's records."""
 
     def keep(  # noqa: PLR0917 - the fields of one message
         self,
@@ -84,48 +116,76 @@ class History:
         if to is not None:
             members = room.members
             names = frozenset(m.participant.name for r in to if (m := members.get(r)) is not None)
+        entry = Entry(
+            seq, message_id, timestamp, sender.id, sender.name, names, type_, message, attachment
+        )
+        if self._external:
+            self.to_store.append((room.name, encode_entry(entry)))
+            return
         entries = self._rooms.get(room.name)
         if entries is None:
             entries = self._rooms[room.name] = deque(maxlen=self._size)
-        entries.append(
-            Entry(
-                seq,
-                message_id,
-                timestamp,
-                sender.id,
-                sender.name,
-                names,
-                type_,
-                message,
-                attachment,
-            )
-        )
+        entries.append(entry)
 
-    def read(  # noqa: PLR0917 - the fields of one request
-        self, room: str, name: str, since: int | None, limit: int, reverse: bool, now: float
-    ) -> list[Entry]:
-        """What ``name`` may read after seq ``since``: the oldest ``limit`` of them, or with
-        ``reverse`` the newest ``limit``, newest first. Expired entries are dropped here, so
-        storing costs no clock check."""
-        entries = self._rooms.get(room)
+    def ask(self, read: HistoryRead, now: float) -> list[Entry] | None:
+        """The entries answering ``read`` from memory, or None when the driver's store
+        answers it later (it is queued in ``reads``)."""
+        if self._external:
+            self.reads.append(read)
+            return None
+        entries = self._rooms.get(read.room)
         if entries is None:
             return []
+        # Expired entries go here, so storing costs no clock check.
         oldest = now - self._ttl
         while entries and entries[0].timestamp < oldest:
             entries.popleft()
-        after = -1 if since is None else since
-        ordered = reversed(entries) if reverse else iter(entries)
+        after = -1 if read.since is None else read.since
+        return self.select(read, [e for e in entries if e.seq > after], now)
+
+    def select(self, read: HistoryRead, entries: list[Entry], now: float) -> list[Entry]:
+        """Of ``entries`` (oldest first), what the reader may see: unexpired, readable by its
+        name, the oldest ``limit`` (with ``reverse``, the newest, newest first)."""
+        oldest = now - self._ttl
+        ordered = reversed(entries) if read.reverse else iter(entries)
         found: list[Entry] = []
         for entry in ordered:
-            if entry.seq <= after:
-                if reverse:
-                    break
-                continue
-            if entry.readable_by(name):
+            if entry.timestamp >= oldest and entry.readable_by(read.name):
                 found.append(entry)
-                if len(found) == limit:
+                if len(found) == read.limit:
                     break
         return found
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """A stored record: the page record plus who may read it (``decode_entry`` reverses)."""
+    record = entry.record()
+    record["t"] = "stored"
+    record["name"] = entry.sender_name
+    record["to"] = None if entry.to_names is None else sorted(entry.to_names)
+    return encode_payload(record)
+
+
+def decode_entry(data: bytes) -> Entry:
+    """A stored record back; ``LocalProtocolError`` when the store handed back something
+    that is not one (a corrupt store)."""
+    try:
+        r = decode_payload(data)
+        check_stored(r)
+    except RemoteProtocolError as exc:
+        raise LocalProtocolError(f"a stored history record is malformed: {exc.reason}") from None
+    to = r["to"]
+    return Entry(
+        r["seq"],
+        r["id"],
+        float(r["ts"]),
+        r["from"],
+        r["name"],
+        None if to is None else frozenset(to),
+        r["type"],
+        r["message"],
+        r.get("att"),
+    )
 
 
 def history_frames(rid: int, entries: list[Entry], max_frame_size: int) -> list[bytes]:

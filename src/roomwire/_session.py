@@ -16,7 +16,7 @@ from ._connection import BaseConnection, NextEvent
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import PREFIX_SIZE, Framing
-from ._history import history_frames
+from ._history import Entry, HistoryRead, history_frames
 from ._outbound import Outbound
 from ._participant import attributes_size, encode, merge_attributes, to_record
 from ._registry import FrameKind, receive
@@ -397,13 +397,18 @@ class ServerConnection(BaseConnection):
                 Code.INVALID_REQUEST,
                 f"since must be a seq from 0 to the room's last, {room.seq}, not {since}",
             )
-        entries = self._server.router.history.read(
-            room.name, self._me.name, since, limit, frame.get("reverse", False), now
+        read = HistoryRead(
+            room=room.name,
+            since=since,
+            connection_id=self.connection_id,
+            request_id=frame["rid"],
+            name=self._me.name,
+            limit=limit,
+            reverse=frame.get("reverse", False),
         )
-        for data in history_frames(frame["rid"], entries, self._server.config.max_frame_size):
-            self._queue(data)
-            # Like a snapshot, an asked-for reply is not a sign of a slow reader.
-            self.outbound.exempt(len(data))
+        entries = self._server.router.history.ask(read, now)
+        if entries is not None:
+            self.queue_history(read.request_id, entries)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -437,6 +442,13 @@ class ServerConnection(BaseConnection):
         self.outbound.drop()
         limit = self.outbound.limit
         self._abort(Code.SLOW_CONSUMER, f"over {limit} bytes queued: the client reads too slowly")
+
+    def queue_history(self, rid: int, entries: list[Entry]) -> None:
+        """Internal: queue the pages answering history request ``rid``."""
+        for data in history_frames(rid, entries, self._server.config.max_frame_size):
+            self._queue(data)
+            # Like a snapshot, an asked-for reply is not a sign of a slow reader.
+            self.outbound.exempt(len(data))
 
     def close_now(self, code: Code, reason: str) -> None:
         """Internal: close from the server's side (shutdown)."""

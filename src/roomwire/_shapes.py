@@ -170,6 +170,18 @@ def check_msg(f: Frame) -> None:
     _require(_is_message(f), "msg")
 
 
+def check_stored(f: Frame) -> None:
+    """A history record as a driver's store hands it back: a message, its sender's name and
+    its recipients' names (None for a broadcast)."""
+    to = f.get("to")
+    _require(
+        _is_message(f)
+        and type(f.get("name")) is str
+        and (to is None or (type(to) is list and all(type(n) is str for n in to))),
+        "stored",
+    )
+
+
 def check_history_page(f: Frame) -> None:
     messages = f.get("messages")
     _require(

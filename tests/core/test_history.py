@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import cbor2
 import pytest
 
 from roomwire import Code, InvalidRequest, LocalProtocolError, RemoteProtocolError
@@ -276,3 +277,77 @@ def test_a_refused_history_is_a_refusal() -> None:
     lone.feed({"t": "error", "rid": rid, "code": int(Code.FORBIDDEN_HISTORY), "reason": "no"})
     (event,) = lone.events()
     assert event == RequestRefused(request_id=rid, code=Code.FORBIDDEN_HISTORY, reason="no")
+
+
+# --- the door to a driver's store (external_history) ----------------------------------------
+
+
+class Store:
+    """What a driver does with an external store: append records, answer reads."""
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+        self.rooms: dict[str, list[bytes]] = {}
+
+    def sync(self) -> None:
+        """Store what the server gives, then answer its reads (from the records only)."""
+        server = self.room.server
+        for name, record in server.history_to_store():
+            self.rooms.setdefault(name, []).append(record)
+        for read in server.history_reads():
+            records = self.rooms.get(read.room, [])
+            after = -1 if read.since is None else read.since
+            found = [r for r in records if cbor2.loads(r)["seq"] > after]
+            server.answer_history(read, found, self.room.now)
+        self.room.pump()
+
+
+def test_an_external_store_gets_every_record_and_answers_reads() -> None:
+    ext = Room(external_history=True, history_ttl=60.0)
+    store = Store(ext)
+    alice, bob = ext.enabled("alice"), ext.enabled("bob")
+    bob_id = bob.client.local_participant.id  # type: ignore[union-attr]
+    alice.client.broadcast_message("chat", {"n": 0}, attachment=b"\x01")
+    alice.client.send_message(bob_id, "dm", {"n": 1})
+    ext.pump()
+    store.sync()
+    assert len(store.rooms["demo"]) == 2
+    for peer, expected in ((alice, [0, 1]), (bob, [0, 1]), (ext.join("carol"), [0])):
+        rid = peer.client.history()
+        ext.pump()
+        assert not [e for e in peer.take() if isinstance(e, HistoryReceived)]  # not yet
+        store.sync()
+        (answer,) = [e for e in peer.take() if isinstance(e, HistoryReceived)]
+        assert answer.request_id == rid
+        assert texts(list(answer.messages)) == expected
+    assert answer.messages[0].attachment == b"\x01"
+    ext.now += 61  # the core drops what expired, whatever the store keeps
+    bob.client.history(since=1)
+    ext.pump()
+    store.sync()
+    assert [e.messages for e in bob.take() if isinstance(e, HistoryReceived)] == [()]
+
+
+def test_an_answer_for_a_reader_that_left_is_dropped() -> None:
+    ext = Room(external_history=True)
+    alice = ext.enabled("alice")
+    alice.client.history()
+    ext.pump()
+    (read,) = ext.server.history_reads()
+    alice.client.close()
+    ext.pump()
+    ext.server.answer_history(read, [], ext.now)
+    assert ext.server.connections_with_output() == []
+
+
+@pytest.mark.parametrize(
+    "record", [b"\xff", cbor2.dumps({"t": "stored", "id": "m"}), cbor2.dumps([1, 2])]
+)
+def test_a_corrupt_stored_record_is_a_local_error(record: bytes) -> None:
+    ext = Room(external_history=True)
+    alice = ext.enabled("alice")
+    alice.client.history()
+    ext.pump()
+    (read,) = ext.server.history_reads()
+    with pytest.raises(LocalProtocolError, match="stored history record is malformed"):
+        ext.server.answer_history(read, [record], ext.now)
