@@ -6,6 +6,7 @@ it receives."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import attrs
 
@@ -131,15 +132,19 @@ def check_welcome(f: Frame) -> None:
     )
 
 
-def check_snapshot(f: Frame) -> None:
-    participants = f.get("participants")
-    _require(
+def _is_page(f: Frame, key: str, is_item: Callable[[object], bool]) -> bool:
+    """A page of a paged reply: its request id, ``more``, and the list under ``key``."""
+    items = f.get(key)
+    return (
         _is_int(f.get("rid"))
         and type(f.get("more")) is bool
-        and type(participants) is list
-        and all(is_participant(p) for p in participants),
-        "snapshot",
+        and type(items) is list
+        and all(is_item(item) for item in items)
     )
+
+
+def check_snapshot(f: Frame) -> None:
+    _require(_is_page(f, "participants", is_participant), "snapshot")
 
 
 def check_ack(f: Frame) -> None:
@@ -183,14 +188,7 @@ def check_stored(f: Frame) -> None:
 
 
 def check_history_page(f: Frame) -> None:
-    messages = f.get("messages")
-    _require(
-        _is_int(f.get("rid"))
-        and type(f.get("more")) is bool
-        and type(messages) is list
-        and all(type(m) is dict and _is_message(m) for m in messages),
-        "history",
-    )
+    _require(_is_page(f, "messages", lambda m: type(m) is dict and _is_message(m)), "history")
 
 
 def check_presence(f: Frame) -> None:

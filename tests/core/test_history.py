@@ -126,33 +126,31 @@ def test_presence_changes_are_not_history(room: Room) -> None:
     assert texts(history(room, room.peers["carol"])) == [0, 2]
 
 
-def test_a_large_history_comes_in_pages_that_fit_a_frame() -> None:
-    room = Room(max_frame_size=4096)
+def raw_pages(room: Room, count: int, size: int) -> tuple[list[dict[str, Any]], Peer]:
+    """alice broadcasts ``count`` messages of ``size`` bytes of text; a hand-driven bob asks
+    for them all: the pages he gets, and bob."""
     alice = room.enabled("alice")
-    for n in range(5):
-        alice.client.broadcast_message("chat", {"n": n, "text": "x" * 1500})
-    room.pump()
+    for n in range(count):
+        alice.client.broadcast_message("chat", {"n": n, "text": "x" * size})
+        room.pump()
     bob = raw_peer(room, "bob")
     bob.client.take()  # the welcome
-    bob.client.send({"t": "history", "rid": 7, "limit": 10})
+    bob.client.send({"t": "history", "rid": 7, "limit": count})
     room.pump()
-    pages = bob.client.take()
+    return bob.client.take(), bob
+
+
+def test_a_large_history_comes_in_pages_that_fit_a_frame() -> None:
+    room = Room(max_frame_size=4096)
+    pages, _ = raw_pages(room, 5, 1500)
     assert [p["more"] for p in pages] == [True, True, False]
     assert [m["message"]["n"] for p in pages for m in p["messages"]] == [0, 1, 2, 3, 4]
     assert texts(history(room, room.join("carol"))) == [0, 1, 2, 3, 4]
 
 
 def test_a_history_reply_is_not_a_slow_consumer() -> None:
-    room = Room(outbound_limit=4096)
-    alice = room.enabled("alice")
-    for n in range(20):
-        alice.client.broadcast_message("chat", {"n": n, "text": "x" * 1000})
-        room.pump()
-    bob = raw_peer(room, "bob")
-    bob.client.take()  # the welcome
-    bob.client.send({"t": "history", "rid": 7, "limit": 20})
-    room.pump()
-    assert sum(len(p["messages"]) for p in bob.client.take()) == 20
+    pages, bob = raw_pages(Room(outbound_limit=4096), 20, 1000)  # ~20 KiB over a 4 KiB bound
+    assert sum(len(p["messages"]) for p in pages) == 20
     assert bob.server.state.name == "OPEN"
 
 
