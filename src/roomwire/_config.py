@@ -114,7 +114,8 @@ class ServerConfig:
     rate_burst: int = attrs.field(default=10, validator=_positive)
     """Requests a connection may make at once above the rate (the bucket's size)."""
     history_size: int = attrs.field(default=1000, validator=_positive)
-    """Messages each room's history keeps (the oldest go first)."""
+    """Messages each room's history keeps (the oldest go first). In memory, a room holds at
+    most this many deliveries, each at most ``max_frame_size`` bytes."""
     history_ttl: float = attrs.field(default=3600.0, validator=_positive)
     """Seconds a message stays in its room's history."""
     max_history_limit: int = attrs.field(default=1000, validator=_positive)

@@ -125,7 +125,15 @@ class History:
         entries = self._rooms.get(room.name)
         if entries is None:
             entries = self._rooms[room.name] = deque(maxlen=self._size)
+        self._expire(entries, timestamp)
         entries.append(entry)
+
+    def _expire(self, entries: deque[Entry], now: float) -> None:
+        """Drop the entries older than ``history_ttl``: on every store (a room nobody reads
+        holds no stale messages) and every read (a room nobody writes to either)."""
+        oldest = now - self._ttl
+        while entries and entries[0].timestamp < oldest:
+            entries.popleft()
 
     def ask(self, read: HistoryRead, now: float) -> list[Entry] | None:
         """The entries answering ``read`` from memory, or None when the driver's store
@@ -136,10 +144,7 @@ class History:
         entries = self._rooms.get(read.room)
         if entries is None:
             return []
-        # Expired entries go here, so storing costs no clock check.
-        oldest = now - self._ttl
-        while entries and entries[0].timestamp < oldest:
-            entries.popleft()
+        self._expire(entries, now)
         after = -1 if read.since is None else read.since
         return self.select(read, [e for e in entries if e.seq > after], now)
 
