@@ -23,7 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -134,6 +135,26 @@ def _fig(row: tuple[float, str, float] | None) -> str:
     return f"{value / 1e6:.2f} M{unit}" if value >= 1e6 else f"{value / 1e3:.1f} k{unit}"
 
 
+@contextmanager
+def base_worktree(rev: str) -> Iterator[Path]:
+    """``rev`` checked out in a temporary git worktree, removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp, "base")
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--base", required=True, help="git revision to compare against")
@@ -160,29 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     base_rows: dict[Key, tuple[float, str, float]] = {}
     head_rows: dict[Key, tuple[float, str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        base_tree = Path(tmp, "base")
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base_tree), rev],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            for group in groups:
-                for round_ in range(args.rounds):
-                    # Alternate which side goes first, so neither always gets the warmer machine.
-                    sides = [(base_tree, base_rows), (ROOT, head_rows)]
-                    for tree, rows in sides if round_ % 2 == 0 else sides[::-1]:
-                        label = "base" if tree is base_tree else "this tree"
-                        print(f"[{group}] round {round_ + 1}: {label}", flush=True)
-                        found = run_side(tree, group, args.timeout)
-                        rows.update(best(rows, found))
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)],
-                check=False,
-                capture_output=True,
-            )
+    with base_worktree(rev) as base_tree:
+        for group in groups:
+            for round_ in range(args.rounds):
+                # Alternate which side goes first, so neither always gets the warmer machine.
+                sides = [(base_tree, base_rows), (ROOT, head_rows)]
+                for tree, rows in sides if round_ % 2 == 0 else sides[::-1]:
+                    label = "base" if tree is base_tree else "this tree"
+                    print(f"[{group}] round {round_ + 1}: {label}", flush=True)
+                    rows.update(best(rows, run_side(tree, group, args.timeout)))
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# Side by side: {rev} (base) and {head} (this tree)",
