@@ -79,6 +79,10 @@ class HistoryRead:
     reverse: bool = attrs.field(repr=False)
 
 
+Stored = tuple[int, str, float, str, str, frozenset[str] | None, str, JSONObject, bytes | None]
+"""An ``Entry``'s fields as a plain tuple, the form kept in memory."""
+
+
 class History:
     """Every room's bounded history on this node, by room name; with ``external``, the door
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
@@ -88,7 +92,7 @@ class History:
     def __init__(self, size: int, ttl: float, max_frame_size: int, *, external: bool) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
         self._external = external
-        self._rooms: dict[str, deque[Entry]] = {}
+        self._rooms: dict[str, deque[Stored]] = {}
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
         self.reads: list[HistoryRead] = []
@@ -116,23 +120,25 @@ class History:
         if to is not None:
             members = room.members
             names = frozenset(m.participant.name for r in to if (m := members.get(r)) is not None)
-        entry = Entry(
+        # A plain tuple, made an Entry only when read: this runs for every message.
+        entry: Stored = (
             seq, message_id, timestamp, sender.id, sender.name, names, type_, message, attachment
-        )
+        )  # fmt: skip
         if self._external:
-            self.to_store.append((room.name, encode_entry(entry)))
+            self.to_store.append((room.name, encode_entry(Entry._make(entry))))
             return
         entries = self._rooms.get(room.name)
         if entries is None:
             entries = self._rooms[room.name] = deque(maxlen=self._size)
-        self._expire(entries, timestamp)
+        elif entries and entries[0][2] < timestamp - self._ttl:
+            self._expire(entries, timestamp)
         entries.append(entry)
 
-    def _expire(self, entries: deque[Entry], now: float) -> None:
-        """Drop the entries older than ``history_ttl``: on every store (a room nobody reads
-        holds no stale messages) and every read (a room nobody writes to either)."""
+    def _expire(self, entries: deque[Stored], now: float) -> None:
+        """Drop the entries older than ``history_ttl``: on a store (a room nobody reads
+        holds no stale messages) and on every read (a room nobody writes to either)."""
         oldest = now - self._ttl
-        while entries and entries[0].timestamp < oldest:
+        while entries and entries[0][2] < oldest:
             entries.popleft()
 
     def ask(self, read: HistoryRead, now: float) -> list[Entry] | None:
@@ -146,7 +152,7 @@ class History:
             return []
         self._expire(entries, now)
         after = -1 if read.since is None else read.since
-        return self.select(read, [e for e in entries if e.seq > after], now)
+        return self.select(read, [Entry._make(e) for e in entries if e[0] > after], now)
 
     def select(self, read: HistoryRead, entries: list[Entry], now: float) -> list[Entry]:
         """Of ``entries`` (oldest first), what the reader may see: unexpired, readable by its
