@@ -114,6 +114,21 @@ def test_messages_expire_after_history_ttl() -> None:
     assert history(room, alice) == []
 
 
+def test_a_store_drops_what_expired_even_if_nobody_read() -> None:
+    room = Room(history_ttl=60.0)
+    alice = room.enabled("alice")
+    for n in range(3):
+        alice.client.broadcast_message("chat", {"n": n})
+        room.pump()
+        room.now += 40  # each message outlives the one before it by 40 s
+    assert texts(history(room, alice)) == [2]  # read at 120 s: n=1 (80 s old) expired too
+    room.now += 100
+    assert history(room, alice) == []  # everything expired: the room's queue is empty
+    alice.client.broadcast_message("chat", {"n": 3})
+    room.pump()
+    assert texts(history(room, alice)) == [3]
+
+
 def test_a_room_without_messages_has_an_empty_history() -> None:
     room = Room()
     assert history(room, room.join("alice")) == []
