@@ -46,14 +46,16 @@ def loop_run(runtime: str, coro: object) -> None:
 # --- roomwire --------------------------------------------------------------------------------
 
 
-def roomwire_server(runtime: str, port: int) -> None:
+def roomwire_server(runtime: str, port: int, scheme: str = "tcp") -> None:
+    """A roomwire server on ``port``: one tcp listener, or one ``ws`` listener."""
+    listen = [f"{scheme}://127.0.0.1:{port}/" if scheme == "ws" else f"tcp://127.0.0.1:{port}"]
     if runtime == "trio":
         import roomwire_trio  # noqa: PLC0415
         import trio  # noqa: PLC0415
 
         async def main_trio() -> None:
             async with roomwire_trio.serve(
-                "127.0.0.1", port, secret=SECRET, outbound_limit=BIG_OUTBOUND
+                listen=listen, secret=SECRET, outbound_limit=BIG_OUTBOUND
             ):
                 ready()
                 await trio.sleep_forever()
@@ -64,7 +66,7 @@ def roomwire_server(runtime: str, port: int) -> None:
 
     async def main() -> None:
         async with roomwire_asyncio.serve(
-            "127.0.0.1", port, secret=SECRET, outbound_limit=BIG_OUTBOUND
+            listen=listen, secret=SECRET, outbound_limit=BIG_OUTBOUND
         ):
             await forever()
 
@@ -232,6 +234,8 @@ def main(argv: list[str]) -> None:
     family, _, runtime = kind.partition("-")
     if family == "rw":
         roomwire_server(runtime, port)
+    elif family == "rwws":  # roomwire over ws://
+        roomwire_server(runtime, port, "ws")
     elif family == "echo" and runtime == "trio":
         trio_echo(port)
     elif family in ("sink", "echo", "relay", "hold"):

@@ -117,10 +117,12 @@ async def sub_nats(port: int, i: int) -> tuple[asyncio.StreamReader, asyncio.Str
 # --- publishers ------------------------------------------------------------------------------
 
 
-async def pub_roomwire(port: int) -> tuple[Publisher, Callable[[], Awaitable[None]]]:
+async def pub_roomwire(
+    port: int, url: str = "tcp://127.0.0.1:{port}"
+) -> tuple[Publisher, Callable[[], Awaitable[None]]]:
     import roomwire_asyncio  # noqa: PLC0415
 
-    cm = roomwire_asyncio.connect(f"tcp://127.0.0.1:{port}", token=token("pub"), reconnect=False)
+    cm = roomwire_asyncio.connect(url.format(port=port), token=token("pub"), reconnect=False)
     room = await cm.__aenter__()
     await room.messaging.enable(presence=False)
     broadcast = room.messaging.broadcast_message

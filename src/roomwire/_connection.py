@@ -101,6 +101,13 @@ class BaseConnection:
             raise LocalProtocolError("a stream connection gives data_to_send")
         return split_frames(self._take_output())
 
+    def chunks_to_send(self) -> list[bytes]:
+        """Take every frame queued, as queued: stream-framed chunks, each holding whole frames
+        (either framing). A broadcast batch is one bytes object in every recipient's queue, so
+        a message transport can turn it into messages once for all of them
+        (``frames.split_frames`` takes a chunk apart)."""
+        return self._take_output()
+
     def _take_output(self) -> list[bytes]:
         """Take the queue: stream-framed chunks, each holding whole frames."""
         out = self._out

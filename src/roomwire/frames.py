@@ -21,7 +21,7 @@ from ._codec import (
 from ._errors import bad_frame
 from ._fast import StreamFramer as FrameBuffer
 from ._fast import encode_ack
-from ._framing import HEADER, PREFIX_SIZE
+from ._framing import HEADER, PREFIX_SIZE, split_frames
 from ._participant import is_record as is_participant
 from ._registry import Checker
 from ._session import CLIENT_KINDS
@@ -53,4 +53,5 @@ __all__ = [
     "encode_payload",
     "is_json_object",
     "is_participant",
+    "split_frames",
 ]

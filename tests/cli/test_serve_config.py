@@ -33,8 +33,34 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "probe_interval": (0.5, "--probe-interval"),
     "rate_limit": (50.0, "--rate-limit"),
     "rate_burst": (20, "--rate-burst"),
+    "listen": (["ws://127.0.0.1:7891/", "tcp://127.0.0.1:7890"], "--listen"),
+    "tls_cert": ("cert.pem", "--tls-cert"),
+    "tls_key": ("key.pem", "--tls-key"),
+    "allowed_origin": (["https://a.example", "https://b.example"], "--allowed-origin"),
 }
-"""A valid value and the flag for every serve setting."""
+"""A valid value and the flag for every serve setting (a list: a repeatable flag)."""
+
+
+def _variant(value: Any, prefix: str, step: int) -> Any:
+    """Another valid value of the same kind."""
+    if isinstance(value, str):
+        return prefix + value
+    if isinstance(value, list):
+        return [prefix + item for item in value]
+    return value + step
+
+
+def _as_variable(value: Any) -> str:
+    """A repeatable option's variable holds its values separated by spaces."""
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
+def _as_flags(flag: str, value: Any) -> list[str]:
+    return (
+        [a for item in value for a in (flag, item)]
+        if isinstance(value, list)
+        else [flag, str(value)]
+    )
 
 
 def _settings(result: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -68,7 +94,7 @@ def test_every_serve_setting_has_a_config_key_and_a_variable(tmp_path: Path) -> 
         assert values[name] == ("<redacted>" if name == "secret" else value)
     for name, (value, _) in SAMPLES.items():
         variable = f"ROOMWIRE_{name.upper()}"
-        env = cli_env(**{variable: str(value)})
+        env = cli_env(**{variable: _as_variable(value)})
         values, sources = _settings(run_cli("serve", "--print-config", env=env))
         assert sources[name] == variable
 
@@ -78,12 +104,12 @@ def test_flag_beats_variable_beats_file(tmp_path: Path, name: str) -> None:
     file_value, flag = SAMPLES[name]
     config = _write(tmp_path / "roomwire.toml", {name: file_value})
     variable = f"ROOMWIRE_{name.upper()}"
-    env_value = "env-" + file_value if isinstance(file_value, str) else file_value + 1
-    flag_value = "flag-" + file_value if isinstance(file_value, str) else file_value + 2
-    env = cli_env(**{variable: str(env_value)})
+    env_value = _variant(file_value, "env-", 1)
+    flag_value = _variant(file_value, "flag-", 2)
+    env = cli_env(**{variable: _as_variable(env_value)})
     args = ("serve", "--config", str(config), "--print-config")
     shown = "<redacted>"
-    values, sources = _settings(run_cli(*args, flag, str(flag_value), env=env))
+    values, sources = _settings(run_cli(*args, *_as_flags(flag, flag_value), env=env))
     assert sources[name] == f"flag {flag}"
     assert values[name] == (shown if name == "secret" else flag_value)
     values, sources = _settings(run_cli(*args, env=env))

@@ -26,7 +26,7 @@ from roomwire.events import (
     ParticipantAdded,
     RequestAcked,
 )
-from roomwire.frames import HEADER
+from roomwire.frames import HEADER, split_frames
 
 from .helpers import server_config, token
 
@@ -217,3 +217,21 @@ def test_eof_on_a_message_connection() -> None:
     assert closed.code is Code.CONNECTION_LOST
     with pytest.raises(LocalProtocolError, match="after EOF"):
         conn.receive_message(b"\xa0")
+
+
+def test_a_broadcast_batch_is_one_chunk_shared_by_its_recipients(
+    room: tuple[RoomServer, dict[str, Link]],
+) -> None:
+    _server, links = room
+    alice, bob, carol = links["alice"], links["bob"], links["carol"]
+    for n in range(3):
+        alice.client.broadcast_message("chat", {"n": n})
+    alice.up()
+    drain(alice.conn)
+    bob_chunks, carol_chunks = bob.conn.chunks_to_send(), carol.conn.chunks_to_send()
+    assert bob_chunks == carol_chunks
+    assert all(a is b for a, b in zip(bob_chunks, carol_chunks, strict=True))
+    payloads = split_frames(carol_chunks)
+    assert [cbor2.loads(p)["message"] for p in payloads] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert carol.conn.chunks_to_send() == []
+    assert carol.conn.messages_to_send() == []  # taken: the two doors share one queue

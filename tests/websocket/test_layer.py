@@ -14,6 +14,8 @@ from roomwire_anyio._websocket import (
 from wsproto import ConnectionType, WSConnection
 from wsproto import events as ws
 
+from roomwire.frames import HEADER
+
 
 def opened_pair(limit: int = 100) -> tuple[WebSocketLayer, WebSocketLayer]:
     s = WebSocketLayer.server(max_message_size=limit)
@@ -198,3 +200,40 @@ def test_a_broken_frame_after_the_upgrade_closes() -> None:
     s.receive_data(b"\xf2\x80\x00\x00\x00\x00")
     assert s.closed is not None
     assert s.closed[0] != NORMAL
+
+
+def test_allowed_origins_let_a_client_without_origin_in() -> None:
+    # Only browsers send Origin, and a page can't leave it out: a program is gated by its token.
+    s = WebSocketLayer.server(max_message_size=100, allowed_origins=frozenset({"https://ok"}))
+    _, request = raw_client()
+    s.receive_data(request)
+    assert s.data_to_send().startswith(b"HTTP/1.1 101")
+    assert s.opened
+
+
+@pytest.mark.parametrize("size", [150, 5_000_000], ids=["shared", "over-the-shared-size"])
+def test_servers_frame_a_shared_chunk_alike_and_clients_read_each_frame(size: int) -> None:
+    payloads = [bytes(range(256)) * (size // 256) + b"!", b"\xa0"]
+    chunk = b"".join(HEADER.pack(len(p)) + p for p in payloads)
+    pairs = [opened_pair(limit=1 << 23) for _ in range(3)]
+    framed = []
+    for s, _ in pairs:
+        s.send_frames([chunk])
+        framed.append(s.data_to_send())
+    raw = WSConnection(ConnectionType.SERVER)
+    raw.receive_data(WSConnection(ConnectionType.CLIENT).send(ws.Request(host="h", target="/")))
+    raw.send(ws.AcceptConnection())
+    expected = b"".join(raw.send(ws.BytesMessage(data=p)) for p in payloads)
+    assert framed == [expected] * 3  # what wsproto makes, message by message
+    for (_, c), data in zip(pairs, framed, strict=True):
+        assert c.receive_data(data) == payloads
+
+
+def test_a_client_sends_frames_masked_and_nothing_once_closed() -> None:
+    s, c = opened_pair()
+    c.send_frames([HEADER.pack(2) + b"hi"])
+    assert s.receive_data(c.data_to_send()) == [b"hi"]
+    c.close()
+    c.data_to_send()
+    c.send_frames([HEADER.pack(2) + b"hi"])
+    assert c.data_to_send() == b""

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
+from ssl import SSLContext
 from typing import Any
 
 import anyio
@@ -21,10 +22,11 @@ from roomwire.events import ConnectionClosed
 
 from ._client_pump import ClientPump, wait_for
 from ._errors import ConnectionClosedError, RoomError, error_for
+from ._layers import client_pump
 from ._messaging import Messaging
 from ._queue import EventQueue
 from ._session import ClientSession, Reply, Verb, retryable
-from ._url import parse_url
+from ._url import parse_endpoint
 from .transport import Network
 
 log = logging.getLogger("roomwire.client")
@@ -58,9 +60,11 @@ class RoomClient:
         queue_size: int,
         max_pending_bytes: int,
         network: Network,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.url = url
-        self._host, self._port = parse_url(url)
+        self._endpoint = parse_endpoint(url)
+        self._ssl = ssl
         self._token = token
         self._room_name = room
         self._config = config or ClientConfig()
@@ -116,12 +120,20 @@ class RoomClient:
     ) -> tuple[ClientPump, Reply | None]:
         """Connect (the transport's tasks run in ``tg``) and handshake; returns the pump
         once the welcome is in, and the re-enable queued on it, if any."""
+        endpoint = self._endpoint
         conn = ClientConnection(
-            token=self._token, now=time.time(), room=self._room_name, config=self._config
+            token=self._token,
+            now=time.time(),
+            room=self._room_name,
+            config=self._config,
+            framing=endpoint.framing,
         )
         pump = ClientPump(conn, self._session)
+        layered = client_pump(
+            pump, endpoint, ssl_context=self._ssl, max_message_size=self._config.max_frame_size
+        )
         try:
-            await self._network.dial(self._host, self._port, pump, tg)
+            await self._network.dial(endpoint.host, endpoint.port, layered, tg)
         except OSError as exc:
             raise ConnectionClosedError(
                 f"cannot reach {self.url}: {exc.strerror or exc}", Code.CONNECTION_LOST
@@ -262,9 +274,13 @@ async def connect(
     reconnect: ReconnectPolicy | bool = True,
     events_queue_size: int = 1000,
     max_pending_bytes: int = 1024 * 1024,
+    ssl: SSLContext | None = None,
 ) -> AsyncIterator[RoomClient]:
-    """Connect to a room server at ``url`` (``tcp://host:port``) with a participant token,
-    over ``network`` (the runtime packages pass theirs).
+    """Connect to a room server at ``url`` (``tcp://host:port``, ``tls://host:port``,
+    ``ws://host:port/path`` or ``wss://host:port/path``) with a participant token, over
+    ``network`` (the runtime packages pass theirs). The token goes in the first frame, never
+    in the URL. TLS verifies the server's certificate against the system's trust roots;
+    ``ssl`` (a client ``SSLContext``) overrides that, e.g. to trust a private CA.
 
     Raises a ``RoomError`` subclass when the server refuses the token or cannot be reached.
     """
@@ -280,6 +296,7 @@ async def connect(
         queue_size=events_queue_size,
         max_pending_bytes=max_pending_bytes,
         network=network,
+        ssl=ssl,
     )
     # The first connection's and the body's errors are re-raised outside the task group:
     # inside, both runtimes would wrap them in an ExceptionGroup, and callers must be able to

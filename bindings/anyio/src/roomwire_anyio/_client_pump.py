@@ -12,7 +12,7 @@ import time
 
 import anyio
 
-from roomwire import NEED_DATA, ClientConnection, Code, RemoteProtocolError, State
+from roomwire import NEED_DATA, ClientConnection, Code, Framing, RemoteProtocolError, State
 from roomwire.events import Connected, ConnectionClosed
 
 from ._errors import ConnectionClosedError, RoomError, error_for
@@ -45,7 +45,10 @@ class ClientPump:
 
     # --- what the transport calls -----------------------------------------------------------
 
-    def attach(self, transport: Transport, peer: str) -> ClientConnection:
+    def attach(
+        self, transport: Transport, peer: str, framing: Framing = Framing.STREAM
+    ) -> ClientConnection:
+        # The connection was made before dialling, with the framing its URL calls for.
         self.transport = transport
         return self.conn
 

@@ -8,19 +8,28 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from ssl import SSLContext
 from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import attrs
 
-from roomwire import NEED_DATA, RemoteProtocolError, RoomServer, ServerConfig, ServerConnection
+from roomwire import (
+    NEED_DATA,
+    Framing,
+    RemoteProtocolError,
+    RoomServer,
+    ServerConfig,
+    ServerConnection,
+)
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
-from ._url import format_url
-from .transport import CLOSE_GRACE, Network, Transport
+from ._layers import server_pump
+from ._url import format_url, parse_endpoint, parse_url
+from .transport import CLOSE_GRACE, Listener, Network, Transport
 
 log = logging.getLogger("roomwire.server")
 
@@ -69,9 +78,11 @@ class ServerPump:
 
     # --- what the transports call ----------------------------------------------------------
 
-    def attach(self, transport: Transport, peer: str) -> ServerConnection:
+    def attach(
+        self, transport: Transport, peer: str, framing: Framing = Framing.STREAM
+    ) -> ServerConnection:
         cid = next(self._ids)
-        conn = self.core.accept(cid, time.time())
+        conn = self.core.accept(cid, time.time(), framing)
         self._transports[cid] = transport
         log.info("connection %s from %s", cid, peer)
         self.flush()  # arms the handshake deadline
@@ -163,14 +174,15 @@ def _log_event(conn: ServerConnection, event: Event) -> None:
 
 
 class Server:
-    """A running room server: ``url``, the core ``RoomServer`` as ``core``, and ``aclose``."""
+    """A running room server: ``urls`` (``url`` is the first), the core ``RoomServer`` as
+    ``core``, and ``aclose``. ``host`` and ``port`` are those of the first listener."""
 
-    def __init__(self, pump: ServerPump, host: str, port: int) -> None:
+    def __init__(self, pump: ServerPump, urls: list[str]) -> None:
         self._pump = pump
         self.core = pump.core
-        self.host = host
-        self.port = port
-        self.url = format_url(host, port)
+        self.urls = urls
+        self.url = urls[0]
+        self.host, self.port = parse_url(self.url)
         self._backplane = pump.backplane
         self._closing = False
 
@@ -202,10 +214,20 @@ async def serve(
     config: ServerConfig | None = None,
     redis: str | None = None,
     probe_interval: float = 1.0,
+    listen: Sequence[str] | None = None,
+    ssl: SSLContext | None = None,
+    allowed_origins: Iterable[str] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Server]:
     """Run a room server on ``host:port`` (port 0 picks a free one; see ``server.url``) over
     ``network`` (the runtime packages pass theirs, and ``backplane`` where they have one).
+
+    ``listen`` replaces ``host``/``port`` with one listener per URL: ``tcp://``, ``tls://``,
+    ``ws://host:port/path`` and ``wss://`` (see ``server.urls``, ports resolved). ``tls://``
+    and ``wss://`` need ``ssl``, a server ``SSLContext`` holding the certificate. A WebSocket
+    listener accepts any path when its URL's path is ``/``, else only that one, and no
+    subprotocol; ``allowed_origins`` (none: any origin, the token is the gate) refuses an
+    upgrade from another ``Origin`` with HTTP 403.
 
     Pass ``secret`` (and any ``ServerConfig`` field as a keyword), or a whole ``config``.
     Leaving the block closes every connection with GOING_AWAY.
@@ -232,12 +254,31 @@ async def serve(
     pump = ServerPump(RoomServer(config))
     if redis is not None and backplane is not None:
         pump.backplane = backplane(pump, redis, probe_interval)
-    listener = await network.listen(host, port, pump, pump.write_timeout)
-    server = Server(pump, host, listener.port)
-    log.info("serving on %s", server.url)
+    origins = frozenset(allowed_origins or ()) or None
+    endpoints = [parse_endpoint(url) for url in listen or [format_url(host, port)]]
+    # Every URL is checked before anything is bound.
+    size = config.max_frame_size
+    pumps = [
+        server_pump(pump, e, ssl_context=ssl, max_message_size=size, allowed_origins=origins)
+        for e in endpoints
+    ]
+    listeners: list[Listener] = []
+    try:
+        for endpoint, layered in zip(endpoints, pumps, strict=True):
+            listeners.append(
+                await network.listen(endpoint.host, endpoint.port, layered, pump.write_timeout)
+            )
+    except BaseException:
+        for listener in listeners:
+            listener.stop()
+        raise
+    urls = [e.url(listener.port) for e, listener in zip(endpoints, listeners, strict=True)]
+    server = Server(pump, urls)
+    log.info("serving on %s", " ".join(urls))
     body_error: Exception | None = None
     async with anyio.create_task_group() as tg:
-        await listener.start(tg)
+        for listener in listeners:
+            await listener.start(tg)
         tg.start_soon(pump.run_timer)
         if pump.backplane is not None:
             tg.start_soon(pump.backplane.run)
@@ -249,7 +290,8 @@ async def serve(
         except Exception as exc:
             body_error = exc  # re-raised below, so it is not wrapped in an ExceptionGroup
         finally:
-            listener.stop()
+            for listener in listeners:
+                listener.stop()
             with anyio.CancelScope(shield=True):
                 await server.aclose()
             tg.cancel_scope.cancel()

@@ -5,12 +5,12 @@ wake-up at once."""
 from __future__ import annotations
 
 import math
-from typing import Generic
+from typing import Any, Generic
 
 import anyio
 import anyio.abc
 
-from roomwire import ClientConnection, ServerConnection, State
+from roomwire import State
 
 from .transport import CLOSE_GRACE, READ_SIZE, C, Pump
 
@@ -106,7 +106,7 @@ class StreamListener:
     def __init__(
         self,
         listener: anyio.abc.Listener[anyio.abc.SocketStream],
-        pump: Pump[ServerConnection],
+        pump: Pump[Any],
         write_timeout: float,
     ) -> None:
         self._listener = listener
@@ -133,14 +133,12 @@ class StreamListener:
 class StreamNetwork:
     """TCP through anyio streams (a ``Network``)."""
 
-    async def dial(
-        self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
-    ) -> None:
+    async def dial(self, host: str, port: int, pump: Pump[Any], tg: anyio.abc.TaskGroup) -> None:
         transport = StreamTransport(await anyio.connect_tcp(host, port), pump)
         tg.start_soon(transport.run)
 
     async def listen(
-        self, host: str, port: int, pump: Pump[ServerConnection], write_timeout: float
+        self, host: str, port: int, pump: Pump[Any], write_timeout: float
     ) -> StreamListener:
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
         return StreamListener(listener, pump, write_timeout)

@@ -2,8 +2,8 @@
 
 A transport carries one core connection: it feeds what arrives into the connection and
 writes what the connection has to send. It is the only code that knows how bytes are framed
-on the wire (a byte stream today; a message transport, such as WebSocket, would feed whole
-payloads instead), so a new transport changes no pump. A pump applies what was fed and says
+on the wire (a byte stream; under WebSocket, ``_layers.py`` feeds whole payloads instead), so
+a new transport changes no pump. A pump applies what was fed and says
 when output is waiting; it never touches the network.
 
 A ``Network`` is how a runtime makes transports: ``dial`` one for a client, ``listen`` for a
@@ -13,11 +13,11 @@ server. The thin runtime packages choose one (``roomwire_asyncio``: asyncio Prot
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio.abc
 
-from roomwire import ClientConnection, ServerConnection, State
+from roomwire import Framing, State
 
 READ_SIZE = 65536
 CLOSE_GRACE = 1.0
@@ -51,8 +51,9 @@ class Transport(Protocol):
 class Pump(Protocol[C]):
     """What a transport reports to: the pump of its side."""
 
-    def attach(self, transport: Transport, peer: str) -> C:
-        """A transport is up: the core connection it carries."""
+    def attach(self, transport: Transport, peer: str, framing: Framing = Framing.STREAM) -> C:
+        """A transport is up: the core connection it carries (``framing``: how the
+        transport delimits frames; a message transport, such as WebSocket, passes MESSAGE)."""
 
     def received(self, conn: C) -> bool:
         """Input was fed to ``conn``: apply it. True once the connection is closed (the
@@ -78,14 +79,11 @@ class Listener(Protocol):
 class Network(Protocol):
     """How a runtime makes transports."""
 
-    async def dial(
-        self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
-    ) -> None:
+    async def dial(self, host: str, port: int, pump: Pump[Any], tg: anyio.abc.TaskGroup) -> None:
         """Connect to ``host:port``; the transport attaches to ``pump`` and its tasks, if any,
-        run in ``tg``. Raises OSError when the server cannot be reached."""
+        run in ``tg``. Raises OSError when the server cannot be reached. ``pump`` is the client's
+        pump, or a ``_layers.LayeredPump`` over it (TLS, WebSocket)."""
 
-    async def listen(
-        self, host: str, port: int, pump: Pump[ServerConnection], write_timeout: float
-    ) -> Listener:
+    async def listen(self, host: str, port: int, pump: Pump[Any], write_timeout: float) -> Listener:
         """Bind ``host:port``; each accepted transport drops a peer that takes nothing it is
         sent for ``write_timeout`` seconds."""

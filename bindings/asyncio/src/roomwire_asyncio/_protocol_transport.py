@@ -11,7 +11,7 @@ from typing import Any, Generic, cast
 import anyio.abc
 from roomwire_anyio.transport import CLOSE_GRACE, C, Pump
 
-from roomwire import ClientConnection, ServerConnection, State
+from roomwire import State
 
 
 class TurnFlusher:
@@ -154,15 +154,13 @@ class ProtocolListener:
 class ProtocolNetwork:
     """TCP through asyncio Protocols (a ``Network``): what ``roomwire_asyncio`` uses."""
 
-    async def dial(
-        self, host: str, port: int, pump: Pump[ClientConnection], tg: anyio.abc.TaskGroup
-    ) -> None:
+    async def dial(self, host: str, port: int, pump: Pump[Any], tg: anyio.abc.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
         flusher = TurnFlusher(loop)
         await loop.create_connection(lambda: ProtocolTransport(pump, flusher, math.inf), host, port)
 
     async def listen(
-        self, host: str, port: int, pump: Pump[ServerConnection], write_timeout: float
+        self, host: str, port: int, pump: Pump[Any], write_timeout: float
     ) -> ProtocolListener:
         loop = asyncio.get_running_loop()
         flusher = TurnFlusher(loop)

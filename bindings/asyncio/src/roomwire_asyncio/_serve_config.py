@@ -42,9 +42,19 @@ def read(path: Path, allowed: list[str]) -> dict[str, Any]:
             f"serve takes {', '.join(allowed)}"
         )
     for key, value in settings.items():
-        if not isinstance(value, str | int | float):  # bool is an int: click checks it later
-            raise ConfigError(f"--config {path}: {key} must be a string or a number")
+        if not _is_setting(value):  # bool is an int: click checks it later
+            raise ConfigError(
+                f"--config {path}: {key} must be a string or a number"
+                " (a list of strings for a repeatable option)"
+            )
     return settings
+
+
+def _is_setting(value: object) -> bool:
+    """A scalar, or a list of strings for a repeatable option (``listen = ["ws://..."]``)."""
+    if isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
+    return isinstance(value, str | int | float)
 
 
 def describe(ctx: typer.Context) -> str:
@@ -59,7 +69,7 @@ def describe(ctx: typer.Context) -> str:
         elif name == "secret":
             lines.append(f'{name} = "<redacted>"  # {where}')
         else:
-            lines.append(f"{name} = {json.dumps(value)}  # {where}")
+            lines.append(f"{name} = {json.dumps(value, default=str)}  # {where}")  # Paths too
     return "\n".join(lines) + "\n"
 
 

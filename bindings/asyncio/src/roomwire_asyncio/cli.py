@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import signal
+import ssl
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
@@ -35,7 +36,7 @@ from roomwire.events import (
     ParticipantUpdated,
 )
 
-from . import _serve_config
+from . import _serve_config, _tls_files
 from ._run import run
 from ._version import __version__
 
@@ -112,7 +113,22 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # --- shared options -------------------------------------------------------------------------
 
-Url = Annotated[str, typer.Option(envvar="ROOMWIRE_URL", help="Server URL, tcp://host:port.")]
+Url = Annotated[
+    str,
+    typer.Option(
+        envvar="ROOMWIRE_URL",
+        help="Server URL: tcp://host:port, tls://host:port, ws://host:port/path or wss://...",
+    ),
+]
+Ca = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca",
+        envvar="ROOMWIRE_CA",
+        dir_okay=False,
+        help="Also trust this CA certificate (PEM) for tls:// and wss://.",
+    ),
+]
 Token = Annotated[
     str | None,
     typer.Option(envvar="ROOMWIRE_TOKEN", help="Participant token (else minted from --secret)."),
@@ -169,6 +185,13 @@ def credentials(
     if not room:
         fail(2, "--room is needed to mint a token from --secret")
     return ParticipantToken(room=room, name=name, role="service").to_jwt(secret)
+
+
+def client_tls(ca: Path | None) -> ssl.SSLContext | None:
+    try:
+        return _tls_files.client_context(ca)
+    except ValueError as exc:
+        fail(2, str(exc))
 
 
 def _from_flag(ctx: typer.Context, param: str) -> bool:
@@ -319,6 +342,38 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Requests a connection may make at once (with --rate-limit).",
         ),
     ] = 10,
+    listen: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="ROOMWIRE_LISTEN",
+            help="Listen on this URL instead of --host/--port (repeatable): tcp://host:port,"
+            " tls://host:port, ws://host:port/path, wss://host:port/path.",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ROOMWIRE_TLS_CERT",
+            dir_okay=False,
+            help="Certificate chain (PEM) for tls:// and wss:// listeners.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ROOMWIRE_TLS_KEY",
+            dir_okay=False,
+            help="Private key (PEM) of --tls-cert, if not in that file.",
+        ),
+    ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="ROOMWIRE_ALLOWED_ORIGIN",
+            help="Origin a browser page may connect from over WebSocket (repeatable; none:"
+            " any origin), e.g. https://app.example.com. Others get HTTP 403.",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -350,6 +405,15 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
     )
     generated = secret is None
     key = secret or secrets.token_urlsafe(32)
+    try:
+        tls = _tls_files.server_context(tls_cert, tls_key)
+        for url in listen or ():
+            rw.parse_url(url)
+            if url.startswith(("tls:", "wss:")) and tls is None:
+                raise ValueError(f"--listen {url} needs --tls-cert")
+    except ValueError as exc:
+        fail(2, str(exc))
+    where = " ".join(listen) if listen else f"{host}:{port}"
 
     async def main() -> None:
         # A signal ends the block normally rather than cancelling it, so the server can tell
@@ -371,18 +435,22 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 heartbeat_interval=heartbeat,
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
+                listen=listen or None,
+                ssl=tls,
+                allowed_origins=allowed_origin,
                 **cluster,
             ) as srv:
                 if generated:
                     _print_next_steps(srv.url, key)
-                print(f"listening on {srv.url}", flush=True)
+                for url in srv.urls:
+                    print(f"listening on {url}", flush=True)
                 async for _ in signals:
                     break
 
     try:
         run_loop(main)
     except OSError as exc:  # the port is taken, the host is not an address of this machine
-        fail(3, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        fail(3, f"cannot listen on {where}: {exc.strerror or exc}")
     except KeyboardInterrupt:  # Ctrl-C before the handlers above were installed
         raise typer.Exit(130) from None
     err.print("stopped", markup=False)
@@ -473,6 +541,7 @@ def _participant_json(participant: RemoteParticipant) -> dict[str, Any]:
 def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
     url: Url = DEFAULT_URL,
+    ca: Ca = None,
     room: Room = None,
     token: Token = None,
     secret: Secret = None,
@@ -481,9 +550,12 @@ def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
 ) -> None:
     """Show the participants with messaging enabled."""
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    context = client_tls(ca)
 
     async def main() -> None:
-        async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
+        async with binding().connect(
+            url, token=jwt, room=room, reconnect=False, ssl=context
+        ) as client:
             await client.messaging.enable()
             people = client.messaging.remote_participants
         if as_json:
@@ -525,6 +597,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     ] = None,
     attachment: Attachment = None,
     url: Url = DEFAULT_URL,
+    ca: Ca = None,
     room: Room = None,
     token: Token = None,
     secret: Secret = None,
@@ -539,9 +612,12 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     message = parse_data(data)
     payload = _read_attachment(attachment)
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    context = client_tls(ca)
 
     async def main() -> None:
-        async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
+        async with binding().connect(
+            url, token=jwt, room=room, reconnect=False, ssl=context
+        ) as client:
             await client.messaging.enable(presence=bool(names))  # names are looked up there
             recipients = [_by_name(client, n) for n in names] or ids
             message_id = await client.messaging.send_message(
@@ -562,6 +638,7 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
     data: Data,
     attachment: Attachment = None,
     url: Url = DEFAULT_URL,
+    ca: Ca = None,
     room: Room = None,
     token: Token = None,
     secret: Secret = None,
@@ -572,9 +649,12 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
     message = parse_data(data)
     payload = _read_attachment(attachment)
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    context = client_tls(ca)
 
     async def main() -> None:
-        async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
+        async with binding().connect(
+            url, token=jwt, room=room, reconnect=False, ssl=context
+        ) as client:
             await client.messaging.enable(presence=False)
             message_id = await client.messaging.broadcast_message(
                 type=type_, message=message, attachment=payload
@@ -620,6 +700,7 @@ def messaging_history(  # noqa: PLR0917 - Typer maps parameters to options
 def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
     url: Url = DEFAULT_URL,
+    ca: Ca = None,
     room: Room = None,
     token: Token = None,
     secret: Secret = None,
@@ -633,11 +714,14 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
     """Print messages and presence changes as they happen, until interrupted (exit 130) or
     the connection is gone for good (exit 3, or 4 for a token refused on reconnecting)."""
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    context = client_tls(ca)
     if save_attachments is not None:
         save_attachments.mkdir(parents=True, exist_ok=True)
 
     async def main() -> None:
-        async with binding().connect(url, token=jwt, room=room, reconnect=True) as client:
+        async with binding().connect(
+            url, token=jwt, room=room, reconnect=True, ssl=context
+        ) as client:
             await client.messaging.enable()
             me = client.local_participant
             assert me is not None  # set by the handshake, before connect() yields

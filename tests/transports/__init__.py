@@ -1,0 +1,1 @@
+"""TLS and WebSocket transports over real loopback sockets, on asyncio and trio."""
