@@ -9,7 +9,6 @@ Run: python -m pytest examples/test_echo_bot.py
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from types import ModuleType
 from typing import Any
 
@@ -17,8 +16,6 @@ import anyio
 import pytest
 import roomwire_asyncio
 import roomwire_trio
-
-from roomwire.events import MessageReceived
 
 pytestmark = pytest.mark.anyio
 
@@ -35,13 +32,11 @@ def rw(anyio_backend: str) -> ModuleType:
 
 async def echo_bot(room: Any) -> None:
     """The app under test: answers every ``ping`` with a ``pong`` to its sender."""
-    # aclosing: leaving the loop early (here: cancelled) closes the events iterator at once.
-    async with aclosing(room.messaging.events()) as events:
-        async for event in events:
-            if isinstance(event, MessageReceived) and event.message.type == "ping":
-                await room.messaging.send_message(
-                    to=event.message.from_participant_id, type="pong", message=event.message.message
-                )
+    async for event in room.messaging.events():
+        if isinstance(event, roomwire_asyncio.MessageReceived) and event.message.type == "ping":
+            await room.messaging.send_message(
+                to=event.message.from_participant_id, type="pong", message=event.message.message
+            )
 
 
 async def test_echo_bot_answers_a_ping(
@@ -58,11 +53,10 @@ async def test_echo_bot_answers_a_ping(
         await alice.messaging.enable()
         await alice.messaging.send_message(to=bot.local_participant, type="ping", message={"n": 1})
         with anyio.fail_after(5):
-            async with aclosing(alice.messaging.events()) as events:
-                async for event in events:
-                    if isinstance(event, MessageReceived):
-                        assert (event.message.type, event.message.message) == ("pong", {"n": 1})
-                        break
+            async for event in alice.messaging.events():
+                if isinstance(event, rw.MessageReceived):
+                    assert (event.message.type, event.message.message) == ("pong", {"n": 1})
+                    break
         tg.cancel_scope.cancel()
 
 

@@ -650,6 +650,29 @@ def server_presence() -> JSON:
 
 
 @vector
+def server_hidden_sender() -> JSON:
+    h = Harness("server", {"alice": {}, "bob": {}, "cli": {"hidden": True}})
+    h.pump()
+    for name in ("alice", "bob", "cli"):
+        h.call(name, "enable", f"{name} enables messaging")
+    h.call(
+        "cli",
+        "broadcast_message",
+        "cli, hidden, broadcasts: alice and bob get it, with cli's id as the sender",
+        type="news",
+        message={"x": 1},
+    )
+    h.call("cli", "close", "cli closes: no one gets left, as no one got joined")
+    h.expect("ConnectionClosed", connection="cli")
+    return h.vector(
+        "A token with the hidden grant (grants.hidden: true) enables messaging without entering"
+        " presence: its enable is answered with the snapshot like any other, but no joined or"
+        " left is sent about it and no snapshot lists it. It may send and broadcast; it"
+        " receives no messages (a send naming it is refused with NOT_FOUND)."
+    )
+
+
+@vector
 def server_hangup() -> JSON:
     h = _enabled_server("alice", "bob")
     h.split_next(3)

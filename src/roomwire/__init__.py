@@ -19,6 +19,7 @@ from ._framing import Framing
 from ._server import RoomServer
 from ._session import ServerConnection
 from ._state import Input, State
+from ._stats import ServerStats
 from ._token import ParticipantToken
 from .codes import Code
 from .events import NEED_DATA, Limits, RemoteParticipant, RoomMessage
@@ -45,6 +46,7 @@ __all__ = [
     "RoomServer",
     "ServerConfig",
     "ServerConnection",
+    "ServerStats",
     "State",
     "TokenError",
     "events",

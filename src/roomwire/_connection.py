@@ -154,7 +154,7 @@ class BaseConnection:
         # connection can stay on the timer heap until its old deadline).
         self._buffer.clear()
         self._closed = ConnectionClosed(code=code, reason=reason, by_peer=by_peer)
-        self._on_closed()
+        self._on_closed(code)
         return self._closed
 
     def _abort(self, code: Code, reason: str) -> ConnectionClosed:
@@ -167,5 +167,6 @@ class BaseConnection:
         self._abort(exc.code, exc.reason)
         return exc
 
-    def _on_closed(self) -> None:
-        """Hook for the role to release what it holds once the connection is CLOSED."""
+    def _on_closed(self, code: Code) -> None:
+        """Hook for the role to release what it holds once the connection is CLOSED
+        (with ``code``)."""

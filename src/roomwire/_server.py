@@ -16,6 +16,7 @@ from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
 from ._session import ServerConnection
+from ._stats import ServerStats
 from ._timers import Timers
 from ._token import ParticipantToken
 from .codes import Code
@@ -55,6 +56,8 @@ class RoomServer:
         self.advertised_limits = attrs.asdict(config.limits)
         self.burst = float(config.rate_burst)
         self._connections: dict[object, ServerConnection] = {}
+        self.stats = ServerStats()
+        """Counters for metrics (``ServerStats``); the driver reads them when asked."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -67,7 +70,21 @@ class RoomServer:
             raise LocalProtocolError(f"connection id {connection_id!r} is already in use")
         connection = ServerConnection(self, connection_id, now, framing)
         self._connections[connection_id] = connection
+        self.stats.connections_accepted += 1
         return connection
+
+    @property
+    def connection_count(self) -> int:
+        """Connections open now (accepted and not yet closed)."""
+        return len(self._connections)
+
+    @property
+    def room_count(self) -> int:
+        """Rooms with someone in them now: a participant with messaging enabled (on any
+        node) or a connection of this node."""
+        rooms = self.router.rooms
+        local = {c.room for c in self._connections.values()}
+        return sum(1 for name, room in rooms.items() if room.members or name in local)
 
     def connection(self, connection_id: object) -> ServerConnection | None:
         """The open connection with this id, or None (never accepted, or closed)."""

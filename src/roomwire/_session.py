@@ -230,6 +230,8 @@ class ServerConnection(BaseConnection):
             self._send(
                 {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
             )
+            refusals = self._server.stats.refusals
+            refusals[refusal.code] = refusals.get(refusal.code, 0) + 1
             return RequestRefused(request_id=rid, code=refusal.code, reason=refusal.reason)
 
     def _spend(self, now: float, rate: float) -> bool:
@@ -259,8 +261,9 @@ class ServerConnection(BaseConnection):
         pages = server.presence.snapshot(
             room, frame["rid"], server.config.max_frame_size, listed=presence
         )
-        self._member = Member(participant=self._me, outbound=outbound, node=None)
-        server.presence.add(room, self._member)
+        if not self._grants.hidden:
+            self._member = Member(participant=self._me, outbound=outbound, node=None)
+            server.presence.add(room, self._member)
         if presence:
             room.listeners[self._me.id] = outbound
         for data in pages:
@@ -377,6 +380,9 @@ class ServerConnection(BaseConnection):
                 server.cluster.publish_message(room, routed, message_id, now)
             else:
                 server.router.queue_to(targets, data)
+        stats = server.stats
+        stats.messages_routed += 1
+        stats.deliveries += recipients
         return MessageRouted(
             message_id=message_id,
             from_participant_id=self._me.id,
@@ -417,8 +423,13 @@ class ServerConnection(BaseConnection):
         member, self._member = self._member, None
         if member is not None:
             self._server.presence.remove(self._room, member)
+        elif self._grants.hidden:
+            # Not a member, so presence.remove would not drop its presence feed.
+            self._room.listeners.pop(self._me.id, None)
 
-    def _on_closed(self) -> None:
+    def _on_closed(self, code: Code) -> None:
+        closes = self._server.stats.closes
+        closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
         self._leave()
         self._server.forget(self)

@@ -37,6 +37,10 @@ class ParticipantToken:
     """Grant: see the room's participants (presence snapshot and diffs)."""
     can_history: bool = True
     """Grant: read the room's history (``history`` requests)."""
+    hidden: bool = False
+    """Enable messaging without entering presence: the others get no ``joined``/``left`` for
+    this participant and no snapshot lists it; it may send and broadcast (as its grants say)
+    but receives no messages. For one-shot senders such as ``roomwire messaging send``."""
     expires_at: float | None = None
     """Unix time after which the token is refused; None for no expiry."""
 
@@ -52,7 +56,10 @@ class ParticipantToken:
                 "send": self.can_send,
                 "broadcast": self.can_broadcast,
                 "list": self.can_list,
-                "history": self.can_history,
+                # Only when they differ from the default: other tokens stay byte-for-byte
+                # what they were.
+                **({} if self.can_history else {"history": False}),
+                **({"hidden": True} if self.hidden else {}),
             },
         }
         if self.expires_at is not None:
@@ -114,5 +121,6 @@ class ParticipantToken:
             can_broadcast=grants.get("broadcast", True),
             can_list=grants.get("list", True),
             can_history=grants.get("history", True),
+            hidden=grants.get("hidden", False),
             expires_at=exp,
         )

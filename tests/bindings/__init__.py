@@ -7,6 +7,8 @@ in time, so that nothing can hang.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, TypeVar
@@ -150,3 +152,29 @@ class ServerTask:
         with anyio.fail_after(WAIT):
             await self._stopped.wait()
         return anyio.current_time() - start
+
+
+async def scrape(url: str) -> tuple[int, str, str]:
+    """GET ``url`` with a real HTTP client (urllib, in a thread): status, content type, body;
+    an HTTP error status is returned, not raised."""
+
+    def get() -> tuple[int, str, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=WAIT) as response:
+                return response.status, response.headers["content-type"], response.read().decode()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.headers["content-type"], error.read().decode()
+
+    return await anyio.to_thread.run_sync(get)
+
+
+def samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text exposition -> {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }

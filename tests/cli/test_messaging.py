@@ -48,11 +48,17 @@ def _sent_id(stdout: str) -> str:
     return match.group(1)
 
 
+def _visible(room: str, name: str) -> str:
+    """A token that enters presence: a minted one would be hidden (one-shot commands)."""
+    return ParticipantToken(room=room, name=name).to_jwt(SECRET)
+
+
 def _send(server: Server, room: str, *args: str, sender: str = "alice") -> str:
-    """Send as ``sender``; returns the acked message id from ``--json``."""
+    """Send as ``sender``, in presence; returns the acked message id from ``--json``."""
     result = run_cli(
-        "messaging", "send", *via(server), "--room", room, "--name", sender, "--json", *args
-    )
+        "messaging", "send", *via(server), "--room", room, "--token", _visible(room, sender),
+        "--json", *args,
+    )  # fmt: skip
     assert_exit(result, EXIT_OK)
     data = json.loads(result.stdout)
     assert data.keys() == {"id"}
@@ -109,7 +115,7 @@ def test_list_of_an_empty_room(server: Server, room: str) -> None:
 def test_send_to_name_exits_0_once_acked(server: Server, room: str, spawn: Spawner) -> None:
     bob = spawn.listener(server.url, room, "bob", "--json")
     result = run_cli(
-        "messaging", "send", *via(server), "--room", room, "--name", "alice",
+        "messaging", "send", *via(server), "--room", room, "--token", _visible(room, "alice"),
         "--to", "bob", "--type", "chat", "--data", '{"text": "hi Bob", "n": [1, 2]}',
     )  # fmt: skip
     assert_exit(result, EXIT_OK)
@@ -387,3 +393,38 @@ def test_listen_plain_shows_why_it_was_disconnected_and_names_itself_again(
     spawn.server(port=server.port)
     line = bob.wait_line("* reconnected")
     assert re.fullmatch(r"\* reconnected as bob \(\S+\)", line), line
+
+
+# --- one-shot commands are no presence churn (issue 18) -------------------------------------
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_one_shot_commands_are_no_presence_churn(
+    server: Server, room: str, spawn: Spawner, as_json: bool
+) -> None:
+    carol, bob = spawn.listeners(server.url, room, ("carol", "--json"), ("bob",))
+    flags = [*via(server), "--room", room, "--name", "cli"]
+    json_flag = ["--json"] if as_json else []
+    listed = run_cli("messaging", "list", *flags, "--json")
+    assert_exit(listed, EXIT_OK)
+    assert sorted(p["name"] for p in json.loads(listed.stdout)) == ["bob", "carol"]
+    sent = run_cli("messaging", "send", *flags, *json_flag, "--to", "carol", "--to", "bob",
+                   "--type", "t", "--data", '{"n": 1}')  # fmt: skip
+    assert_exit(sent, EXIT_OK)
+    for n in (2, 3):  # the last one marks the end: anything before it has arrived
+        cast = run_cli("messaging", "broadcast", *flags, *json_flag, "--type", "t",
+                       "--data", f'{{"n": {n}}}')  # fmt: skip
+        assert_exit(cast, EXIT_OK)
+    carol.wait_record(lambda r: r.get("message") == {"n": 3})
+    records = carol.records()
+    # Bob may be listed as present or as joined (the listeners started together); no one else.
+    assert {r["participant"]["name"] for r in records if "participant" in r} == {"bob"}
+    messages = [r for r in records if r["event"] == "message"]
+    assert [(m["message"], m["from_name"]) for m in messages] == [
+        ({"n": n}, None) for n in (1, 2, 3)
+    ]
+    # Each command was its own hidden participant: one no listener was told about.
+    assert len({m["from"] for m in messages}) == 3
+    bob.wait_line('{"n": 3}')
+    churn = [line for line in bob.lines() if line.endswith((" joined", " left"))]
+    assert all(line.startswith("* carol (") for line in churn), churn

@@ -33,6 +33,7 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "probe_interval": (0.5, "--probe-interval"),
     "rate_limit": (50.0, "--rate-limit"),
     "rate_burst": (20, "--rate-burst"),
+    "metrics": ("http://127.0.0.1:9464", "--metrics"),
     "listen": (["ws://127.0.0.1:7891/", "tcp://127.0.0.1:7890"], "--listen"),
     "tls_cert": ("cert.pem", "--tls-cert"),
     "tls_key": ("key.pem", "--tls-key"),

@@ -63,8 +63,9 @@ def test_token_json_without_ttl_does_not_expire() -> None:
 
 
 def test_expired_token_is_refused_with_the_token_exit_code(server: Server, room: str) -> None:
+    # Long enough for the first command's interpreter to start on a loaded machine.
     result = run_cli(
-        "token", "--room", room, "--name", "a", "--ttl", "1", "--secret", SECRET, "--json"
+        "token", "--room", room, "--name", "a", "--ttl", "4", "--secret", SECRET, "--json"
     )
     assert_exit(result, EXIT_OK)
     data = json.loads(result.stdout)
@@ -130,3 +131,17 @@ def test_no_list_grant_refuses_presence(server: Server, room: str, spawn: Spawne
     assert_one_line_error(run_cli(*send, "--to", "bob"), EXIT_FORBIDDEN, "FORBIDDEN_LIST")
     assert_exit(run_cli(*send, "--to-participant-id", bob.id), EXIT_OK)
     bob.wait_record(lambda r: r["event"] == "message" and r["type"] == "t")
+
+
+def test_hidden_token_sends_without_entering_presence(
+    server: Server, room: str, spawn: Spawner
+) -> None:
+    hidden = mint(room, "ghost", "--hidden")
+    assert ParticipantToken.from_jwt(hidden, SECRET).hidden is True
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    result = run_cli(
+        "messaging", "send", *_as(server, hidden), "--to", "bob", "--type", "t", "--data", "{}"
+    )
+    assert_exit(result, EXIT_OK)
+    bob.wait_record(lambda r: r["event"] == "message")
+    assert [r["event"] for r in bob.records()] == ["message"]  # no joined, no left before it

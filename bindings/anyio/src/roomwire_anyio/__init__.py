@@ -6,6 +6,14 @@ connections; the runtime packages pass theirs, so import them rather than this o
 """
 
 from roomwire import ParticipantToken, RemoteParticipant, RoomMessage
+from roomwire.events import (
+    MessageReceived,
+    MessagingDisabled,
+    MessagingEnabled,
+    ParticipantAdded,
+    ParticipantRemoved,
+    ParticipantUpdated,
+)
 
 from ._client import ReconnectPolicy, RoomClient
 from ._client import connect as connect
@@ -20,6 +28,7 @@ from ._errors import (
     TooLargeError,
 )
 from ._messaging import Messaging
+from ._queue import Events
 from ._server import Backplane as Backplane
 from ._server import BackplaneFactory as BackplaneFactory
 from ._server import Server
@@ -38,14 +47,21 @@ from .events import Disconnected, EventsDropped, MessagingEvent, Reconnected, Se
 __all__ = [
     "ConnectionClosedError",
     "Disconnected",
+    "Events",
     "EventsDropped",
     "ForbiddenError",
     "InvalidRequestError",
+    "MessageReceived",
     "Messaging",
+    "MessagingDisabled",
+    "MessagingEnabled",
     "MessagingEvent",
     "NotEnabledError",
     "NotFoundError",
+    "ParticipantAdded",
+    "ParticipantRemoved",
     "ParticipantToken",
+    "ParticipantUpdated",
     "RateLimitedError",
     "ReconnectPolicy",
     "Reconnected",

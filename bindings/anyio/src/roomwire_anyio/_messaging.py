@@ -3,17 +3,20 @@ events). It holds no state of its own: the session keeps it, the client carries 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Literal, cast, overload
 
 from roomwire import RemoteParticipant, RoomMessage
 
-from ._queue import EventQueue
+from ._queue import EventQueue, Events
 from ._session import Callback, ClientSession, Verb
-from .events import MessagingEvent
 
 Recipient = RemoteParticipant | str
+MessageEventName = Literal["message"]
+"""The callback event that passes a ``RoomMessage``."""
+ParticipantEventName = Literal["participant_added", "participant_removed", "participant_updated"]
+"""The callback events that pass a ``RemoteParticipant``."""
 
 
 class Messaging:
@@ -161,19 +164,37 @@ class Messaging:
 
     # --- delivery -------------------------------------------------------------------------
 
+    @overload
+    def on(self, event: MessageEventName, callback: Callable[[RoomMessage], object]) -> None: ...
+
+    @overload
+    def on(
+        self, event: ParticipantEventName, callback: Callable[[RemoteParticipant], object]
+    ) -> None: ...
+
     def on(self, event: str, callback: Callback) -> None:
         """Call ``callback`` for ``message`` (a RoomMessage) or ``participant_added`` /
         ``participant_removed`` / ``participant_updated`` (a RemoteParticipant). Async
-        callbacks run as their own tasks; neither kind can stall the read loop for long."""
+        callbacks run as their own tasks; neither kind can stall the read loop for long.
+        The overloads let a type checker catch a misspelt event or a mismatched callback."""
         self._session.on(event, callback)
 
+    @overload
+    def off(self, event: MessageEventName, callback: Callable[[RoomMessage], object]) -> None: ...
+
+    @overload
+    def off(
+        self, event: ParticipantEventName, callback: Callable[[RemoteParticipant], object]
+    ) -> None: ...
+
     def off(self, event: str, callback: Callback) -> None:
+        """Stop calling a callback given to ``on``."""
         self._session.off(event, callback)
 
-    def events(self) -> AsyncIterator[MessagingEvent]:
+    def events(self) -> Events:
         """Typed events in order, through a bounded queue: when it is full, events are
         dropped and an ``EventsDropped`` with their count comes next. Ends on close."""
-        return self._queue.__aiter__()
+        return Events(self._queue)
 
 
 def _participant_id(recipient: Recipient) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
 
 import anyio
 
@@ -43,14 +42,41 @@ class EventQueue:
             self._items.append(EventsDropped(count=self._dropped))
             self._dropped = 0
 
-    async def __aiter__(self) -> AsyncIterator[MessagingEvent]:
+    async def get(self) -> MessagingEvent | None:
+        """The next event, waiting for one; None once closed and every event is taken."""
         while True:
-            while self._items:
-                yield self._items.popleft()
+            if self._items:
+                return self._items.popleft()
             self._flush_dropped()
             if self._items:
                 continue
             if self._closed:
-                return
+                return None
             self._ready = anyio.Event()
             await self._ready.wait()
+
+
+class Events:
+    """What ``room.messaging.events()`` returns: the queue's events in order, ending on close.
+
+    A plain async iterator, not a generator: leaving an ``async for`` early (``break``) leaves
+    nothing for the garbage collector to finalize, which trio would warn about. ``aclose()``
+    ends it at once, so ``contextlib.aclosing(room.messaging.events())`` works too.
+    """
+
+    def __init__(self, queue: EventQueue) -> None:
+        self._queue: EventQueue | None = queue
+
+    def __aiter__(self) -> Events:
+        return self
+
+    async def __anext__(self) -> MessagingEvent:
+        event = None if self._queue is None else await self._queue.get()
+        if event is None:
+            self._queue = None
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        """End the iteration: ``__anext__`` raises ``StopAsyncIteration`` from now on."""
+        self._queue = None

@@ -71,6 +71,8 @@ class ServerPump:
         self._rearm = anyio.Event()
         self._armed_for = float("inf")
         self._idle = anyio.Event()
+        self.route_time: Callable[[float], None] | None = None
+        """With metrics: records how long applying one read took, in seconds."""
 
     @property
     def connection_count(self) -> int:
@@ -89,7 +91,12 @@ class ServerPump:
         return conn
 
     def received(self, conn: ServerConnection) -> bool:
-        closed = _drain(conn)
+        if self.route_time is None:
+            closed = _drain(conn)
+        else:
+            start = time.perf_counter()
+            closed = _drain(conn)
+            self.route_time(time.perf_counter() - start)
         self.flush()
         return closed
 
@@ -185,6 +192,8 @@ class Server:
         self.host, self.port = parse_url(self.url)
         self._backplane = pump.backplane
         self._closing = False
+        self.metrics_url: str | None = None
+        """With ``serve(metrics=...)``: where ``/metrics`` and ``/healthz`` are served."""
 
     @property
     def connection_count(self) -> int:
@@ -217,6 +226,7 @@ async def serve(
     listen: Sequence[str] | None = None,
     ssl: SSLContext | None = None,
     allowed_origins: Iterable[str] | None = None,
+    metrics: str | None = None,
     **settings: Any,
 ) -> AsyncIterator[Server]:
     """Run a room server on ``host:port`` (port 0 picks a free one; see ``server.url``) over
@@ -236,6 +246,10 @@ async def serve(
     needs ``roomwire-asyncio[redis]``): rooms span every node on that Redis, ``node_id``
     (a ServerConfig field) names this node (a random id by default), and a liveness probe
     goes through Redis every ``probe_interval`` seconds (see ``server.backplane_healthy``).
+
+    ``metrics="http://127.0.0.1:9464"`` serves Prometheus metrics at ``/metrics`` and a health
+    check at ``/healthz`` there (port 0 picks a free one: ``server.metrics_url``); needs
+    ``prometheus-client`` (``roomwire-asyncio[metrics]``).
     """
     if config is None:
         config = ServerConfig(secret=secret, **settings)
@@ -262,6 +276,11 @@ async def serve(
         server_pump(pump, e, ssl_context=ssl, max_message_size=size, allowed_origins=origins)
         for e in endpoints
     ]
+    metrics_endpoint = None
+    if metrics is not None:
+        from ._metrics import Endpoint  # noqa: PLC0415 - needs prometheus-client, an extra
+
+        metrics_endpoint = await Endpoint.bind(metrics)
     listeners: list[Listener] = []
     try:
         for endpoint, layered in zip(endpoints, pumps, strict=True):
@@ -271,6 +290,8 @@ async def serve(
     except BaseException:
         for listener in listeners:
             listener.stop()
+        if metrics_endpoint is not None:
+            await metrics_endpoint.listener.aclose()
         raise
     urls = [e.url(listener.port) for e, listener in zip(endpoints, listeners, strict=True)]
     server = Server(pump, urls)
@@ -279,6 +300,8 @@ async def serve(
     async with anyio.create_task_group() as tg:
         for listener in listeners:
             await listener.start(tg)
+        if metrics_endpoint is not None:
+            tg.start_soon(metrics_endpoint.attach(server, pump))
         tg.start_soon(pump.run_timer)
         if pump.backplane is not None:
             tg.start_soon(pump.backplane.run)

@@ -170,10 +170,12 @@ def credentials(
     *,
     room: str | None,
     name: str,
+    hidden: bool = False,
 ) -> str:
     """Check the URL, then return the token to connect with: --token as given, or one
-    minted from --secret. A flag beats an environment variable, so ``--secret`` on the
-    command line wins over ``ROOMWIRE_TOKEN``."""
+    minted from --secret (``hidden`` for one-shot commands, so listeners see no churn). A
+    flag beats an environment variable, so ``--secret`` on the command line wins over
+    ``ROOMWIRE_TOKEN``."""
     try:
         rw.parse_url(url)
     except ValueError as exc:
@@ -184,7 +186,7 @@ def credentials(
         fail(2, "no credentials: pass --token or --secret (or ROOMWIRE_TOKEN / ROOMWIRE_SECRET)")
     if not room:
         fail(2, "--room is needed to mint a token from --secret")
-    return ParticipantToken(room=room, name=name, role="service").to_jwt(secret)
+    return ParticipantToken(room=room, name=name, role="service", hidden=hidden).to_jwt(secret)
 
 
 def client_tls(ca: Path | None) -> ssl.SSLContext | None:
@@ -342,6 +344,14 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Requests a connection may make at once (with --rate-limit).",
         ),
     ] = 10,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ROOMWIRE_METRICS",
+            help="Serve Prometheus /metrics and /healthz at this URL, e.g. http://127.0.0.1:9464"
+            " (needs roomwire-asyncio[metrics]).",
+        ),
+    ] = None,
     listen: Annotated[
         list[str] | None,
         typer.Option(
@@ -435,6 +445,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 heartbeat_interval=heartbeat,
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
+                metrics=metrics,
                 listen=listen or None,
                 ssl=tls,
                 allowed_origins=allowed_origin,
@@ -442,6 +453,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             ) as srv:
                 if generated:
                     _print_next_steps(srv.url, key)
+                if srv.metrics_url is not None:
+                    print(f"metrics on {srv.metrics_url}/metrics and /healthz", flush=True)
                 for url in srv.urls:
                     print(f"listening on {url}", flush=True)
                 async for _ in signals:
@@ -449,7 +462,12 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
 
     try:
         run_loop(main)
+    except ImportError as exc:  # --metrics without prometheus-client
+        fail(2, str(exc))
+    except ValueError as exc:  # a --metrics URL that is not http://host:port
+        fail(2, str(exc))
     except OSError as exc:  # the port is taken, the host is not an address of this machine
+        where = exc.filename or where  # the metrics endpoint names its URL
         fail(3, f"cannot listen on {where}: {exc.strerror or exc}")
     except KeyboardInterrupt:  # Ctrl-C before the handlers above were installed
         raise typer.Exit(130) from None
@@ -485,6 +503,10 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
     no_history: Annotated[
         bool, typer.Option("--no-history", help="Refuse reading history.")
     ] = False,
+    hidden: Annotated[
+        bool,
+        typer.Option("--hidden", help="Send without entering presence (a one-shot sender)."),
+    ] = False,
     as_json: JsonOut = False,
 ) -> None:
     """Print a participant token signed with the server's secret."""
@@ -501,6 +523,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
             can_broadcast=not no_broadcast,
             can_list=not no_list,
             can_history=not no_history,
+            hidden=hidden,
             expires_at=None if ttl is None else time.time() + ttl,
         )
     except TokenError as exc:
@@ -549,7 +572,7 @@ def messaging_list(  # noqa: PLR0917 - Typer maps parameters to options
     as_json: JsonOut = False,
 ) -> None:
     """Show the participants with messaging enabled."""
-    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
 
     async def main() -> None:
@@ -611,7 +634,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
         fail(2, "pass exactly one of --to NAME or --to-participant-id ID (either may repeat)")
     message = parse_data(data)
     payload = _read_attachment(attachment)
-    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
 
     async def main() -> None:
@@ -648,7 +671,7 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
     """Send a message to everyone in the room; exit 0 once the server acknowledged it."""
     message = parse_data(data)
     payload = _read_attachment(attachment)
-    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
 
     async def main() -> None:
