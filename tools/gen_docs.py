@@ -152,8 +152,9 @@ INPUT_MEANINGS = {
     "DISABLE_ACK": "the `ack` answering the `disable`.",
     "SEND": "`send` or `broadcast` request.",
     "ATTRIBUTES": "`attrs` request (the client when it sends it, the server when it applies it).",
-    "REPLY": "`ack` or `error` answering a `send`, `broadcast` or `attrs` "
-    "(client side; the server's replies to those ride on SEND and ATTRIBUTES).",
+    "HISTORY": "`history` request (its `history` pages or `error` drive REPLY on the client).",
+    "REPLY": "`ack`, `error` or `history` page answering a `send`, `broadcast`, `attrs` or"
+    " `history` (client side; the server's replies to those ride on SEND, ATTRIBUTES and HISTORY).",
     "DELIVERY": "`msg`, `joined`, `updated` or `left` received (client side).",
     "HEARTBEAT": "`ping` or `pong`, either way.",
     "LOCAL_CLOSE": "this side sends a `close` first and waits for the peer's.",

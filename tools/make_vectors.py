@@ -1140,6 +1140,50 @@ def server_trailing_bytes() -> JSON:
     )
 
 
+@vector
+def server_history() -> JSON:
+    h = Harness("server", {"alice": {}, "bob": {}, "carol": {}, "dave": {"can_history": False}})
+    h.pump()
+    for name in ("alice", "bob", "carol"):
+        h.call(name, "enable", f"{name} enables messaging")
+    bob, carol = h.participant_id("bob"), h.participant_id("carol")
+    h.call("alice", "broadcast_message", "alice broadcasts", type="chat", message={"n": 1})
+    h.call("alice", "send_message", "alice sends bob a note", to=bob, type="dm", message={})
+    h.call("bob", "send_message", "bob sends carol a note", to=carol, type="dm", message={})
+    h.call("carol", "history", "carol reads history: the broadcast and bob's note to her")
+    h.call("carol", "history", "carol reads the newest one only", limit=1, reverse=True)
+    h.call("bob", "history", "bob reads after the broadcast's seq", since=4)
+    h.call("dave", "history", "dave has no history grant: 4033 FORBIDDEN_HISTORY")
+    h.expect("RequestRefused", connection="dave")
+    h.inject(
+        "alice",
+        frame(t="history", rid=90, limit=0),
+        "alice -> server: limit 0 (hand-made): 4000 INVALID_REQUEST",
+        route=False,
+    )
+    h.inject(
+        "alice",
+        frame(t="history", rid=91, limit=2**62),
+        "alice -> server: an absurd limit (hand-made): 4000 INVALID_REQUEST",
+        route=False,
+    )
+    h.inject(
+        "alice",
+        frame(t="history", rid=92, since=10**9),
+        "alice -> server: a since past the room's last seq (hand-made): 4000",
+        route=False,
+    )
+    for index in range(-3, 0):
+        h.expect("RequestRefused", connection="alice", index=index)
+    return h.vector(
+        "The room keeps its messages: a history request returns the broadcasts and the direct"
+        " messages to or from the reader's name, oldest first (reverse: newest first), after"
+        " since (exclusive), at most limit. Without the history grant: 4033; a limit outside"
+        " 1 to max_history_limit or a since past the room's seq: 4000. The connection stays"
+        " open."
+    )
+
+
 # Client side: bytes a server sends, and what the client does -----------------------------
 
 
@@ -1598,6 +1642,27 @@ def client_message_before_enable() -> JSON:
     return h.vector(
         "Deliveries are only allowed while messaging is enabled (or being disabled): a msg in"
         " OPEN closes with 1002 PROTOCOL_ERROR."
+    )
+
+
+@vector
+def client_history() -> JSON:
+    h = _client({"bob": {}}, server={"max_frame_size": 4096})
+    h.call("alice", "enable", "alice enables")
+    h.call("bob", "enable", "bob enables")
+    for n in range(3):
+        h.call(
+            "bob",
+            "broadcast_message",
+            f"bob broadcasts message {n} (1500 bytes of text)",
+            type="chat",
+            message={"n": n, "text": "x" * 1500},
+        )
+    h.call("alice", "history", "alice reads history: three messages in two pages", limit=10)
+    h.expect("HistoryReceived")
+    return h.vector(
+        "A history reply may come in pages (more=true on every page but the last): the"
+        " client collects them and reports one HistoryReceived with every message in order."
     )
 
 

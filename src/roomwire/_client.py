@@ -25,6 +25,7 @@ from ._shapes import (
     check_bare,
     check_close,
     check_error,
+    check_history_page,
     check_left,
     check_msg,
     check_presence,
@@ -37,6 +38,7 @@ from .events import (
     Connected,
     ConnectionClosed,
     Event,
+    HistoryReceived,
     JSONObject,
     Limits,
     MessageReceived,
@@ -65,6 +67,7 @@ class ClientConnection(BaseConnection):
         "_close_sent",
         "_connected",
         "_deadline",
+        "_history",
         "_interval",
         "_limits",
         "_me",
@@ -92,6 +95,8 @@ class ClientConnection(BaseConnection):
         self._pending: dict[int, tuple[Input, JSONObject | None]] = {}
         self._presence: dict[str, RemoteParticipant] = {}
         self._snapshot: list[RemoteParticipant] = []
+        self._history: list[RoomMessage] = []
+        """The pages of the history reply being received (the server sends them together)."""
         # Placeholders until the welcome: verbs that read them are not allowed before it.
         self._me = RemoteParticipant(id="", name="", role="")
         self._connected = False
@@ -196,6 +201,22 @@ class ClientConnection(BaseConnection):
             raise MessageTooLarge(f"attributes would be over the {most}-byte limit")
         return self._request(Input.ATTRIBUTES, {"t": "attrs", "attributes": attributes}, merged)
 
+    def history(self, *, limit: int = 100, since: int | None = None, reverse: bool = False) -> int:
+        """Ask for the room's messages this participant may read (broadcasts, and direct
+        messages to or from its name): after seq ``since`` (exclusive), oldest first, or
+        newest first with ``reverse``; at most ``limit``, up to the advertised
+        ``max_history_limit``. ``HistoryReceived`` or ``RequestRefused`` answers it."""
+        self._check_allowed(Input.HISTORY, "read history")
+        most = self._limits.max_history_limit
+        if type(limit) is not int or not 0 < limit <= most:
+            raise InvalidRequest(f"limit must be an integer from 1 to {most}")
+        if since is not None and (type(since) is not int or since < 0):
+            raise InvalidRequest("since must be None or a seq (an integer of 0 or more)")
+        frame: Frame = {"t": "history", "limit": limit, "reverse": bool(reverse)}
+        if since is not None:
+            frame["since"] = since
+        return self._request(Input.HISTORY, frame)
+
     def close(self, code: Code = Code.NORMAL, reason: str = "") -> None:
         """Start a clean close; ``ConnectionClosed`` follows when the server answers."""
         self._check_allowed(Input.LOCAL_CLOSE, "close")
@@ -246,18 +267,21 @@ class ClientConnection(BaseConnection):
 
     def _delivery(self, frame: Frame, now: float) -> Event:
         self._alive(now)
-        return MessageReceived(
-            message=RoomMessage(
-                id=frame["id"],
-                seq=frame["seq"],
-                timestamp=float(frame["ts"]),
-                from_participant_id=frame["from"],
-                type=frame["type"],
-                message=frame["message"],
-                attachment=frame.get("att"),
-                broadcast=frame["bc"],
-            )
-        )
+        return MessageReceived(message=_room_message(frame))
+
+    def _history_page(self, frame: Frame, now: float) -> Event | None:
+        rid = frame["rid"]
+        pending = self._pending.get(rid)
+        if pending is None or pending[0] is not Input.HISTORY:
+            raise RemoteProtocolError(f"a history page answers {rid}, not a history request")
+        self._expect(Input.REPLY, "history")
+        self._alive(now)
+        self._history.extend(_room_message(m) for m in frame["messages"])
+        if frame["more"]:
+            return None
+        del self._pending[rid]
+        messages, self._history = tuple(self._history), []
+        return HistoryReceived(request_id=rid, messages=messages)
 
     def _heartbeat(self, frame: Frame, now: float) -> None:
         """Proof of life; a ping is answered."""
@@ -272,7 +296,7 @@ class ClientConnection(BaseConnection):
                 Code.UNSUPPORTED_VERSION,
             )
         participant = from_record(frame["participant"])
-        limits = Limits(**{k: frame["limits"][k] for k in LIMIT_FIELDS})
+        limits = Limits(**{k: frame["limits"][k] for k in LIMIT_FIELDS if k in frame["limits"]})
         ceiling = self.config.max_frame_size
         if limits.max_frame_size > ceiling:
             raise RemoteProtocolError(
@@ -402,6 +426,20 @@ class ClientConnection(BaseConnection):
         self._deadline = now + self._interval + self._timeout
 
 
+def _room_message(frame: Frame) -> RoomMessage:
+    """A ``msg`` frame, or one message of a history page, as the user sees it."""
+    return RoomMessage(
+        id=frame["id"],
+        seq=frame["seq"],
+        timestamp=float(frame["ts"]),
+        from_participant_id=frame["from"],
+        type=frame["type"],
+        message=frame["message"],
+        attachment=frame.get("att"),
+        broadcast=frame["bc"],
+    )
+
+
 _WRONG_REPLY = {
     "snapshot": "snapshot answers request {rid}, not an enable",
     # The server accepts every disable it is sent (only an enabled client sends one); a
@@ -418,6 +456,7 @@ SERVER_KINDS: dict[str, FrameKind[_Handler]] = {
     "ack": FrameKind(check_ack, None, ClientConnection._reply),
     "error": FrameKind(check_error, None, ClientConnection._reply),
     "msg": FrameKind(check_msg, Input.DELIVERY, ClientConnection._delivery),
+    "history": FrameKind(check_history_page, None, ClientConnection._history_page),
     "joined": FrameKind(check_presence, Input.DELIVERY, ClientConnection._presence_change),
     "updated": FrameKind(check_presence, Input.DELIVERY, ClientConnection._presence_change),
     "left": FrameKind(check_left, Input.DELIVERY, ClientConnection._presence_change),

@@ -127,6 +127,16 @@ class ServerConfig:
     allow_weak_secret: bool = False
     """Development only: accept a ``secret`` or ``backplane_key`` under 32 bytes (refused by
     default, when the server is made, rather than warned about at the first token)."""
+    history_size: int = attrs.field(default=1000, validator=_positive)
+    """Messages each room's history keeps (the oldest go first). In memory, a room holds at
+    most this many deliveries, each at most ``max_frame_size`` bytes."""
+    history_ttl: float = attrs.field(default=3600.0, validator=_positive)
+    """Seconds a message stays in its room's history."""
+    max_history_limit: int = attrs.field(default=1000, validator=_positive)
+    """Most messages one ``history`` request may ask for (advertised in the welcome)."""
+    external_history: bool = False
+    """The driver keeps history in its own store (``RoomServer.history_to_store``,
+    ``history_reads``, ``answer_history``) instead of the server's memory."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from ._codec import Frame, encode_frame
 from ._config import InterceptedMessage
+from ._history import History
 from ._outbound import Batch, Outbound, Queues
 from ._room import Room
 from ._state import State
@@ -14,9 +15,11 @@ from .events import JSONObject
 
 
 class Router:
-    __slots__ = ("_batch", "queues", "rooms")
+    __slots__ = ("_batch", "history", "queues", "rooms")
 
-    def __init__(self) -> None:
+    def __init__(self, history: History) -> None:
+        self.history = history
+        """Every delivered message is kept here (the session keeps local ones itself)."""
         self.rooms: dict[str, Room] = {}
         self.queues = Queues()
         self._batch: Batch | None = None
@@ -39,17 +42,23 @@ class Router:
         self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
     ) -> None:
         """Stamp a message with the room's next seq and queue it for every local recipient."""
+        seq, m = room.next_seq(), message
         data = delivery_frame(
-            message_id,
-            room.next_seq(),
-            timestamp,
-            message.sender.id,
-            message.to,
-            message.type,
-            message.message,
-            message.attachment,
+            message_id, seq, timestamp, m.sender.id, m.to, m.type, m.message, m.attachment
         )
-        self.queue_to(self.targets(room, message.sender.id, message.to), data)
+        self.history.keep(
+            room,
+            seq,
+            message_id,
+            timestamp,
+            m.sender,
+            m.to,
+            m.type,
+            m.message,
+            m.attachment,
+            len(data),
+        )
+        self.queue_to(self.targets(room, m.sender.id, m.to), data)
 
     def broadcast(self, sender: Outbound, room: Room, sender_id: str, data: bytes) -> int:
         """Queue a local participant's broadcast; returns how many connections it is for.

@@ -13,6 +13,7 @@ from ._cluster import Cluster
 from ._config import ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
+from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
 from ._session import ServerConnection
 from ._stats import ServerStats
@@ -38,7 +39,14 @@ class RoomServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         # The parts the sessions work with (internal).
-        self.router = Router()
+        self.router = Router(
+            History(
+                config.history_size,
+                config.history_ttl,
+                config.max_frame_size,
+                external=config.external_history,
+            )
+        )
         self.cluster = Cluster(config, self.router)
         self.presence = self.cluster.presence
         self.timers = Timers()
@@ -122,6 +130,33 @@ class RoomServer:
         if now >= self.cluster.next_beat:
             self.cluster.beat(now)
         self.router.reap()
+
+    # --- history in the driver's store (config.external_history) ----------------------
+
+    def history_to_store(self) -> list[tuple[str, bytes]]:
+        """Records to append to each room's store, with the room's name, in order. Keep at
+        least the last ``history_size`` of each room; acknowledge nothing of a message to
+        anyone before its record is stored (write these before the connections' output)."""
+        history = self.router.history
+        records, history.to_store = history.to_store, []
+        return records
+
+    def history_reads(self) -> list[HistoryRead]:
+        """History requests waiting for the store: answer each with ``answer_history``."""
+        history = self.router.history
+        reads, history.reads = history.reads, []
+        return reads
+
+    def answer_history(self, read: HistoryRead, records: list[bytes], now: float) -> None:
+        """Answer ``read`` with the room's stored records whose seq is over ``read.since``,
+        oldest first; the core picks what the reader may see. Raises ``LocalProtocolError``
+        for a record that is not one (a corrupt store); dropped if the reader has gone."""
+        entries = [decode_entry(record) for record in records]
+        connection = self._connections.get(read.connection_id)
+        if connection is not None:
+            connection.queue_history(
+                read.request_id, self.router.history.select(read, entries, now)
+            )
 
     # --- backplane ------------------------------------------------------------------------
 

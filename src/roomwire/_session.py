@@ -16,6 +16,7 @@ from ._connection import BaseConnection, NextEvent
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import PREFIX_SIZE, Framing
+from ._history import Entry, HistoryRead, history_frames
 from ._outbound import Outbound
 from ._participant import attributes_size, encode, merge_attributes, to_record
 from ._registry import FrameKind, receive
@@ -28,6 +29,7 @@ from ._shapes import (
     check_close,
     check_enable,
     check_hello,
+    check_history,
     check_request,
     check_send,
 )
@@ -370,6 +372,10 @@ class ServerConnection(BaseConnection):
                     f" {config.max_frame_size}-byte frame limit",
                 )
         self._queue(encode_ack(frame["rid"], message_id))
+        if delivered and not relaying:
+            server.router.history.keep(
+                room, seq, message_id, now, sender, to, type_, body, attachment, len(data)
+            )
         if delivered and routed is None and to is None:
             recipients = server.router.broadcast(self.outbound, room, sender.id, data)
         else:
@@ -388,6 +394,32 @@ class ServerConnection(BaseConnection):
             broadcast=broadcast,
             recipients=recipients,
         )
+
+    def _history(self, frame: Frame, size: int, now: float) -> None:
+        if not self._grants.can_history:
+            raise _Refusal(Code.FORBIDDEN_HISTORY, "the token does not grant reading history")
+        limit, since = frame.get("limit", 100), frame.get("since")
+        most = self._server.config.max_history_limit
+        if not 0 < limit <= most:
+            raise _Refusal(Code.INVALID_REQUEST, f"limit must be 1 to {most}, not {limit}")
+        room = self._room
+        if since is not None and not 0 <= since <= room.seq:
+            raise _Refusal(
+                Code.INVALID_REQUEST,
+                f"since must be a seq from 0 to the room's last, {room.seq}, not {since}",
+            )
+        read = HistoryRead(
+            room=room.name,
+            since=since,
+            connection_id=self.connection_id,
+            request_id=frame["rid"],
+            name=self._me.name,
+            limit=limit,
+            reverse=frame.get("reverse", False),
+        )
+        entries = self._server.router.history.ask(read, now)
+        if entries is not None:
+            self.queue_history(read.request_id, entries)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -426,6 +458,13 @@ class ServerConnection(BaseConnection):
         self.outbound.drop()
         limit = self.outbound.limit
         self._abort(Code.SLOW_CONSUMER, f"over {limit} bytes queued: the client reads too slowly")
+
+    def queue_history(self, rid: int, entries: list[Entry]) -> None:
+        """Internal: queue the pages answering history request ``rid``."""
+        for data in history_frames(rid, entries, self._server.config.max_frame_size):
+            self._queue(data)
+            # Like a snapshot, an asked-for reply is not a sign of a slow reader.
+            self.outbound.exempt(len(data))
 
     def close_now(self, code: Code, reason: str) -> None:
         """Internal: close from the server's side (shutdown)."""
@@ -473,6 +512,7 @@ CLIENT_KINDS: dict[str, _Kind] = {
     "attrs": FrameKind(
         check_attrs, Input.ATTRIBUTES, ServerConnection._attributes, "set attributes"
     ),
+    "history": FrameKind(check_history, Input.HISTORY, ServerConnection._history, "read history"),
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),

@@ -6,6 +6,7 @@ it receives."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import attrs
 
@@ -85,6 +86,18 @@ def check_attrs(f: Frame) -> None:
     _require(_is_int(f.get("rid")) and type(f.get("attributes")) is dict, "attrs")
 
 
+def check_history(f: Frame) -> None:
+    # Any integer passes here: an absurd limit or position is refused, not a broken frame.
+    since = f.get("since")
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("limit", 0)) is int
+        and (since is None or type(since) is int)
+        and type(f.get("reverse", False)) is bool,
+        "history",
+    )
+
+
 def check_bare(f: Frame) -> None:
     """ping and pong carry nothing."""
 
@@ -111,22 +124,27 @@ def check_welcome(f: Frame) -> None:
         and type(f.get("room")) is str
         and is_participant(f.get("participant"))
         and type(limits) is dict
-        and all(_is_int(limits.get(name)) for name in LIMIT_FIELDS)
+        and all(_is_int(limits.get(name)) for name in REQUIRED_LIMITS)
+        and all(_is_int(limits[name]) for name in LIMIT_FIELDS if name in limits)
         and _is_duration(f.get("hb"))
         and _is_duration(f.get("hbt")),
         "welcome",
     )
 
 
-def check_snapshot(f: Frame) -> None:
-    participants = f.get("participants")
-    _require(
+def _is_page(f: Frame, key: str, is_item: Callable[[object], bool]) -> bool:
+    """A page of a paged reply: its request id, ``more``, and the list under ``key``."""
+    items = f.get(key)
+    return (
         _is_int(f.get("rid"))
         and type(f.get("more")) is bool
-        and type(participants) is list
-        and all(is_participant(p) for p in participants),
-        "snapshot",
+        and type(items) is list
+        and all(is_item(item) for item in items)
     )
+
+
+def check_snapshot(f: Frame) -> None:
+    _require(_is_page(f, "participants", is_participant), "snapshot")
 
 
 def check_ack(f: Frame) -> None:
@@ -139,8 +157,9 @@ def check_error(f: Frame) -> None:
     _check_coded(f, closes=False)
 
 
-def check_msg(f: Frame) -> None:
-    _require(
+def _is_message(f: Frame) -> bool:
+    """A ``msg`` frame's fields, also each message of a ``history`` page."""
+    return (
         type(f.get("id")) is str
         and _is_int(f.get("seq"))
         and type(f.get("ts")) in (int, float)
@@ -148,9 +167,28 @@ def check_msg(f: Frame) -> None:
         and type(f.get("type")) is str
         and type(f.get("message")) is dict
         and type(f.get("bc")) is bool
-        and _optional_attachment(f),
-        "msg",
+        and _optional_attachment(f)
     )
+
+
+def check_msg(f: Frame) -> None:
+    _require(_is_message(f), "msg")
+
+
+def check_stored(f: Frame) -> None:
+    """A history record as a driver's store hands it back: a message, its sender's name and
+    its recipients' names (None for a broadcast)."""
+    to = f.get("to")
+    _require(
+        _is_message(f)
+        and type(f.get("name")) is str
+        and (to is None or (type(to) is list and all(type(n) is str for n in to))),
+        "stored",
+    )
+
+
+def check_history_page(f: Frame) -> None:
+    _require(_is_page(f, "messages", lambda m: type(m) is dict and _is_message(m)), "history")
 
 
 def check_presence(f: Frame) -> None:
@@ -163,6 +201,9 @@ def check_left(f: Frame) -> None:
 
 LIMIT_FIELDS = tuple(field.name for field in attrs.fields(Limits))
 """The welcome's ``limits`` keys: the fields of ``events.Limits``."""
+REQUIRED_LIMITS = tuple(f.name for f in attrs.fields(Limits) if f.default is attrs.NOTHING)
+"""The keys every welcome has; later ones (with a default) may be missing from an older
+server's, which then keeps its default."""
 
 
 def check_frame(frame: Frame, kinds: dict[str, Checker]) -> None:

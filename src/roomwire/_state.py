@@ -55,6 +55,7 @@ class Input(enum.Enum):
     DISABLE_ACK = "DISABLE_ACK"
     SEND = "SEND"
     ATTRIBUTES = "ATTRIBUTES"
+    HISTORY = "HISTORY"
     REPLY = "REPLY"
     DELIVERY = "DELIVERY"
     HEARTBEAT = "HEARTBEAT"
@@ -81,6 +82,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (_S.DISABLING, _I.DELIVERY): _S.DISABLING,
     **{(state, _I.ATTRIBUTES): state for state in _LIVE},
     **{(state, _I.REPLY): state for state in _LIVE},
+    **{(state, _I.HISTORY): state for state in _LIVE},
     **{(state, _I.HEARTBEAT): state for state in _LIVE},
     **{(state, _I.LOCAL_CLOSE): _S.CLOSING for state in (_S.HANDSHAKE, *_LIVE)},
     **{(state, _I.PEER_CLOSE): _S.CLOSED for state in (_S.HANDSHAKE, *_LIVE, _S.CLOSING)},
@@ -110,6 +112,8 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.SEND, "error"): _I.REPLY,
     (_I.ATTRIBUTES, "ack"): _I.REPLY,
     (_I.ATTRIBUTES, "error"): _I.REPLY,
+    (_I.HISTORY, "history"): _I.REPLY,
+    (_I.HISTORY, "error"): _I.REPLY,
 }
 """The input a reply drives, by the request it answers and its kind ("last snapshot" is the
 page with ``more`` false). A missing key is a reply that cannot answer that request."""

@@ -35,6 +35,8 @@ class ParticipantToken:
     """Grant: broadcast to the room."""
     can_list: bool = True
     """Grant: see the room's participants (presence snapshot and diffs)."""
+    can_history: bool = True
+    """Grant: read the room's history (``history`` requests)."""
     hidden: bool = False
     """Enable messaging without entering presence: the others get no ``joined``/``left`` for
     this participant and no snapshot lists it; it may send and broadcast (as its grants say)
@@ -54,7 +56,9 @@ class ParticipantToken:
                 "send": self.can_send,
                 "broadcast": self.can_broadcast,
                 "list": self.can_list,
-                # Only when set: tokens without it stay byte-for-byte what they were.
+                # Only when they differ from the default: other tokens stay byte-for-byte
+                # what they were.
+                **({} if self.can_history else {"history": False}),
                 **({"hidden": True} if self.hidden else {}),
             },
         }
@@ -116,6 +120,7 @@ class ParticipantToken:
             can_send=grants.get("send", True),
             can_broadcast=grants.get("broadcast", True),
             can_list=grants.get("list", True),
+            can_history=grants.get("history", True),
             hidden=grants.get("hidden", False),
             expires_at=exp,
         )

@@ -47,6 +47,7 @@ class Code(enum.IntEnum):
     FORBIDDEN_SEND = 4030
     FORBIDDEN_BROADCAST = 4031
     FORBIDDEN_LIST = 4032
+    FORBIDDEN_HISTORY = 4033
     NOT_FOUND = 4040
     INVALID_STATE = 4090
     TOO_LARGE = 4130
@@ -114,6 +115,9 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.FORBIDDEN_BROADCAST: CodeInfo("The token does not grant broadcasting.", retry=False),
     Code.FORBIDDEN_LIST: CodeInfo(
         "The token does not grant seeing the room's participants (presence).", retry=False
+    ),
+    Code.FORBIDDEN_HISTORY: CodeInfo(
+        "The token does not grant reading the room's history.", retry=False
     ),
     Code.NOT_FOUND: CodeInfo(
         "A recipient is unknown, left, or does not have messaging enabled.", retry=False

@@ -76,6 +76,8 @@ class Limits:
     """Longest message ``type`` string, in characters."""
     max_attributes_size: int
     """Largest encoded attributes object a participant may hold."""
+    max_history_limit: int = 1000
+    """Most messages one ``history`` request may ask for (``ServerConfig``'s default)."""
 
 
 class Event:
@@ -164,6 +166,16 @@ class RequestAcked(Event):
     """The request's id."""
     message_id: str | None
     """The server's message id for a send or broadcast; None for other requests."""
+
+
+@attrs.frozen(kw_only=True)
+class HistoryReceived(Event):
+    """Client: the answer to a ``history`` request, every page of it."""
+
+    request_id: int
+    """The ``history`` request's id."""
+    messages: tuple[RoomMessage, ...]
+    """The messages, in the order asked for (oldest first unless ``reverse``)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -97,7 +97,7 @@ async def join(rw: ModuleType, server: Any, make_token: Callable[..., str]) -> A
     Token fields (``can_send`` ...) go to the token, anything else to ``rw.connect``. Clients
     do not reconnect unless asked: a lost connection should fail a test, not be papered over.
     """
-    token_fields = {"role", "can_send", "can_broadcast", "can_list", "expires_at"}
+    token_fields = {"role", "can_send", "can_broadcast", "can_list", "can_history", "expires_at"}
     async with AsyncExitStack() as stack:
 
         async def connect(

@@ -106,9 +106,25 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
         "broadcast", {"rid": U63, "type": TEXT, "message": JSON_OBJECT}, {"att": ATTACHMENT}
     ),
     "attrs": frame_of("attrs", {"rid": U63, "attributes": JSON_OBJECT}),
+    "history": frame_of(
+        "history",
+        {"rid": U63},
+        {"limit": JSON_INT, "since": st.none() | JSON_INT, "reverse": st.booleans()},
+    ),
     **BARE,
     "close": CLOSE,
 }
+
+MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "id": TEXT,
+    "seq": U63,
+    "ts": U63 | FINITE,
+    "from": TEXT,
+    "type": TEXT,
+    "message": JSON_OBJECT,
+    "bc": st.booleans(),
+}
+"""A ``msg`` frame's fields, also each message of a history page."""
 
 SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "welcome": frame_of(
@@ -128,18 +144,16 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     ),
     "ack": frame_of("ack", {"rid": U63}, {"id": st.none() | TEXT}),
     "error": frame_of("error", {"rid": U63, "code": REFUSAL_CODES, "reason": TEXT}),
-    "msg": frame_of(
-        "msg",
+    "msg": frame_of("msg", MESSAGE_FIELDS, {"att": ATTACHMENT}),
+    "history": frame_of(
+        "history",
         {
-            "id": TEXT,
-            "seq": U63,
-            "ts": U63 | FINITE,
-            "from": TEXT,
-            "type": TEXT,
-            "message": JSON_OBJECT,
-            "bc": st.booleans(),
+            "rid": U63,
+            "more": st.booleans(),
+            "messages": st.lists(
+                st.fixed_dictionaries(MESSAGE_FIELDS, optional={"att": ATTACHMENT}), max_size=3
+            ),
         },
-        {"att": ATTACHMENT},
     ),
     "joined": frame_of("joined", {"seq": U63, "p": PARTICIPANT}),
     "updated": frame_of("updated", {"seq": U63, "p": PARTICIPANT}),
@@ -401,6 +415,10 @@ def _verb_attributes(p: Pair, data: st.DataObject) -> None:
     p.client.set_attributes({"n": data.draw(st.integers(0, 9), label="n")})
 
 
+def _verb_history(p: Pair, data: st.DataObject) -> None:
+    p.client.history(limit=data.draw(st.integers(1, 100), label="limit"))
+
+
 def _verb_close(p: Pair, data: st.DataObject) -> None:
     p.client.close(data.draw(st.sampled_from([Code.NORMAL, Code.GOING_AWAY])), "bye")
 
@@ -410,6 +428,7 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.DISABLE: _verb_disable,
     Input.SEND: _verb_send,
     Input.ATTRIBUTES: _verb_attributes,
+    Input.HISTORY: _verb_history,
     Input.LOCAL_CLOSE: _verb_close,
 }
 

@@ -27,6 +27,9 @@ POSITIVE_FIELDS = [
     "max_recipients",
     "max_type_length",
     "max_attributes_size",
+    "history_size",
+    "history_ttl",
+    "max_history_limit",
 ]
 
 
@@ -83,6 +86,7 @@ REFUSALS = {
     Code.FORBIDDEN_SEND,
     Code.FORBIDDEN_BROADCAST,
     Code.FORBIDDEN_LIST,
+    Code.FORBIDDEN_HISTORY,
     Code.NOT_FOUND,
     Code.INVALID_STATE,
     Code.TOO_LARGE,

@@ -116,6 +116,8 @@ def _client_pool() -> list[dict[str, Any]]:
             {"t": "attrs", "rid": rid, "attributes": {"text": None}},
             {"t": "broadcast", "rid": rid, "type": "chat", "message": message},
             {"t": "broadcast", "rid": rid, "type": "t" * (i * 60), "message": {}, "att": b"a"},
+            {"t": "history", "rid": rid},
+            {"t": "history", "rid": rid, "limit": i * 400, "since": i - 1, "reverse": bool(i % 2)},
         ]
         for to in RECIPIENTS:
             frame = {"t": "send", "rid": rid, "to": to, "type": "chat", "message": message}
@@ -154,6 +156,7 @@ def _server_pool() -> list[dict[str, Any]]:
             {"t": "error", "rid": rid, "code": 4040, "reason": "gone"},
             {"t": "snapshot", "rid": rid, "more": True, "participants": []},
             {"t": "snapshot", "rid": rid, "more": False, "participants": [_participant("id8")]},
+            {"t": "history", "rid": rid, "more": rid == 2, "messages": []},
         ]
     for i, pid in enumerate([ALICE_ID, "id3", "id4", "id8"]):
         message = MESSAGES[i % len(MESSAGES)]
@@ -171,6 +174,22 @@ def _server_pool() -> list[dict[str, Any]]:
                 "message": message,
                 "bc": bool(i % 2),
                 "att": bytes(i * 5),
+            },
+            {
+                "t": "history",
+                "rid": 1 + i % 3,
+                "more": False,
+                "messages": [
+                    {
+                        "id": f"h{i}",
+                        "seq": i,
+                        "ts": 1.0,
+                        "from": pid,
+                        "type": "chat",
+                        "message": message,
+                        "bc": True,
+                    }
+                ],
             },
         ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]

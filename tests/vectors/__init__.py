@@ -193,7 +193,15 @@ def _drain(conn: ClientConnection | ServerConnection, now: float, out: list[JSON
             return True
 
 
-_VERBS = ("enable", "disable", "send_message", "broadcast_message", "set_attributes", "close")
+_VERBS = (
+    "enable",
+    "disable",
+    "send_message",
+    "broadcast_message",
+    "set_attributes",
+    "history",
+    "close",
+)
 
 
 def _call(client: ClientConnection, step: JSON) -> JSON:

@@ -26,6 +26,7 @@ const REGISTRY = {
   FORBIDDEN_SEND: [4030, false],
   FORBIDDEN_BROADCAST: [4031, false],
   FORBIDDEN_LIST: [4032, false],
+  FORBIDDEN_HISTORY: [4033, false],
   NOT_FOUND: [4040, false],
   INVALID_STATE: [4090, false],
   TOO_LARGE: [4130, false],

@@ -11,8 +11,8 @@
 import { Code, closesConnection, codeName } from "./codes.js";
 import { checkJson, encodePayload, widenIntegers, type JsonObject } from "./encode.js";
 import { InvalidRequest, LocalProtocolError, MessageTooLarge, RemoteProtocolError } from "./errors.js";
-import { type ClientEvent, type Limits, NEED_DATA, type NeedData, type RemoteParticipant } from "./events.js";
-import { LIMIT_FIELDS, asRecord, badFrame, decodeServerFrame, pyRepr, type Frame } from "./frames.js";
+import { type ClientEvent, type Limits, NEED_DATA, type NeedData, type RemoteParticipant, type RoomMessage } from "./events.js";
+import { LIMIT_DEFAULTS, LIMIT_FIELDS, asRecord, badFrame, decodeServerFrame, pyRepr, type Frame } from "./frames.js";
 import { ParticipantView } from "./participants.js";
 import { type Input, type State, TRANSITIONS } from "./state.js";
 
@@ -29,7 +29,28 @@ const DEFAULT_CONFIG: Required<ClientConfig> = { maxFrameSize: 16 * 1024 * 1024,
 
 type Closed = Extract<ClientEvent, { event: "ConnectionClosed" }>;
 
-const NO_LIMITS: Limits = { maxFrameSize: 0, maxSendSize: 0, maxRecipients: 0, maxTypeLength: 0, maxAttributesSize: 0 };
+const NO_LIMITS: Limits = {
+  maxFrameSize: 0,
+  maxSendSize: 0,
+  maxRecipients: 0,
+  maxTypeLength: 0,
+  maxAttributesSize: 0,
+  maxHistoryLimit: 0,
+};
+
+/** A `msg` frame, or one message of a history page, as the user sees it. */
+function messageFromWire(frame: Record<string, unknown>): RoomMessage {
+  return {
+    id: frame.id as string,
+    seq: frame.seq as number,
+    timestamp: Number(frame.ts),
+    fromParticipantId: frame.from as string,
+    type: frame.type as string,
+    message: frame.message as JsonObject,
+    attachment: (frame.att as Uint8Array | undefined) ?? null,
+    broadcast: frame.bc as boolean,
+  };
+}
 
 function participantFromWire(value: unknown): RemoteParticipant {
   const record = asRecord(value)!; // the shape check made sure
@@ -53,6 +74,7 @@ export class ClientConnection extends ParticipantView {
   private nextRid = 1;
   private readonly pending = new Map<number, [Input, JsonObject | null]>();
   private snapshot: RemoteParticipant[] = [];
+  private historyPages: RoomMessage[] = [];
   private me: RemoteParticipant = { id: "", name: "", role: "", attributes: {} };
   private connected = false;
   private _room: string | null;
@@ -179,6 +201,24 @@ export class ClientConnection extends ParticipantView {
     return this.request("ATTRIBUTES", { t: "attrs", attributes: wire }, merged);
   }
 
+  /** Ask for the room's messages this participant may read (broadcasts, and direct messages
+   * to or from its name): after seq `since` (exclusive), oldest first, or newest first with
+   * `reverse`; at most `limit`, up to the advertised `maxHistoryLimit`. `HistoryReceived` or
+   * `RequestRefused` answers it. */
+  history({ limit = 100, since = null, reverse = false }: { limit?: number; since?: number | null; reverse?: boolean } = {}): number {
+    this.checkAllowed("HISTORY", "read history");
+    const most = this._limits.maxHistoryLimit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > most) {
+      throw new InvalidRequest(`limit must be an integer from 1 to ${most}`);
+    }
+    if (since !== null && (!Number.isInteger(since) || since < 0)) {
+      throw new InvalidRequest("since must be None or a seq (an integer of 0 or more)");
+    }
+    const frame: Record<string, unknown> = { t: "history", limit, reverse };
+    if (since !== null) frame.since = since;
+    return this.request("HISTORY", frame);
+  }
+
   /** Start a clean close; `ConnectionClosed` follows when the server answers. */
   close(code: number = Code.NORMAL, reason = ""): void {
     this.checkAllowed("LOCAL_CLOSE", "close");
@@ -255,20 +295,10 @@ export class ClientConnection extends ParticipantView {
       case "msg": {
         this.expect("DELIVERY", kind);
         this.heard(now);
-        return {
-          event: "MessageReceived",
-          message: {
-            id: frame.id as string,
-            seq: frame.seq as number,
-            timestamp: Number(frame.ts),
-            fromParticipantId: frame.from as string,
-            type: frame.type as string,
-            message: frame.message as JsonObject,
-            attachment: (frame.att as Uint8Array | undefined) ?? null,
-            broadcast: frame.bc as boolean,
-          },
-        };
+        return { event: "MessageReceived", message: messageFromWire(frame) };
       }
+      case "history":
+        return this.historyPage(frame, now);
       case "ack":
       case "error":
       case "snapshot":
@@ -299,10 +329,10 @@ export class ClientConnection extends ParticipantView {
     }
     const participant = participantFromWire(frame.participant);
     const wire = asRecord(frame.limits)!;
-    const [maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize] = LIMIT_FIELDS.map((name) =>
-      Number(wire[name]),
-    ) as [number, number, number, number, number];
-    const limits: Limits = { maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize };
+    const [maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize, maxHistoryLimit] = LIMIT_FIELDS.map(
+      (name) => Number(wire[name] ?? LIMIT_DEFAULTS[name]),
+    ) as [number, number, number, number, number, number];
+    const limits: Limits = { maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize, maxHistoryLimit };
     const ceiling = this.config.maxFrameSize;
     if (maxFrameSize > ceiling) {
       throw new RemoteProtocolError(
@@ -377,6 +407,21 @@ export class ClientConnection extends ParticipantView {
     this.snapshot = [];
     this.present = new Map(participants.map((p) => [p.id, p]));
     return { event: "MessagingEnabled", requestId: rid, participants };
+  }
+
+  private historyPage(frame: Frame, now: number): ClientEvent | null {
+    const rid = frame.rid as number;
+    if (this.pending.get(rid)?.[0] !== "HISTORY") {
+      throw new RemoteProtocolError(`a history page answers ${rid}, not a history request`);
+    }
+    this.expect("REPLY", "history");
+    this.heard(now);
+    for (const record of frame.messages as unknown[]) this.historyPages.push(messageFromWire(asRecord(record)!));
+    if (frame.more) return null;
+    this.pending.delete(rid);
+    const messages = this.historyPages;
+    this.historyPages = [];
+    return { event: "HistoryReceived", requestId: rid, messages };
   }
 
   private presenceChange(frame: Frame, now: number): ClientEvent {

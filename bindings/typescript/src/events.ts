@@ -39,6 +39,8 @@ export interface Limits {
   readonly maxTypeLength: number;
   /** Largest encoded attributes object a participant may hold. */
   readonly maxAttributesSize: number;
+  /** Most messages one `history` request may ask for (1000 when the server does not say). */
+  readonly maxHistoryLimit: number;
 }
 
 export type ClientEvent =
@@ -57,6 +59,7 @@ export type ClientEvent =
   | { readonly event: "ParticipantRemoved"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
   | { readonly event: "ParticipantUpdated"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
   | { readonly event: "RequestAcked"; readonly requestId: number; readonly messageId: string | null }
+  | { readonly event: "HistoryReceived"; readonly requestId: number; readonly messages: readonly RoomMessage[] }
   | { readonly event: "RequestRefused"; readonly requestId: number; readonly code: number; readonly reason: string }
   | { readonly event: "ConnectionClosed"; readonly code: number; readonly reason: string; readonly byPeer: boolean };
 

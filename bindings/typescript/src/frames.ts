@@ -16,7 +16,11 @@ export const LIMIT_FIELDS = [
   "max_recipients",
   "max_type_length",
   "max_attributes_size",
+  "max_history_limit",
 ] as const;
+
+/** Limits a welcome may lack (a server older than them), with the value then assumed. */
+export const LIMIT_DEFAULTS: Readonly<Record<string, number>> = { max_history_limit: 1000 };
 
 export function badFrame(reason: string): RemoteProtocolError {
   return new RemoteProtocolError(reason, Code.BAD_FRAME);
@@ -124,7 +128,9 @@ const SERVER_FRAMES = new Map<string, Check>([
         typeof f.room === "string" &&
         isParticipant(f.participant) &&
         limits !== null &&
-        LIMIT_FIELDS.every((name) => isUint(limits[name], `limits.${name}`, floats)) &&
+        LIMIT_FIELDS.every(
+          (name) => (name in LIMIT_DEFAULTS && !(name in limits)) || isUint(limits[name], `limits.${name}`, floats),
+        ) &&
         isDuration(f.hb) &&
         isDuration(f.hbt)
       );
@@ -140,17 +146,17 @@ const SERVER_FRAMES = new Map<string, Check>([
   ],
   ["ack", (f, floats) => isUint(f.rid, "rid", floats) && (isNone(f, "id") || typeof f.id === "string")],
   ["error", (f, floats) => isUint(f.rid, "rid", floats) && isCoded(f, floats)],
+  ["msg", isMessage],
   [
-    "msg",
+    "history",
     (f, floats) =>
-      typeof f.id === "string" &&
-      isUint(f.seq, "seq", floats) &&
-      isNumber(f.ts) &&
-      typeof f.from === "string" &&
-      typeof f.type === "string" &&
-      isDict(f.message) &&
-      typeof f.bc === "boolean" &&
-      (isNone(f, "att") || f.att instanceof Uint8Array),
+      isUint(f.rid, "rid", floats) &&
+      typeof f.more === "boolean" &&
+      Array.isArray(f.messages) &&
+      f.messages.every((m: unknown) => {
+        const record = asRecord(m);
+        return record !== null && isMessage(record as Frame, null);
+      }),
   ],
   ["joined", (f, floats) => isUint(f.seq, "seq", floats) && isParticipant(f.p)],
   ["updated", (f, floats) => isUint(f.seq, "seq", floats) && isParticipant(f.p)],
@@ -159,6 +165,20 @@ const SERVER_FRAMES = new Map<string, Check>([
   ["pong", bare],
   ["close", (f, floats) => isCoded(f, floats)],
 ]);
+
+/** A `msg` frame's fields, also each message of a `history` page. */
+function isMessage(f: Frame, floats: Floats): boolean {
+  return (
+    typeof f.id === "string" &&
+    isUint(f.seq, "seq", floats) &&
+    isNumber(f.ts) &&
+    typeof f.from === "string" &&
+    typeof f.type === "string" &&
+    isDict(f.message) &&
+    typeof f.bc === "boolean" &&
+    (isNone(f, "att") || f.att instanceof Uint8Array)
+  );
+}
 
 function isCoded(f: Frame, floats: Floats): boolean {
   return isUint(f.code, "code", floats) && typeof f.reason === "string";

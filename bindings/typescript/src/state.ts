@@ -18,6 +18,7 @@ export type Input =
   | "DISABLE_ACK"
   | "SEND"
   | "ATTRIBUTES"
+  | "HISTORY"
   | "REPLY"
   | "DELIVERY"
   | "HEARTBEAT"
@@ -42,6 +43,7 @@ const TABLE: [State, Input, State][] = [
   ["DISABLING", "DELIVERY", "DISABLING"],
   ...LIVE.flatMap((s): [State, Input, State][] => [
     [s, "ATTRIBUTES", s],
+    [s, "HISTORY", s],
     [s, "REPLY", s],
     [s, "HEARTBEAT", s],
   ]),

@@ -105,6 +105,8 @@ function callVerb(conn: ClientConnection, call: string, args: Json): Json {
         return conn.broadcastMessage(args.type, args.message, attachment);
       case "set_attributes":
         return conn.setAttributes(args.attributes);
+      case "history":
+        return conn.history(args);
       case "close":
         conn.close(args.code, args.reason);
         return null;
@@ -129,11 +131,14 @@ function fromPython(expected: Json): Json {
   const event: Json = {};
   for (const [key, value] of Object.entries(expected)) event[renamed[key] ?? key] = value;
   if (event.limits) event.limits = camelKeys(event.limits);
-  if (event.message) {
-    const { from_participant_id, attachment, ...rest } = event.message;
-    event.message = { ...rest, fromParticipantId: from_participant_id, attachment: attachment === null ? null : fromHex(attachment) };
-  }
+  if (event.message) event.message = messageFromPython(event.message);
+  if (event.messages) event.messages = event.messages.map(messageFromPython);
   return event;
+}
+
+function messageFromPython(message: Json): Json {
+  const { from_participant_id, attachment, ...rest } = message;
+  return { ...rest, fromParticipantId: from_participant_id, attachment: attachment === null ? null : fromHex(attachment) };
 }
 
 function camelKeys(record: Record<string, unknown>): Record<string, unknown> {

@@ -241,8 +241,8 @@ class RoomClient:
             await pump.wait_drained()  # backpressure: never buffer without bound
         return pump
 
-    async def _request(self, verb: Verb) -> str | None:
-        """Queue a request and wait for its answer (the message id, or a typed error)."""
+    async def _request(self, verb: Verb) -> object:
+        """Queue a request and wait for its answer (its value, or a typed error)."""
         pump = await self._ready()
         reply = self._session.request(pump.conn, verb)
         pump.wake()

@@ -171,8 +171,8 @@ class ClientPump:
                 return
 
 
-async def wait_for(reply: Reply) -> str | None:
-    """The reply's message id once it is in, or its error raised."""
+async def wait_for(reply: Reply) -> object:
+    """The reply's value once it is in, or its error raised."""
     if not reply.settled:
         done = anyio.Event()
         reply.on_settle = done.set

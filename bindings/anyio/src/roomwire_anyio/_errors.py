@@ -46,6 +46,7 @@ _BY_CODE: dict[Code, type[RoomError]] = {
     Code.FORBIDDEN_SEND: ForbiddenError,
     Code.FORBIDDEN_BROADCAST: ForbiddenError,
     Code.FORBIDDEN_LIST: ForbiddenError,
+    Code.FORBIDDEN_HISTORY: ForbiddenError,
     Code.TOO_LARGE: TooLargeError,
     Code.INVALID_REQUEST: InvalidRequestError,
     Code.INVALID_STATE: NotEnabledError,

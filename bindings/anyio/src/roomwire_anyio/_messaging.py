@@ -27,7 +27,7 @@ class Messaging:
         session: ClientSession,
         queue: EventQueue,
         *,
-        request: Callable[[Verb], Awaitable[str | None]],
+        request: Callable[[Verb], Awaitable[object]],
         post: Callable[[Verb], Awaitable[int]],
     ) -> None:
         self._session = session
@@ -142,6 +142,20 @@ class Messaging:
         return await self._send(
             lambda conn: conn.broadcast_message(type, message, attachment), wait
         )
+
+    async def history(
+        self, limit: int = 100, since: int | None = None, reverse: bool = False
+    ) -> list[RoomMessage]:
+        """The room's messages this participant may read: its broadcasts (from before this
+        client joined too, its own included) and the direct messages to or from this
+        token's name, oldest first (``reverse=True``: newest first). ``since`` is a ``seq``,
+        exclusive; ``limit`` is capped by the server's ``limits.max_history_limit``. Needs
+        the token's ``can_history`` grant (``ForbiddenError``); messaging need not be
+        enabled."""
+        found = await self._request(
+            lambda conn: conn.history(limit=limit, since=since, reverse=reverse)
+        )
+        return cast(list[RoomMessage], found)
 
     async def _send(self, verb: Verb, wait: bool) -> str | int:
         if not wait:

@@ -31,6 +31,7 @@ from roomwire.events import (
     Connected,
     ConnectionClosed,
     Event,
+    HistoryReceived,
     MessageReceived,
     MessagingDisabled,
     MessagingEnabled,
@@ -53,28 +54,29 @@ CALLBACK_EVENTS = ("message", "participant_added", "participant_removed", "parti
 
 
 class Reply:
-    """The outcome of one request: the server's message id (None for requests that have
-    none), or the error it was refused or lost with. ``on_settle`` is called once it is in."""
+    """The outcome of one request: its value (the server's message id for a send, the
+    messages for a history request, None for requests with neither), or the error it was
+    refused or lost with. ``on_settle`` is called once it is in."""
 
-    __slots__ = ("error", "message_id", "on_settle", "settled")
+    __slots__ = ("error", "on_settle", "settled", "value")
 
     def __init__(self) -> None:
         self.settled = False
-        self.message_id: str | None = None
+        self.value: object = None
         self.error: RoomError | None = None
         self.on_settle: Callable[[], object] | None = None
 
-    def settle(self, message_id: str | None = None, error: RoomError | None = None) -> None:
+    def settle(self, value: object = None, error: RoomError | None = None) -> None:
         self.settled = True
-        self.message_id, self.error = message_id, error
+        self.value, self.error = value, error
         if self.on_settle is not None:
             self.on_settle()
 
-    def result(self) -> str | None:
-        """The message id, or raise the error."""
+    def result(self) -> object:
+        """The value, or raise the error."""
         if self.error is not None:
             raise self.error
-        return self.message_id
+        return self.value
 
 
 def retryable(code: Code) -> bool:
@@ -108,6 +110,7 @@ class ClientSession:
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             RequestAcked: self._acked,
             RequestRefused: self._refused,
+            HistoryReceived: self._history,
             MessagingEnabled: self._enabled,
             MessagingDisabled: self._disabled,
             MessageReceived: self._message,
@@ -220,6 +223,11 @@ class ClientSession:
             reply.settle(error=error_for(event.code, event.reason))
         else:
             self._emit(SendFailed(request_id=rid, code=event.code, reason=event.reason))
+
+    def _history(self, event: HistoryReceived) -> None:
+        reply = self._pending.pop(event.request_id, None)
+        if reply is not None:
+            reply.settle(list(event.messages))
 
     def _settle(self, request_id: int) -> None:
         reply = self._pending.pop(request_id, None)

@@ -28,7 +28,7 @@ from rich.table import Table
 from roomwire_anyio import demo
 
 import roomwire
-from roomwire import Code, ParticipantToken, RemoteParticipant, TokenError
+from roomwire import Code, ParticipantToken, RemoteParticipant, RoomMessage, TokenError
 from roomwire.events import (
     MessageReceived,
     ParticipantAdded,
@@ -527,6 +527,9 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
         bool, typer.Option("--no-broadcast", help="Refuse broadcasts.")
     ] = False,
     no_list: Annotated[bool, typer.Option("--no-list", help="Refuse presence.")] = False,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="Refuse reading history.")
+    ] = False,
     hidden: Annotated[
         bool,
         typer.Option("--hidden", help="Send without entering presence (a one-shot sender)."),
@@ -546,6 +549,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
             can_send=not no_send,
             can_broadcast=not no_broadcast,
             can_list=not no_list,
+            can_history=not no_history,
             hidden=hidden,
             expires_at=None if no_expiry else time.time() + ttl,
         )
@@ -725,6 +729,34 @@ def _print_sent(message_id: str, as_json: bool) -> None:
     print(json.dumps({"id": message_id}) if as_json else f"sent, message id {message_id}")
 
 
+@messaging_app.command("history")
+def messaging_history(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    url: Url = DEFAULT_URL,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    limit: Annotated[int, typer.Option(help="Most messages to print.")] = 100,
+    since: Annotated[
+        int | None, typer.Option(help="Only messages after this seq (exclusive).")
+    ] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Newest first.")] = False,
+    as_json: JsonOut = False,
+) -> None:
+    """Print the room's history this participant may read: broadcasts and the direct
+    messages to or from its name, oldest first; messaging need not be enabled."""
+    jwt = credentials(ctx, url, token, secret, room=room, name=name)
+
+    async def main() -> None:
+        async with binding().connect(url, token=jwt, room=room, reconnect=False) as client:
+            found = await client.messaging.history(limit=limit, since=since, reverse=reverse)
+        for message in found:
+            _show(_message_record(message, None, {}), as_json)
+
+    run_command(main)
+
+
 @messaging_app.command("listen")
 def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
@@ -784,28 +816,7 @@ def _describe(
     event: rw.MessagingEvent, folder: Path | None, names: dict[str, str]
 ) -> dict[str, Any] | None:
     if isinstance(event, MessageReceived):
-        m = event.message
-        record: dict[str, Any] = {
-            "event": "message",
-            "id": m.id,
-            "seq": m.seq,
-            "timestamp": m.timestamp,
-            "from": m.from_participant_id,
-            "from_name": names.get(m.from_participant_id),  # None: not in this one's presence
-            "type": m.type,
-            "message": m.message,
-            "broadcast": m.broadcast,
-        }
-        if m.attachment is not None:
-            if folder is None:
-                record["attachment"] = base64.b64encode(m.attachment).decode()
-            else:
-                # The id comes from the server: keep it to one plain file name in the folder.
-                safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in m.id)
-                path = folder / f"{safe}.bin"
-                path.write_bytes(m.attachment)
-                record["attachment_file"] = str(path)
-        return record
+        return _message_record(event.message, folder, names)
     if isinstance(event, ParticipantAdded | ParticipantUpdated | rw.Reconnected):
         names[event.participant.id] = event.participant.name
     if isinstance(event, ParticipantRemoved):
@@ -825,6 +836,32 @@ def _describe(
     if isinstance(event, rw.EventsDropped):
         return {"event": "dropped", "count": event.count}
     return None
+
+
+def _message_record(m: RoomMessage, folder: Path | None, names: dict[str, str]) -> dict[str, Any]:
+    """A message as ``listen`` and ``history`` print it; an attachment is saved in
+    ``folder`` when one is given, else inlined as base64."""
+    record: dict[str, Any] = {
+        "event": "message",
+        "id": m.id,
+        "seq": m.seq,
+        "timestamp": m.timestamp,
+        "from": m.from_participant_id,
+        "from_name": names.get(m.from_participant_id),  # None: not in this one's presence
+        "type": m.type,
+        "message": m.message,
+        "broadcast": m.broadcast,
+    }
+    if m.attachment is not None:
+        if folder is None:
+            record["attachment"] = base64.b64encode(m.attachment).decode()
+        else:
+            # The id comes from the server: keep it to one plain file name in the folder.
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in m.id)
+            path = folder / f"{safe}.bin"
+            path.write_bytes(m.attachment)
+            record["attachment_file"] = str(path)
+    return record
 
 
 _PRESENCE_EVENTS = {
