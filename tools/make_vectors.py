@@ -1158,19 +1158,19 @@ def server_history() -> JSON:
     h.inject(
         "alice",
         frame(t="history", rid=90, limit=0),
-        "alice -> server: limit 0 (hand-made): 4000 INVALID_REQUEST",
+        "alice -> server: limit 0: 4000 INVALID_REQUEST (hand-made)",
         route=False,
     )
     h.inject(
         "alice",
         frame(t="history", rid=91, limit=2**62),
-        "alice -> server: an absurd limit (hand-made): 4000 INVALID_REQUEST",
+        "alice -> server: an absurd limit: 4000 INVALID_REQUEST (hand-made)",
         route=False,
     )
     h.inject(
         "alice",
         frame(t="history", rid=92, since=10**9),
-        "alice -> server: a since past the room's last seq (hand-made): 4000",
+        "alice -> server: a since past the room's last seq: 4000 (hand-made)",
         route=False,
     )
     for index in range(-3, 0):
