@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import cbor2
 import pytest
 
 from roomwire import Code, InvalidRequest, RemoteParticipant, RemoteProtocolError, participant_named
 from roomwire.events import MessageReceived, MessagingEnabled
-from roomwire.frames import ATTRIBUTES_DEPTH, HEADER, JSON_DEPTH, MAX_DEPTH
+from roomwire.frames import ATTRIBUTES_DEPTH, HEADER, JSON_DEPTH, MAX_DEPTH, decode_payload
 
 from .helpers import Room, feed, raw_peer, token
 
@@ -61,6 +62,12 @@ def test_the_decoder_refuses_containers_one_level_over_max_depth_with_bad_frame(
         feed(room, mallory)
     assert caught.value.code is Code.BAD_FRAME
     assert caught.value.reason == f"arrays and maps nested over {MAX_DEPTH} levels deep"
+
+
+def test_many_shallow_containers_are_not_too_deep() -> None:
+    # More array heads than MAX_DEPTH, side by side: the depth walk runs and finds none deep.
+    frame = {"t": "broadcast", "rid": 2, "type": "x", "message": {"a": [[]] * (MAX_DEPTH + 8)}}
+    assert decode_payload(cbor2.dumps(frame)) == frame
 
 
 def test_the_deepest_message_is_delivered() -> None:
