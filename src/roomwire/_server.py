@@ -9,6 +9,7 @@ from typing import cast
 
 import attrs
 
+from ._admission import Admission
 from ._cluster import Cluster
 from ._config import ServerConfig
 from ._errors import LocalProtocolError
@@ -56,21 +57,31 @@ class RoomServer:
         self.advertised_limits = attrs.asdict(config.limits)
         self.burst = float(config.rate_burst)
         self._connections: dict[object, ServerConnection] = {}
+        self._admission = Admission(config.max_connections, config.max_connections_per_address)
         self.stats = ServerStats()
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
 
     # --- connections ----------------------------------------------------------------------
 
     def accept(
-        self, connection_id: object, now: float, framing: Framing = Framing.STREAM
+        self,
+        connection_id: object,
+        now: float,
+        framing: Framing = Framing.STREAM,
+        address: str | None = None,
     ) -> ServerConnection:
         """Start serving a new transport under an id the driver chooses (any hashable); a
-        message transport (WebSocket) takes ``framing=Framing.MESSAGE``."""
+        message transport (WebSocket) takes ``framing=Framing.MESSAGE``. ``address`` is the
+        peer's (for ``max_connections_per_address``). Over a connection cap the connection
+        comes back CLOSED, its TOO_MANY_CONNECTIONS close frame queued."""
         if connection_id in self._connections:
             raise LocalProtocolError(f"connection id {connection_id!r} is already in use")
+        refused = self._admission.admit(connection_id, address, len(self._connections))
         connection = ServerConnection(self, connection_id, now, framing)
         self._connections[connection_id] = connection
         self.stats.connections_accepted += 1
+        if refused is not None:
+            connection.close_now(Code.TOO_MANY_CONNECTIONS, refused)
         return connection
 
     @property
@@ -113,6 +124,7 @@ class RoomServer:
     def forget(self, connection: ServerConnection) -> None:
         """Internal: ``connection`` closed; its driver still takes its close frame."""
         self._connections.pop(connection.connection_id, None)
+        self._admission.release(connection.connection_id)
         self.router.queues.dirty[connection.outbound] = None
 
     # --- time -----------------------------------------------------------------------------
