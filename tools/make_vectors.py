@@ -42,6 +42,7 @@ from roomwire import (  # noqa: E402
     State,
 )
 from roomwire.frames import ATTRIBUTES_DEPTH, HEADER, MAX_DEPTH, PREFIX_SIZE, encode_frame  # noqa: E402
+from tools import vectors_hardening  # noqa: E402
 from tests.vectors import (  # noqa: E402
     JSON,
     VECTOR_DIR,
@@ -1665,6 +1666,8 @@ def client_history() -> JSON:
         " client collects them and reports one HistoryReceived with every message in order."
     )
 
+
+VECTORS.update(vectors_hardening.vectors(sys.modules[__name__]))
 
 # --- writing -------------------------------------------------------------------------------
 

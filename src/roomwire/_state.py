@@ -56,6 +56,7 @@ class Input(enum.Enum):
     SEND = "SEND"
     ATTRIBUTES = "ATTRIBUTES"
     HISTORY = "HISTORY"
+    REFRESH = "REFRESH"
     REPLY = "REPLY"
     DELIVERY = "DELIVERY"
     HEARTBEAT = "HEARTBEAT"
@@ -83,6 +84,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     **{(state, _I.ATTRIBUTES): state for state in _LIVE},
     **{(state, _I.REPLY): state for state in _LIVE},
     **{(state, _I.HISTORY): state for state in _LIVE},
+    **{(state, _I.REFRESH): state for state in _LIVE},
     **{(state, _I.HEARTBEAT): state for state in _LIVE},
     **{(state, _I.LOCAL_CLOSE): _S.CLOSING for state in (_S.HANDSHAKE, *_LIVE)},
     **{(state, _I.PEER_CLOSE): _S.CLOSED for state in (_S.HANDSHAKE, *_LIVE, _S.CLOSING)},
@@ -114,6 +116,8 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.ATTRIBUTES, "error"): _I.REPLY,
     (_I.HISTORY, "history"): _I.REPLY,
     (_I.HISTORY, "error"): _I.REPLY,
+    (_I.REFRESH, "ack"): _I.REPLY,
+    (_I.REFRESH, "error"): _I.REPLY,
 }
 """The input a reply drives, by the request it answers and its kind ("last snapshot" is the
 page with ``more`` false). A missing key is a reply that cannot answer that request."""
