@@ -42,7 +42,6 @@ from roomwire import (  # noqa: E402
     State,
 )
 from roomwire.frames import ATTRIBUTES_DEPTH, HEADER, MAX_DEPTH, PREFIX_SIZE, encode_frame  # noqa: E402
-from tools import vectors_hardening  # noqa: E402
 from tests.vectors import (  # noqa: E402
     JSON,
     VECTOR_DIR,
@@ -54,6 +53,7 @@ from tests.vectors import (  # noqa: E402
     frames_to_json,
     replay,
 )
+from tools import vectors_hardening  # noqa: E402
 
 SECRET = "roomwire-conformance-vectors-secret-0001"
 """The server secret of every vector (40 bytes)."""
