@@ -51,6 +51,7 @@ _BY_CODE: dict[Code, type[RoomError]] = {
     Code.INVALID_REQUEST: InvalidRequestError,
     Code.INVALID_STATE: NotEnabledError,
     Code.RATE_LIMITED: RateLimitedError,
+    Code.TOKEN_REFUSED: ForbiddenError,
 }
 
 
