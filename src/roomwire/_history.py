@@ -79,6 +79,9 @@ class HistoryRead:
     reverse: bool = attrs.field(repr=False)
 
 
+EPOCH_KEY = 16
+"""Bytes of a page's ``epoch`` key and the text head of its value."""
+
 Stored = tuple[int, str, float, str, str, frozenset[str] | None, str, JSONObject, bytes | None]
 """An ``Entry``'s fields as a plain tuple, the form kept in memory."""
 
@@ -133,6 +136,11 @@ class History:
         elif entries and entries[0][2] < timestamp - self._ttl:
             self._expire(entries, timestamp)
         entries.append(entry)
+
+    def forget(self, room: str) -> None:
+        """The room was freed: its messages in memory go with it (a driver's store keeps
+        its own, as across a restart)."""
+        self._rooms.pop(room, None)
 
     def _expire(self, entries: deque[Stored], now: float) -> None:
         """Drop the entries older than ``history_ttl``: on a store (a room nobody reads
@@ -199,10 +207,12 @@ def decode_entry(data: bytes) -> Entry:
     )
 
 
-def history_frames(rid: int, entries: list[Entry], max_frame_size: int) -> list[bytes]:
-    """The reply to history request ``rid``: stream-framed pages that each fit a frame."""
+def history_frames(rid: int, entries: list[Entry], max_frame_size: int, epoch: str) -> list[bytes]:
+    """The reply to history request ``rid``: stream-framed pages that each fit a frame,
+    each naming the room's ``epoch`` (the seqs it lists are that incarnation's)."""
     records = [entry.record() for entry in entries]
-    pages = page_records([encode_payload(r) for r in records], max_frame_size)
+    budget = max_frame_size - len(epoch.encode()) - EPOCH_KEY
+    pages = page_records([encode_payload(r) for r in records], budget)
     frames, start = [], 0
     for number, page in enumerate(pages, start=1):
         end = start + len(page)
@@ -212,6 +222,7 @@ def history_frames(rid: int, entries: list[Entry], max_frame_size: int) -> list[
                     "t": "history",
                     "rid": rid,
                     "more": number < len(pages),
+                    "epoch": epoch,
                     "messages": records[start:end],
                 }
             )

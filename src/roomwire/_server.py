@@ -46,7 +46,8 @@ class RoomServer:
                 config.history_ttl,
                 config.max_frame_size,
                 external=config.external_history,
-            )
+            ),
+            track_freed=config.node_id is not None,
         )
         self.cluster = Cluster(config, self.router)
         self.presence = self.cluster.presence
@@ -169,6 +170,17 @@ class RoomServer:
             connection.queue_history(
                 read.request_id, self.router.history.select(read, entries, now)
             )
+
+    def rooms_freed(self) -> list[str]:
+        """With a backplane (``node_id``): rooms freed since the last call (their last local
+        connection closed) and not made again since. The driver unsubscribes from their
+        channels, and must call this as often as ``backplane_records``."""
+        router = self.router
+        freed = router.freed
+        if not freed:
+            return []
+        router.freed = []
+        return [name for name in dict.fromkeys(freed) if name not in router.rooms]
 
     # --- backplane ------------------------------------------------------------------------
 

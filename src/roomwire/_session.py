@@ -195,13 +195,15 @@ class ServerConnection(BaseConnection):
         )
         self._me, self._grants, self._joined = participant, token, True
         self._expires_at = _expiry(token)
-        self._room = server.router.room(token.room)
+        self._room = server.router.room(token.room, now)
+        self._room.connections += 1
         server.cluster.sync(self._room)
         self._send(
             {
                 "t": "welcome",
                 "v": PROTOCOL_VERSION,
                 "room": token.room,
+                "epoch": self._room.epoch,
                 "participant": to_record(participant),
                 "limits": server.advertised_limits,
                 "hb": config.heartbeat_interval,
@@ -458,6 +460,8 @@ class ServerConnection(BaseConnection):
         closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
         self._leave()
+        if self._joined:
+            self._server.router.leave(self._room)
         self._server.forget(self)
 
     def _queue(self, data: bytes) -> None:
@@ -482,7 +486,8 @@ class ServerConnection(BaseConnection):
 
     def queue_history(self, rid: int, entries: list[Entry]) -> None:
         """Internal: queue the pages answering history request ``rid``."""
-        for data in history_frames(rid, entries, self._server.config.max_frame_size):
+        config = self._server.config
+        for data in history_frames(rid, entries, config.max_frame_size, self._room.epoch):
             self._queue(data)
             # Like a snapshot, an asked-for reply is not a sign of a slow reader.
             self.outbound.exempt(len(data))
