@@ -294,8 +294,17 @@ async def serve(
     endpoints = [parse_endpoint(url) for url in listen or [format_url(host, port)]]
     # Every URL is checked before anything is bound.
     size = config.max_frame_size
+    # Nothing is authenticated before the hello: its message has the core's smaller bound.
+    hello = min(config.max_hello_size, size)
     pumps = [
-        server_pump(pump, e, ssl_context=ssl, max_message_size=size, allowed_origins=origins)
+        server_pump(
+            pump,
+            e,
+            ssl_context=ssl,
+            max_message_size=size,
+            allowed_origins=origins,
+            first_message_size=hello,
+        )
         for e in endpoints
     ]
     metrics_endpoint = None
