@@ -374,7 +374,7 @@ class ServerConnection(BaseConnection):
         self._queue(encode_ack(frame["rid"], message_id))
         if delivered and not relaying:
             server.router.history.keep(
-                room, seq, message_id, now, sender, to, type_, body, attachment, len(data)
+                room, seq, message_id, now, sender, to, type_, body, attachment, data
             )
         if delivered and routed is None and to is None:
             recipients = server.router.broadcast(self.outbound, room, sender.id, data)
