@@ -23,10 +23,17 @@ def server_too_many_connections(mv: ModuleType) -> JSON:
     )
 
 
-def server_token_expires(mv: ModuleType) -> JSON:
+def _alice_until_1020(mv: ModuleType, *, enable: bool = True) -> Any:
+    """A recorded server; alice's token expires at 1020 (20 s after the start)."""
     h = mv.Harness("server", {"alice": {"expires_at": mv.START + 20}})
     h.pump()
-    h.call("alice", "enable", "alice enables messaging")
+    if enable:
+        h.call("alice", "enable", "alice enables messaging")
+    return h
+
+
+def server_token_expires(mv: ModuleType) -> JSON:
+    h = _alice_until_1020(mv)
     h.advance(20, "20 s later the server's now reaches alice's exp (1020): TOKEN_EXPIRED")
     h.expect_close(mv.Code.TOKEN_EXPIRED, connection="alice")
     return h.vector(
@@ -36,9 +43,7 @@ def server_token_expires(mv: ModuleType) -> JSON:
 
 
 def server_refresh_accepted(mv: ModuleType) -> JSON:
-    h = mv.Harness("server", {"alice": {"expires_at": mv.START + 20}})
-    h.pump()
-    h.call("alice", "enable", "alice enables messaging")
+    h = _alice_until_1020(mv)
     later = mv.make_token("alice", expires_at=mv.START + 40)
     h.call("alice", "refresh_token", "alice refreshes: the same claims, exp 1040", token=later)
     h.advance(20, "at the old exp (1020) nothing happens: the token was refreshed")
@@ -52,8 +57,7 @@ def server_refresh_accepted(mv: ModuleType) -> JSON:
 
 
 def server_refresh_refused(mv: ModuleType) -> JSON:
-    h = mv.Harness("server", {"alice": {"expires_at": mv.START + 20}})
-    h.pump()
+    h = _alice_until_1020(mv, enable=False)
     other = mv.make_token("mallory", expires_at=mv.START + 40)
     h.call("alice", "refresh_token", "a refresh naming another participant", token=other)
     h.expect("RequestRefused", connection="alice")

@@ -10,6 +10,16 @@ from roomwire.events import MessagingEnabled
 from .test_backplane import Cluster
 
 
+def bob_left() -> Cluster:
+    """alice on n1 stays; bob, n2's only participant, has left: n2 freed the room."""
+    cluster = Cluster()
+    cluster.enabled(cluster.n1, "alice")
+    bob = cluster.enabled(cluster.n2, "bob")
+    bob.client.close()
+    cluster.settle()
+    return cluster
+
+
 def test_a_room_known_only_from_records_goes_with_its_last_member() -> None:
     cluster = Cluster()
     alice = cluster.enabled(cluster.n1, "alice")
@@ -23,11 +33,7 @@ def test_a_room_known_only_from_records_goes_with_its_last_member() -> None:
 
 
 def test_records_for_a_room_just_freed_are_dropped_then_heard_again() -> None:
-    cluster = Cluster()
-    cluster.enabled(cluster.n1, "alice")
-    bob = cluster.enabled(cluster.n2, "bob")
-    bob.client.close()
-    cluster.settle()
+    cluster = bob_left()
     n2 = cluster.n2.server
     assert n2.router.rooms == {}  # freed with bob, alice (on n1) included
     cluster.n1.peers["alice"].client.set_attributes({"late": True})
@@ -41,11 +47,7 @@ def test_records_for_a_room_just_freed_are_dropped_then_heard_again() -> None:
 
 
 def test_a_room_made_again_on_a_node_hears_the_others_again() -> None:
-    cluster = Cluster()
-    cluster.enabled(cluster.n1, "alice")
-    bob = cluster.enabled(cluster.n2, "bob")
-    bob.client.close()
-    cluster.settle()
+    cluster = bob_left()
     carol = cluster.n2.enabled("carol")  # demo made again on n2: it asks the others (sync)
     cluster.settle()
     assert sorted(p.name for p in cluster.n2.server.participants("demo")) == ["alice", "carol"]
