@@ -126,12 +126,23 @@ class History:
     """Every room's bounded history on this node, by room name; with ``external``, the door
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
-    __slots__ = ("_external", "_max_frame_size", "_rooms", "_size", "_ttl", "reads", "to_store")
+    __slots__ = (
+        "_external",
+        "_max_frame_size",
+        "_resume",
+        "_rooms",
+        "_size",
+        "_ttl",
+        "reads",
+        "to_store",
+    )
 
     def __init__(self, size: int, ttl: float, max_frame_size: int, *, external: bool) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
         self._external = external
         self._rooms: dict[str, deque[_Row]] = {}
+        self._resume: dict[str, tuple[str, int]] = {}
+        """Freed rooms whose history was kept: their epoch and last seq."""
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
         self.reads: list[HistoryRead] = []
@@ -172,6 +183,7 @@ class History:
                 attachment,
             )
             self.to_store.append((room.name, encode_entry(entry)))
+            room.kept = True
             return
         entries = self._rooms.get(room.name)
         if entries is None:
@@ -181,10 +193,16 @@ class History:
         # A plain tuple, made a Kept only when read: this runs for every message.
         entries.append((seq, timestamp, sender.name, names, data))
 
-    def forget(self, room: str) -> None:
-        """The room was freed: its messages in memory go with it (a driver's store keeps
-        its own, as across a restart)."""
-        self._rooms.pop(room, None)
+    def freed(self, room: Room) -> None:
+        """The room was freed. Its history is the room's, not its members': it stays (within
+        ``history_size`` and ``history_ttl``), and with it the room's epoch and seq, for the
+        room made again to go on from (``resume``). A room that kept nothing leaves nothing."""
+        if room.kept or self._rooms.get(room.name):
+            self._resume[room.name] = (room.epoch, room.seq)
+
+    def resume(self, name: str) -> tuple[str, int] | None:
+        """The epoch and last seq of a freed room whose history was kept, or None."""
+        return self._resume.pop(name, None)
 
     def _expire(self, entries: deque[_Row], now: float) -> None:
         """Drop the entries older than ``history_ttl``: on a store (a room nobody reads

@@ -35,19 +35,24 @@ class Router:
         """The open batch of the last broadcast, if nothing was queued since."""
 
     def room(self, name: str, now: float) -> Room:
-        """Room ``name``, made in a new epoch if this node has no such room."""
+        """Room ``name``; made if this node has no such room: in a new epoch, or going on
+        from the one its kept history belongs to."""
         room = self.rooms.get(name)
         if room is None:
-            self._made += 1
-            # Differs between incarnations on this node, restarts included (the time moved).
-            epoch = f"{round(now * 1000):x}.{self._made}"
-            room = self.rooms[name] = Room(name, epoch=epoch)
+            resumed = self.history.resume(name)
+            if resumed is None:
+                self._made += 1
+                # Differs between incarnations on this node, restarts included (time moved).
+                room = Room(name, epoch=f"{round(now * 1000):x}.{self._made}")
+            else:  # its history was kept: the room goes on, same epoch, the next seq
+                room = Room(name, epoch=resumed[0], seq=resumed[1])
+            self.rooms[name] = room
         return room
 
     def leave(self, room: Room) -> None:
-        """A local connection of ``room`` closed: the last one frees the room (other nodes'
-        participants and the history in memory included: nobody here would read them, and
-        the backplane driver stops listening to the room)."""
+        """A local connection of ``room`` closed: the last one frees the room, other nodes'
+        participants included (nobody here would read them, and the backplane driver stops
+        listening to the room); its history stays (``History.freed``)."""
         room.connections -= 1
         if not room.connections:
             self.free(room)
@@ -57,7 +62,7 @@ class Router:
     def free(self, room: Room) -> None:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
-            self.history.forget(room.name)
+            self.history.freed(room)
             if self.freed is not None:
                 self.freed.append(room.name)
 

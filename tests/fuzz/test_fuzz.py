@@ -124,6 +124,7 @@ def _client_pool() -> list[dict[str, Any]]:
             if att is not None:
                 frame["att"] = att
             pool.append(frame)
+    pool += [{"t": "refresh", "rid": rid, "token": MALLORY_TOKEN} for rid in RIDS]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool
 
