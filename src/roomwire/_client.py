@@ -23,18 +23,25 @@ from ._shapes import (
     LIMIT_FIELDS,
     check_ack,
     check_bare,
+    check_call_cancelled,
     check_close,
     check_error,
     check_history_page,
+    check_incoming_call,
     check_left,
     check_msg,
     check_presence,
+    check_result,
     check_snapshot,
     check_welcome,
 )
 from ._state import REPLIES, Input, State
 from .codes import Code
 from .events import (
+    CallAnswered,
+    CallCancelled,
+    CallFailed,
+    CallReceived,
     Connected,
     ConnectionClosed,
     Event,
@@ -217,6 +224,57 @@ class ClientConnection(BaseConnection):
             frame["since"] = since
         return self._request(Input.HISTORY, frame)
 
+    # --- participant RPC (PROTOCOL.md §24) -------------------------------------------------
+
+    def call(self, to: str, type: str, message: JSONObject, attachment: bytes | None = None) -> int:
+        """Call one participant (by id). Allowed once ``enable`` was called. The one answer
+        is ``CallAnswered``, ``CallFailed`` (the callee's error) or ``RequestRefused`` (the
+        server's: not found, callee left, cancelled...)."""
+        self._check_allowed(Input.CALL, "call a participant")
+        if not isinstance(to, str):
+            raise InvalidRequest("a call names one participant id (a string)")
+        frame = self._message_frame("call", type, message, attachment)
+        frame["to"] = to
+        return self._request(Input.CALL, frame)
+
+    def answer(self, call_id: str, message: JSONObject, attachment: bytes | None = None) -> int:
+        """Answer call ``call_id`` (from ``CallReceived``); ``RequestAcked`` or
+        ``RequestRefused`` (CALL_NOT_FOUND: not asked, already answered or cancelled)."""
+        self._check_allowed(Input.ANSWER, "answer a call")
+        if not is_json_object(message):
+            raise InvalidRequest("message must be a JSON object (str keys, JSON values)")
+        frame: Frame = {"t": "answer", "id": call_id, "message": message}
+        if attachment is not None:
+            frame["att"] = _attachment(attachment)
+        return self._answer(frame)
+
+    def fail_call(self, call_id: str, code: int, reason: str) -> int:
+        """Answer call ``call_id`` with an error: ``code`` (any integer) and ``reason`` reach
+        the caller unchanged, as ``CallFailed``."""
+        self._check_allowed(Input.ANSWER, "answer a call")
+        # An int subclass (a ``Code``) is fine; a bool is not a code.
+        if (
+            isinstance(code, bool)
+            or not isinstance(code, int)
+            or not -(2**63) <= code < 2**63
+            or type(reason) is not str
+        ):
+            raise InvalidRequest("a call's error is an integer code and a str reason")
+        return self._answer({"t": "answer", "id": call_id, "code": int(code), "reason": reason})
+
+    def cancel_call(self, request_id: int) -> None:
+        """Give up on call ``request_id``: the callee is told (``CallCancelled``). The call
+        still gets its one answer (``RequestRefused`` with CALL_CANCELLED, or the result if
+        it crossed the cancel). The server ignores a cancel that names no waiting call."""
+        self._check_allowed(Input.CANCEL, "cancel a call")
+        self._send({"t": "cancel", "rid": request_id})
+        self._move(Input.CANCEL)
+
+    def _answer(self, frame: Frame) -> int:
+        if type(frame["id"]) is not str:
+            raise InvalidRequest("a call id is a string")
+        return self._request(Input.ANSWER, frame)
+
     def close(self, code: Code = Code.NORMAL, reason: str = "") -> None:
         """Start a clean close; ``ConnectionClosed`` follows when the server answers."""
         self._check_allowed(Input.LOCAL_CLOSE, "close")
@@ -282,6 +340,26 @@ class ClientConnection(BaseConnection):
         del self._pending[rid]
         messages, self._history = tuple(self._history), []
         return HistoryReceived(request_id=rid, messages=messages)
+
+    def _incoming_call(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return CallReceived(call=_call_message(frame))
+
+    def _call_cancelled(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return CallCancelled(call_id=frame["id"])
+
+    def _result(self, frame: Frame, now: float) -> Event:
+        rid = frame["rid"]
+        pending = self._pending.get(rid)
+        if pending is None or pending[0] is not Input.CALL:
+            raise RemoteProtocolError(f"a result answers {rid}, not a call")
+        self._expect(Input.REPLY, "result")
+        self._alive(now)
+        del self._pending[rid]
+        if "code" in frame:
+            return CallFailed(request_id=rid, code=frame["code"], reason=frame["reason"])
+        return CallAnswered(request_id=rid, reply=_call_message(frame))
 
     def _heartbeat(self, frame: Frame, now: float) -> None:
         """Proof of life; a ping is answered."""
@@ -440,6 +518,26 @@ def _room_message(frame: Frame) -> RoomMessage:
     )
 
 
+def _call_message(frame: Frame) -> RoomMessage:
+    """A call, or its answer, as the user sees it: outside the room's order (seq 0)."""
+    return RoomMessage(
+        id=frame["id"],
+        seq=0,
+        timestamp=float(frame["ts"]),
+        from_participant_id=frame["from"],
+        type=frame["type"],
+        message=frame["message"],
+        attachment=frame.get("att"),
+        broadcast=False,
+    )
+
+
+def _attachment(attachment: object) -> bytes:
+    if not isinstance(attachment, bytes | bytearray | memoryview):
+        raise InvalidRequest("attachment must be bytes or None")
+    return bytes(attachment)
+
+
 _WRONG_REPLY = {
     "snapshot": "snapshot answers request {rid}, not an enable",
     # The server accepts every disable it is sent (only an enabled client sends one); a
@@ -463,5 +561,8 @@ SERVER_KINDS: dict[str, FrameKind[_Handler]] = {
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ClientConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ClientConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ClientConnection._peer_close),
+    "call": FrameKind(check_incoming_call, Input.DELIVERY, ClientConnection._incoming_call),
+    "result": FrameKind(check_result, None, ClientConnection._result),
+    "cancel": FrameKind(check_call_cancelled, Input.DELIVERY, ClientConnection._call_cancelled),
 }
 """Every frame kind a server sends: the client's one registry."""

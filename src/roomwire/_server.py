@@ -15,6 +15,7 @@ from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
+from ._rpc import Calls
 from ._session import ServerConnection
 from ._stats import ServerStats
 from ._timers import Timers
@@ -48,6 +49,7 @@ class RoomServer:
             )
         )
         self.cluster = Cluster(config, self.router)
+        self.calls = Calls(self.router)
         self.presence = self.cluster.presence
         self.timers = Timers()
         self.authenticate = config.authenticator or _jwt_authenticator(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import attrs
 
-from ._codec import ATTRIBUTES_DEPTH, Frame, is_json_object
+from ._codec import ATTRIBUTES_DEPTH, Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage
 from ._connection import BaseConnection, NextEvent
 from ._errors import RemoteProtocolError, TokenError
@@ -22,10 +22,13 @@ from ._participant import attributes_size, encode, merge_attributes, to_record
 from ._registry import FrameKind, receive
 from ._room import Member, Room
 from ._routing import delivery_frame
+from ._rpc import Call
 from ._shapes import (
+    check_answer,
     check_attrs,
     check_bare,
     check_broadcast,
+    check_call,
     check_close,
     check_enable,
     check_hello,
@@ -421,11 +424,91 @@ class ServerConnection(BaseConnection):
         if entries is not None:
             self.queue_history(read.request_id, entries)
 
+    # --- participant RPC (PROTOCOL.md §24; the calls waiting are ``_rpc.Calls``) ---------
+
+    def _call(self, frame: Frame, size: int, now: float) -> None:
+        if not self._grants.can_send:
+            raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
+        self._check_size(size)
+        config, calls, rid = self._server.config, self._server.calls, frame["rid"]
+        type_, body = frame["type"], frame["message"]
+        if not 0 < len(type_) <= config.max_type_length:
+            raise _Refusal(
+                Code.INVALID_REQUEST, f"type must have 1 to {config.max_type_length} characters"
+            )
+        if not is_json_object(body):
+            raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
+        made = calls.made(self)
+        if rid in made:
+            raise _Refusal(Code.INVALID_REQUEST, f"request id {rid} is a call still waiting")
+        if len(made) >= config.max_pending_calls:
+            raise _Refusal(
+                Code.TOO_MANY_CALLS, f"{len(made)} calls are waiting for answers already"
+            )
+        callee = self._room.local.get(frame["to"])
+        if callee is None:
+            # A participant on another node is refused too: calls are routed on one node.
+            raise _Refusal(
+                Code.NOT_FOUND,
+                f"not present with messaging enabled on this node: {frame['to'][:64]!r}",
+            )
+        forward: Frame = {
+            "t": "call",
+            "id": config.id_factory(),
+            "from": self._me.id,
+            "ts": now,
+            "type": type_,
+            "message": body,
+        }
+        if "att" in frame:
+            forward["att"] = frame["att"]
+        data = self._stamped(forward)
+        calls.open(Call(forward["id"], self, rid, callee.connection, type_), data)
+
+    def _answer(self, frame: Frame, size: int, now: float) -> None:
+        self._check_size(size)
+        calls = self._server.calls
+        call = calls.asked(self, frame["id"])
+        if call is None:
+            raise _Refusal(
+                Code.CALL_NOT_FOUND,
+                f"no call {frame['id'][:64]!r} waits for this participant's answer",
+            )
+        result: Frame = {"t": "result", "rid": call.rid, "id": call.id, "from": self._me.id}
+        result.update(ts=now, type=call.type)
+        if "code" in frame:
+            result.update(code=frame["code"], reason=frame["reason"])
+        elif is_json_object(frame["message"]):
+            result["message"] = frame["message"]
+            if "att" in frame:
+                result["att"] = frame["att"]
+        else:
+            raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
+        calls.answered(call, self._stamped(result))
+        self._send({"t": "ack", "rid": frame["rid"]})
+
+    def _cancel(self, frame: Frame, size: int, now: float) -> None:
+        self._server.calls.cancel(self, frame["rid"])
+
+    def _stamped(self, frame: Frame) -> bytes:
+        """A frame stamped by the server, refused if the stamps took it over the frame limit
+        (compact CBOR can grow when re-encoded)."""
+        data = encode_frame(frame)
+        most = self._server.config.max_frame_size
+        if len(data) - PREFIX_SIZE > most:
+            raise _Refusal(
+                Code.TOO_LARGE,
+                f"the stamped {frame['t']!r} would be {len(data) - PREFIX_SIZE} bytes, over"
+                f" the {most}-byte frame limit",
+            )
+        return data
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def _leave(self) -> None:
         """Remove this participant from presence; a no-op when it is not there."""
         member, self._member = self._member, None
+        self._server.calls.left(self)
         if member is not None:
             self._server.presence.remove(self._room, member)
         elif self._grants.hidden:
@@ -437,6 +520,7 @@ class ServerConnection(BaseConnection):
         closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
         self._leave()
+        self._server.calls.closed(self)
         self._server.forget(self)
 
     def _queue(self, data: bytes) -> None:
@@ -516,6 +600,9 @@ CLIENT_KINDS: dict[str, _Kind] = {
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),
+    "call": FrameKind(check_call, Input.CALL, ServerConnection._call, "call"),
+    "answer": FrameKind(check_answer, Input.ANSWER, ServerConnection._answer, "answer a call"),
+    "cancel": FrameKind(check_request, Input.CANCEL, ServerConnection._cancel),
 }
 """Every frame kind a client sends: the server's one registry. Requests (with a verb) are
 refused with INVALID_STATE where the state does not allow them; other frames out of place

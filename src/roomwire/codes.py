@@ -49,9 +49,15 @@ class Code(enum.IntEnum):
     FORBIDDEN_LIST = 4032
     FORBIDDEN_HISTORY = 4033
     NOT_FOUND = 4040
+    CALL_NOT_FOUND = 4041
+    CALLEE_LEFT = 4042
+    NO_HANDLER = 4043
+    CALL_CANCELLED = 4080
     INVALID_STATE = 4090
+    TOO_MANY_CALLS = 4091
     TOO_LARGE = 4130
     RATE_LIMITED = 4290
+    HANDLER_FAILED = 4550
 
     @property
     def info(self) -> CodeInfo:
@@ -131,5 +137,29 @@ CODE_INFO: dict[Code, CodeInfo] = {
     ),
     Code.RATE_LIMITED: CodeInfo(
         "Over the connection's request rate: retry later, more slowly.", retry=True
+    ),
+    Code.CALL_NOT_FOUND: CodeInfo(
+        "An answer names a call this participant was not asked, or that is already answered,"
+        " cancelled or failed.",
+        retry=False,
+    ),
+    Code.CALLEE_LEFT: CodeInfo(
+        "The participant called left (or disabled messaging) before answering.", retry=False
+    ),
+    Code.NO_HANDLER: CodeInfo(
+        "The participant called has no handler for the request's type (sent by its client).",
+        retry=False,
+    ),
+    Code.CALL_CANCELLED: CodeInfo(
+        "The caller cancelled the call (or timed out) before it was answered.", retry=False
+    ),
+    Code.TOO_MANY_CALLS: CodeInfo(
+        "The caller has the advertised `max_pending_calls` calls waiting for answers.",
+        retry=True,
+    ),
+    Code.HANDLER_FAILED: CodeInfo(
+        "The callee's handler raised an unexpected error (sent by its client; the callee's"
+        " connection stays open).",
+        retry=False,
     ),
 }

@@ -78,6 +78,8 @@ class Limits:
     """Largest encoded attributes object a participant may hold."""
     max_history_limit: int = 1000
     """Most messages one ``history`` request may ask for (``ServerConfig``'s default)."""
+    max_pending_calls: int = 256
+    """Most calls one connection may have waiting for answers (``ServerConfig``'s default)."""
 
 
 class Event:
@@ -248,3 +250,45 @@ class MessageRouted(Event):
     """True for a broadcast."""
     recipients: int
     """How many local connections it was queued for (0 when an interceptor dropped it)."""
+
+
+@attrs.frozen(kw_only=True)
+class CallReceived(Event):
+    """Client: another participant called this one; answer with ``answer`` or
+    ``fail_call``, naming ``call.id``."""
+
+    call: RoomMessage
+    """The request: ``id`` is the call's id, ``seq`` is 0 (calls are not in the room's order
+    or history)."""
+
+
+@attrs.frozen(kw_only=True)
+class CallAnswered(Event):
+    """Client: the participant called answered ``request_id``."""
+
+    request_id: int
+    """The ``call`` request's id."""
+    reply: RoomMessage
+    """The answer: from the callee, with the call's id and type (``seq`` is 0)."""
+
+
+@attrs.frozen(kw_only=True)
+class CallFailed(Event):
+    """Client: the participant called answered ``request_id`` with an error (its handler's
+    code, passed through unchanged, or NO_HANDLER / HANDLER_FAILED)."""
+
+    request_id: int
+    """The ``call`` request's id."""
+    code: int
+    """The callee's code: any integer the application chose."""
+    reason: str
+    """The callee's reason."""
+
+
+@attrs.frozen(kw_only=True)
+class CallCancelled(Event):
+    """Client: a call this participant was asked is cancelled (the caller cancelled, timed
+    out or left): its answer is no longer wanted."""
+
+    call_id: str
+    """The call's id."""

@@ -93,6 +93,9 @@ def frame_of(
 BARE = {kind: frame_of(kind, {}) for kind in ("ping", "pong")}
 CLOSE = frame_of("close", {"code": CLOSE_CODES, "reason": TEXT})
 
+APP_CODES = st.integers(-(2**63), 2**63 - 1)
+"""An answer's error code: any integer the application chose."""
+
 CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "hello": frame_of("hello", {"v": U63, "token": TEXT}, {"room": TEXT}),
     "enable": frame_of("enable", {"rid": U63}, {"presence": st.booleans()}),
@@ -113,6 +116,14 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     ),
     **BARE,
     "close": CLOSE,
+    "call": frame_of(
+        "call", {"rid": U63, "to": TEXT, "type": TEXT, "message": JSON_OBJECT}, {"att": ATTACHMENT}
+    ),
+    "answer": frame_of(
+        "answer", {"rid": U63, "id": TEXT, "message": JSON_OBJECT}, {"att": ATTACHMENT}
+    )
+    | frame_of("answer", {"rid": U63, "id": TEXT, "code": APP_CODES, "reason": TEXT}),
+    "cancel": frame_of("cancel", {"rid": U63}),
 }
 
 MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -125,6 +136,15 @@ MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "bc": st.booleans(),
 }
 """A ``msg`` frame's fields, also each message of a history page."""
+
+RESULT_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "rid": U63,
+    "id": TEXT,
+    "from": TEXT,
+    "ts": U63 | FINITE,
+    "type": TEXT,
+}
+"""A ``result`` frame's fields, whatever the outcome."""
 
 SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "welcome": frame_of(
@@ -160,6 +180,14 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "left": frame_of("left", {"seq": U63, "id": TEXT}),
     **BARE,
     "close": CLOSE,
+    "call": frame_of(
+        "call",
+        {"id": TEXT, "from": TEXT, "ts": U63 | FINITE, "type": TEXT, "message": JSON_OBJECT},
+        {"att": ATTACHMENT},
+    ),
+    "result": frame_of("result", {**RESULT_FIELDS, "message": JSON_OBJECT}, {"att": ATTACHMENT})
+    | frame_of("result", {**RESULT_FIELDS, "code": APP_CODES, "reason": TEXT}),
+    "cancel": frame_of("cancel", {"id": TEXT}),
 }
 
 ROLES: dict[str, tuple[dict[str, Checker], dict[str, st.SearchStrategy[Frame]]]] = {
@@ -423,6 +451,18 @@ def _verb_close(p: Pair, data: st.DataObject) -> None:
     p.client.close(data.draw(st.sampled_from([Code.NORMAL, Code.GOING_AWAY])), "bye")
 
 
+def _verb_call(p: Pair, data: st.DataObject) -> None:
+    p.client.call(p.bob_id, "f", {"n": data.draw(st.integers(0, 9), label="n")})
+
+
+def _verb_answer(p: Pair, data: st.DataObject) -> None:
+    p.client.answer(data.draw(st.sampled_from(["c1", "c2"]), label="call"), {})
+
+
+def _verb_cancel(p: Pair, data: st.DataObject) -> None:
+    p.client.cancel_call(data.draw(st.integers(1, 9), label="rid"))
+
+
 VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.ENABLE: _verb_enable,
     Input.DISABLE: _verb_disable,
@@ -430,6 +470,9 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.ATTRIBUTES: _verb_attributes,
     Input.HISTORY: _verb_history,
     Input.LOCAL_CLOSE: _verb_close,
+    Input.CALL: _verb_call,
+    Input.ANSWER: _verb_answer,
+    Input.CANCEL: _verb_cancel,
 }
 
 

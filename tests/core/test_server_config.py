@@ -91,6 +91,12 @@ REFUSALS = {
     Code.INVALID_STATE,
     Code.TOO_LARGE,
     Code.RATE_LIMITED,
+    Code.CALL_NOT_FOUND,
+    Code.CALLEE_LEFT,
+    Code.NO_HANDLER,
+    Code.CALL_CANCELLED,
+    Code.TOO_MANY_CALLS,
+    Code.HANDLER_FAILED,
 }
 
 

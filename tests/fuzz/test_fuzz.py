@@ -124,6 +124,21 @@ def _client_pool() -> list[dict[str, Any]]:
             if att is not None:
                 frame["att"] = att
             pool.append(frame)
+    # Participant RPC (§24): calls to the room's ids (and a ghost), answers naming call ids
+    # the server may have stamped (and some it did not), cancels.
+    for i, rid in enumerate(RIDS):
+        pool += [
+            {
+                "t": "call",
+                "rid": rid,
+                "to": [BOB_ID, ALICE_ID, "ghost"][i % 3],
+                "type": "f",
+                "message": MESSAGES[i % len(MESSAGES)],
+            },
+            {"t": "answer", "rid": rid, "id": f"id{3 + i}", "message": {}, "att": b"r"},
+            {"t": "answer", "rid": rid, "id": f"id{3 + i}", "code": -i, "reason": "no"},
+            {"t": "cancel", "rid": rid},
+        ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool
 
@@ -191,6 +206,15 @@ def _server_pool() -> list[dict[str, Any]]:
                     }
                 ],
             },
+        ]
+    for rid in (1, 2, 3, 99):
+        call = {"t": "call", "id": f"c{rid}", "from": BOB_ID, "ts": 1.5, "type": "f"}
+        result = {"rid": rid, "id": f"c{rid}", "from": BOB_ID, "ts": 2, "type": "f"}
+        pool += [
+            {**call, "message": {"n": rid}},
+            {"t": "cancel", "id": f"c{rid}"},
+            {"t": "result", **result, "message": {}, "att": b"a"},
+            {"t": "result", **result, "code": 4043, "reason": "no handler"},
         ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool

@@ -201,6 +201,10 @@ _VERBS = (
     "set_attributes",
     "history",
     "close",
+    "call",
+    "answer",
+    "fail_call",
+    "cancel_call",
 )
 
 

@@ -29,6 +29,7 @@ from ._errors import (
 )
 from ._messaging import Messaging
 from ._queue import Events
+from ._rpc import NoHandlerError, RequestError, RequestTimeoutError
 from ._server import Backplane as Backplane
 from ._server import BackplaneFactory as BackplaneFactory
 from ._server import Server
@@ -57,6 +58,7 @@ __all__ = [
     "MessagingDisabled",
     "MessagingEnabled",
     "MessagingEvent",
+    "NoHandlerError",
     "NotEnabledError",
     "NotFoundError",
     "ParticipantAdded",
@@ -67,6 +69,8 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnected",
     "RemoteParticipant",
+    "RequestError",
+    "RequestTimeoutError",
     "RoomClient",
     "RoomError",
     "RoomMessage",

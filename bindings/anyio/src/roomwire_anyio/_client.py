@@ -11,13 +11,21 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
 from ssl import SSLContext
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
 import attrs
 
-from roomwire import ClientConfig, ClientConnection, Code, Limits, RemoteParticipant, State
+from roomwire import (
+    ClientConfig,
+    ClientConnection,
+    Code,
+    Limits,
+    RemoteParticipant,
+    RoomMessage,
+    State,
+)
 from roomwire.events import ConnectionClosed
 
 from ._client_pump import ClientPump, wait_for
@@ -25,6 +33,7 @@ from ._errors import ConnectionClosedError, RoomError, error_for
 from ._layers import client_pump
 from ._messaging import Messaging
 from ._queue import EventQueue
+from ._rpc import Answer, RequestTimeoutError, Responder
 from ._session import ClientSession, Reply, Verb, retryable
 from ._url import parse_endpoint
 from .transport import Network
@@ -74,8 +83,14 @@ class RoomClient:
         self._rng = random.Random()
         self._queue = EventQueue(queue_size)
         self._session = ClientSession(emit=self._queue.put, spawn=self._spawn_callback)
+        self._session.responder = responder = Responder(self._spawn_callback, self._answer)
         self.messaging = Messaging(
-            self._session, self._queue, request=self._request, post=self._post
+            self._session,
+            self._queue,
+            request=self._request,
+            post=self._post,
+            call=self._call,
+            responder=responder,
         )
         self._pump: ClientPump | None = None
         self._up = anyio.Event()
@@ -254,6 +269,42 @@ class RoomClient:
         rid = self._session.post(pump.conn, verb)
         pump.wake()
         return rid
+
+    # --- requests between participants (PROTOCOL.md §24) ---------------------------------
+
+    async def _call(self, verb: Verb, timeout: float | None) -> RoomMessage:
+        """Make a call and wait for its one answer; on a timeout or a cancel, cancel it."""
+        pump = await self._ready()
+        conn = pump.conn
+        rid, reply = self._session.call(conn, verb)
+        pump.wake()
+        try:
+            with anyio.fail_after(timeout):
+                return cast(RoomMessage, await wait_for(reply))
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"no answer within {timeout} s", Code.CALL_CANCELLED
+            ) from None
+        finally:
+            # Still waiting (timed out, or the caller was cancelled): the callee's handler is
+            # cancelled too. The call's late answer settles a reply nobody waits for.
+            if not reply.settled and _live(conn) and self._pump is pump:
+                conn.cancel_call(rid)
+                pump.wake()
+
+    def _answer(self, conn: ClientConnection, verb: Answer) -> None:
+        """Queue a handler's answer, on the connection its call came on if it is still up
+        (else the server failed the call already)."""
+        pump = self._pump
+        if pump is None or pump.conn is not conn or not _live(conn):
+            return
+        # A reply nobody waits for: a refusal (the caller cancelled meanwhile) is dropped.
+        self._session.request(conn, verb)
+        pump.wake()
+
+
+def _live(conn: ClientConnection) -> bool:
+    return conn.state not in (State.CLOSING, State.CLOSED)
 
 
 async def _run_callback(name: str, awaitable: Awaitable[object]) -> None:

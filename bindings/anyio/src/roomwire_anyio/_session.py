@@ -28,6 +28,10 @@ from roomwire import (
     participant_named,
 )
 from roomwire.events import (
+    CallAnswered,
+    CallCancelled,
+    CallFailed,
+    CallReceived,
     Connected,
     ConnectionClosed,
     Event,
@@ -43,6 +47,7 @@ from roomwire.events import (
 )
 
 from ._errors import ConnectionClosedError, RoomError, error_for, from_local
+from ._rpc import Responder, request_error
 from .events import Disconnected, MessagingEvent, Reconnected, SendFailed
 
 log = logging.getLogger("roomwire.client")
@@ -63,10 +68,11 @@ class Reply:
     def __init__(self) -> None:
         self.settled = False
         self.value: object = None
-        self.error: RoomError | None = None
+        self.error: Exception | None = None
+        """A ``RoomError``, or a call's ``RequestError``."""
         self.on_settle: Callable[[], object] | None = None
 
-    def settle(self, value: object = None, error: RoomError | None = None) -> None:
+    def settle(self, value: object = None, error: Exception | None = None) -> None:
         self.settled = True
         self.value, self.error = value, error
         if self.on_settle is not None:
@@ -117,7 +123,14 @@ class ClientSession:
             ParticipantAdded: self._added,
             ParticipantUpdated: self._updated,
             ParticipantRemoved: self._removed,
+            CallAnswered: self._call_answered,
+            CallFailed: self._call_failed,
+            CallReceived: self._call_received,
+            CallCancelled: self._call_cancelled,
         }
+        self.responder: Responder | None = None
+        """Runs ``on_request`` handlers (set by the driver); without one, every call is
+        answered NO_HANDLER."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -179,6 +192,12 @@ class ClientSession:
         self._pending[rid] = None
         return rid
 
+    def call(self, conn: ClientConnection, verb: Verb) -> tuple[int, Reply]:
+        """Queue a call; its request id (to cancel it) and its reply (the answer)."""
+        rid = _issue(conn, verb)
+        reply = self._pending[rid] = Reply()
+        return rid, reply
+
     def enable(self, conn: ClientConnection, *, presence: bool) -> int:
         """The enable verb; the presence choice is kept for reconnects."""
         self._presence = presence
@@ -233,6 +252,28 @@ class ClientSession:
         reply = self._pending.pop(request_id, None)
         if reply is not None:
             reply.settle()
+
+    def _call_answered(self, event: CallAnswered) -> None:
+        reply = self._pending.pop(event.request_id, None)
+        if reply is not None:
+            reply.settle(event.reply)
+
+    def _call_failed(self, event: CallFailed) -> None:
+        reply = self._pending.pop(event.request_id, None)
+        if reply is not None:
+            reply.settle(error=request_error(event.code, event.reason))
+
+    def _call_received(self, event: CallReceived) -> None:
+        conn = self._conn
+        assert conn is not None  # calls arrive on the live connection only
+        if self.responder is None:
+            conn.fail_call(event.call.id, Code.NO_HANDLER, "no request handlers")
+        else:
+            self.responder.received(conn, event.call)
+
+    def _call_cancelled(self, event: CallCancelled) -> None:
+        if self.responder is not None:
+            self.responder.cancelled(event.call_id)
 
     def _enabled(self, event: MessagingEnabled) -> None:
         self.enabled = True
