@@ -109,8 +109,8 @@ async def test_an_unexpected_failure_is_refused_and_the_callee_stays(
     await bob.messaging.broadcast_message(type="still", message={})  # still connected
 
 
-async def test_a_timeout_cancels_the_callee_handler(join: Join, rw: ModuleType) -> None:
-    alice, bob = await join("alice"), await join("bob")
+def slow_handler(callee: Any) -> tuple[anyio.Event, anyio.Event]:
+    """Answer "slow" requests after a minute; the events say it started, and was cancelled."""
     started, cancelled = anyio.Event(), anyio.Event()
 
     async def slow(request: RoomMessage) -> dict[str, Any]:
@@ -121,7 +121,13 @@ async def test_a_timeout_cancels_the_callee_handler(join: Join, rw: ModuleType) 
             cancelled.set()
         return {}
 
-    bob.messaging.on_request("slow", slow)
+    callee.messaging.on_request("slow", slow)
+    return started, cancelled
+
+
+async def test_a_timeout_cancels_the_callee_handler(join: Join, rw: ModuleType) -> None:
+    alice, bob = await join("alice"), await join("bob")
+    started, cancelled = slow_handler(bob)
     with anyio.fail_after(5):
         with pytest.raises(rw.RequestTimeoutError) as caught:
             await alice.messaging.request(
@@ -135,17 +141,7 @@ async def test_a_timeout_cancels_the_callee_handler(join: Join, rw: ModuleType) 
 
 async def test_cancelling_the_caller_cancels_the_handler(join: Join) -> None:
     alice, bob = await join("alice"), await join("bob")
-    started, cancelled = anyio.Event(), anyio.Event()
-
-    async def slow(request: RoomMessage) -> dict[str, Any]:
-        started.set()
-        try:
-            await anyio.sleep(60)
-        finally:
-            cancelled.set()
-        return {}
-
-    bob.messaging.on_request("slow", slow)
+    started, cancelled = slow_handler(bob)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
 

@@ -23,7 +23,7 @@ from roomwire.events import (
     RequestRefused,
 )
 
-from .helpers import LoneClient, Peer, Room, raw_peer, welcome_frame
+from .helpers import LoneClient, Peer, RawPeer, Room, raw_peer, welcome_frame
 
 
 def pid(peer: Peer) -> str:
@@ -47,6 +47,15 @@ def room() -> Room:
     for peer in room.peers.values():
         peer.take()
     return room
+
+
+def raw_enabled(room: Room) -> RawPeer:
+    """A hand-driven peer with messaging enabled, its earlier frames taken."""
+    raw = raw_peer(room, "raw")
+    raw.client.send({"t": "enable", "rid": 1})
+    room.pump()
+    raw.client.take()
+    return raw
 
 
 def call(room: Room, caller: Peer, callee: Peer, **args: Any) -> tuple[int, CallReceived]:
@@ -151,19 +160,11 @@ def test_a_cancel_naming_a_send_is_ignored(room: Room) -> None:
     assert only(alice, RequestAcked).request_id == rid
 
 
-def test_a_callee_that_leaves_fails_its_calls_at_once(room: Room) -> None:
+@pytest.mark.parametrize("leave", ["close", "disable"])
+def test_a_callee_that_leaves_fails_its_calls_at_once(room: Room, leave: str) -> None:
     alice, bob = room.peers["alice"], room.peers["bob"]
     rid, _ = call(room, alice, bob)
-    bob.client.close()
-    room.pump()
-    refused = only(alice, RequestRefused)
-    assert (refused.request_id, refused.code) == (rid, Code.CALLEE_LEFT)
-
-
-def test_a_callee_that_disables_fails_its_calls(room: Room) -> None:
-    alice, bob = room.peers["alice"], room.peers["bob"]
-    rid, _ = call(room, alice, bob)
-    bob.client.disable()
+    getattr(bob.client, leave)()
     room.pump()
     refused = only(alice, RequestRefused)
     assert (refused.request_id, refused.code) == (rid, Code.CALLEE_LEFT)
@@ -200,10 +201,7 @@ def test_calls_are_refused_like_sends(room: Room) -> None:
 def test_a_raw_call_breaking_a_rule_is_refused(frame: dict[str, Any], code: Code) -> None:
     room = Room(max_frame_size=3000)
     bob = room.enabled("bob")
-    raw = raw_peer(room, "raw")
-    raw.client.send({"t": "enable", "rid": 1})
-    room.pump()
-    raw.client.take()
+    raw = raw_enabled(room)
     raw.client.send({"t": "call", "rid": 2, "to": pid(bob), **frame})
     room.pump()
     (refusal,) = raw.client.take()
@@ -215,10 +213,7 @@ def test_a_call_whose_stamped_frame_would_outgrow_the_frame_limit_is_refused() -
     # test_server_messaging): the call fits max_send_size, the stamped one would not fit.
     room = Room(max_frame_size=4096)
     bob = room.enabled("bob")
-    raw = raw_peer(room, "raw")
-    raw.client.send({"t": "enable", "rid": 1})
-    room.pump()
-    raw.client.take()
+    raw = raw_enabled(room)
     bob.take()
     floats = b"\xa1\x61f\x99" + (1000).to_bytes(2) + b"\xf9\x3e\x00" * 1000
     fields = ("t", "call", "rid", 7, "type", "t", "to", pid(bob), "message")
@@ -234,10 +229,7 @@ def test_a_call_whose_stamped_frame_would_outgrow_the_frame_limit_is_refused() -
 
 def test_a_raw_answer_breaking_a_rule_is_refused_and_the_call_stays(room: Room) -> None:
     alice = room.peers["alice"]
-    raw = raw_peer(room, "raw")
-    raw.client.send({"t": "enable", "rid": 1})
-    room.pump()
-    raw.client.take()
+    raw = raw_enabled(room)
     alice.take()
     rid = alice.client.call(raw.server.participant.id, "t", {})  # type: ignore[union-attr]
     room.pump()
@@ -254,10 +246,7 @@ def test_a_raw_answer_breaking_a_rule_is_refused_and_the_call_stays(room: Room) 
 
 def test_a_request_id_of_a_waiting_call_is_not_reused(room: Room) -> None:
     bob = room.peers["bob"]
-    raw = raw_peer(room, "raw")
-    raw.client.send({"t": "enable", "rid": 1})
-    room.pump()
-    raw.client.take()
+    raw = raw_enabled(room)
     call_frame = {"t": "call", "rid": 2, "to": pid(bob), "type": "t", "message": {}}
     raw.client.send(call_frame, call_frame)
     room.pump()
