@@ -67,7 +67,9 @@ class Responder:
         self._spawn = spawn
         self._send = send
         self._handlers: dict[str, Handler] = {}
-        self._running: dict[str, anyio.CancelScope] = {}
+        self._running: dict[str, anyio.CancelScope | None] = {}
+        """The handlers of calls not yet answered, by call id: None until the task started
+        (frames can arrive in a transport callback, where no cancel scope can be made)."""
 
     def on_request(self, type: str, handler: Handler) -> None:
         self._handlers[type] = handler
@@ -81,8 +83,8 @@ class Responder:
         if handler is None:
             conn.fail_call(call.id, Code.NO_HANDLER, f"no handler for request type {call.type!r}")
             return
-        scope = self._running[call.id] = anyio.CancelScope()
-        self._spawn("request handler", self._serve(conn, call, handler, scope))
+        self._running[call.id] = None
+        self._spawn("request handler", self._serve(conn, call, handler))
 
     def cancelled(self, call_id: str) -> None:
         """The caller cancelled (or left): stop the handler; its answer is not wanted."""
@@ -90,11 +92,12 @@ class Responder:
         if scope is not None:
             scope.cancel()
 
-    async def _serve(
-        self, conn: ClientConnection, call: RoomMessage, handler: Handler, scope: anyio.CancelScope
-    ) -> None:
+    async def _serve(self, conn: ClientConnection, call: RoomMessage, handler: Handler) -> None:
+        if call.id not in self._running:
+            return  # cancelled before the task started
         answer: Answer
-        with scope:
+        with anyio.CancelScope() as scope:
+            self._running[call.id] = scope
             try:
                 outcome = await handler(call)
             except RequestError as exc:
@@ -105,9 +108,8 @@ class Responder:
                 answer = _failed(call.id, f"the handler failed ({type(exc).__name__})")
             else:
                 answer = _answer(call.id, outcome)
-        self._running.pop(call.id, None)
-        if scope.cancel_called:
-            return
+        if self._running.pop(call.id, None) is None:
+            return  # cancelled: the caller gave up, or the call is gone
         try:
             self._send(conn, answer)
         except RoomError as exc:  # the answer broke a rule the core checks (size, JSON)

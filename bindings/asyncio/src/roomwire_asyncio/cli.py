@@ -1,4 +1,5 @@
-"""The ``roomwire`` command: serve, token, demo, and messaging list / send / broadcast / listen.
+"""The ``roomwire`` command: serve, token, demo, and messaging list / send / broadcast /
+request / listen.
 
 Settings come from flags, then ``ROOMWIRE_*`` environment variables (and for ``serve``, then
 a ``--config`` file). Errors print one line (no traceback) and exit with a documented code
@@ -54,6 +55,9 @@ EXIT_CODES = {
     7: "too large: the message is over the server's limit",
     8: "invalid request: the server refused the message's content",
     9: "rate limited: over the server's request rate for this connection",
+    10: "request: the participant called answered with an error (no handler, handler failed,"
+    " or the application's own code; printed)",
+    11: "request: no answer within --timeout (the call was cancelled)",
     130: "interrupted (Ctrl-C or SIGTERM) before finishing; serve stops on a signal and exits 0",
 }
 _EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
@@ -63,6 +67,7 @@ _EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
     rw.InvalidRequestError: 8,
     rw.NotEnabledError: 8,
     rw.RateLimitedError: 9,
+    rw.RequestTimeoutError: 11,
 }
 _TOKEN_CODES = {
     Code.TOKEN_INVALID,
@@ -240,6 +245,8 @@ def run_command(main: Callable[[], Awaitable[None]]) -> None:
             fail(4, f"token refused ({exc.code.name}): {exc.reason}")
         code = _EXIT_FOR_ERROR.get(type(exc), 3)
         fail(code, f"{exc.code.name} ({int(exc.code)}): {exc.reason}")
+    except rw.RequestError as exc:
+        fail(10, f"the participant called answered {exc.code}: {exc.reason}")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -727,6 +734,54 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
 
 def _print_sent(message_id: str, as_json: bool) -> None:
     print(json.dumps({"id": message_id}) if as_json else f"sent, message id {message_id}")
+
+
+@messaging_app.command("request")
+def messaging_request(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    type_: Type,
+    data: Data,
+    to: Annotated[str | None, typer.Option("--to", help="The callee's name.")] = None,
+    to_participant_id: Annotated[
+        str | None, typer.Option(help="The callee's participant id.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds to wait for the answer.")
+    ] = 10.0,
+    attachment: Attachment = None,
+    url: Url = DEFAULT_URL,
+    ca: Ca = None,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    as_json: JsonOut = False,
+) -> None:
+    """Call a participant's request handler and print its answer (exit 0); an error answer
+    exits 10, no answer within --timeout exits 11."""
+    if (to is None) == (to_participant_id is None):
+        fail(2, "pass exactly one of --to NAME or --to-participant-id ID")
+    message = parse_data(data)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
+    context = client_tls(ca)
+
+    async def main() -> None:
+        async with binding().connect(
+            url, token=jwt, room=room, reconnect=False, ssl=context
+        ) as client:
+            await client.messaging.enable(presence=to is not None)
+            callee = to_participant_id if to is None else _by_name(client, to)
+            reply = await client.messaging.request(
+                to=callee,
+                type=type_,
+                message=message,
+                attachment=_read_attachment(client, attachment),
+                timeout=timeout,
+            )
+            names = {p.id: p.name for p in client.messaging.remote_participants}
+        _show(_message_record(reply, None, names), as_json)
+
+    run_command(main)
 
 
 @messaging_app.command("history")
