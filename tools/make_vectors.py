@@ -287,6 +287,8 @@ class Harness:
             method: Callable[..., Any] = getattr(self.clients[name], verb)
             if "attachment" in args and args["attachment"] is not None:
                 args["attachment"] = bytes.fromhex(args["attachment"])
+            if "data" in args:
+                args["data"] = bytes.fromhex(args["data"])
             if "code" in args:
                 args["code"] = Code(args["code"])
             returns = method(**args)

@@ -1,6 +1,6 @@
-"""Conformance vectors of participant RPC (docs/PROTOCOL.md §24), registered by
-``tools/make_vectors.py`` (``register``): a recorded server routing calls, answers, cancels
-and departures, and a recorded client as caller and as callee."""
+"""Conformance vectors of participant RPC and streams (docs/PROTOCOL.md §24), registered by
+``tools/make_vectors.py`` (``register``): a recorded server routing calls, answers, cancels,
+streams and departures, and a recorded client as caller, callee, writer and reader."""
 
 from __future__ import annotations
 
@@ -125,7 +125,120 @@ def client_calls(mv: ModuleType) -> JSON:
     )
 
 
+def server_streams(mv: ModuleType) -> JSON:
+    h = mv._enabled_server("alice", "bob", server={"stream_window": 8, "max_open_streams": 1})
+    bob = h.participant_id("bob")
+    h.call("alice", "open_stream", "alice opens a stream to bob", to=bob, header={"n": "f"})
+    sid = h.steps[-1]["output_frames"]["bob"][0]["sid"]
+    h.call("alice", "open_stream", "a second stream: 4092 TOO_MANY_STREAMS", to=bob, header={})
+    h.expect("RequestRefused", connection="alice")
+    h.call("bob", "accept_stream", "bob accepts: alice's open is acked with the id", stream_id=sid)
+    h.call(
+        "alice",
+        "send_chunk",
+        "alice sends 5 bytes",
+        stream_id=sid,
+        data="0102030405",
+        header={"part": 1},
+    )
+    h.call("bob", "grant_credit", "bob read them: 5 bytes of credit back", stream_id=sid, n=5)
+    h.call(
+        "alice",
+        "send_chunk",
+        "alice sends 8 more (the window)",
+        stream_id=sid,
+        data="0000000000000000",
+    )
+    h.call(
+        "alice",
+        "send_chunk",
+        "one byte past the credit: 4093 OVER_CREDIT for both",
+        stream_id=sid,
+        data="ff",
+    )
+    h.call(
+        "alice",
+        "send_chunk",
+        "a chunk for the aborted stream: 4044 STREAM_NOT_FOUND",
+        stream_id=sid,
+        data="ff",
+    )
+    h.call("alice", "open_stream", "alice opens another", to=bob, header={})
+    sid = h.steps[-1]["output_frames"]["bob"][0]["sid"]
+    h.call("bob", "accept_stream", "bob accepts", stream_id=sid)
+    h.call("alice", "end_stream", "alice ends it: bob gets end", stream_id=sid)
+    h.call("alice", "open_stream", "alice opens a third", to=bob, header={})
+    sid = h.steps[-1]["output_frames"]["bob"][0]["sid"]
+    h.call(
+        "bob",
+        "abort_stream",
+        "bob refuses it: alice's open fails, 4045",
+        stream_id=sid,
+        reason="busy",
+    )
+    h.call("alice", "open_stream", "alice opens a fourth", to=bob, header={})
+    sid = h.steps[-1]["output_frames"]["bob"][0]["sid"]
+    h.call("bob", "accept_stream", "bob accepts", stream_id=sid)
+    h.call("bob", "disable", "bob leaves: alice's stream fails, 4046 STREAM_PEER_LEFT")
+    return h.vector(
+        "A stream is offered to its reader, and the writer's open is acked with the stream id"
+        " once the reader accepts. Chunks are forwarded within the reader's credit"
+        " (stream_window, then each credit frame); a chunk past it aborts the stream for both"
+        " (4093), a chunk for no open stream is answered with an abort (4044). A refused"
+        " offer fails the open (4045); a side that leaves fails the stream (4046)."
+    )
+
+
+def client_streams(mv: ModuleType) -> JSON:
+    h = mv._client({"bob": {}}, server={"stream_window": 16})
+    h.call("alice", "enable", "alice enables")
+    h.call("bob", "enable", "bob enables")
+    alice, bob = h.participant_id("alice"), h.participant_id("bob")
+    h.call("bob", "open_stream", "bob opens a stream to alice", to=alice, header={"name": "a"})
+    h.expect("StreamOffered")
+    sid = _last_id(mv, h)
+    h.call("alice", "accept_stream", "alice accepts", stream_id=sid)
+    h.call("bob", "send_chunk", "bob sends a chunk", stream_id=sid, data="cafe", header={"i": 0})
+    h.expect("ChunkReceived")
+    h.call("alice", "grant_credit", "alice grants its 2 bytes back", stream_id=sid, n=2)
+    h.call("bob", "end_stream", "bob ends the stream", stream_id=sid)
+    h.expect("StreamEnded")
+    h.call("alice", "open_stream", "alice opens a stream to bob", to=bob, header={})
+    sid = _last_id(mv, h)
+    h.call("bob", "accept_stream", "bob accepts: alice's open is acked", stream_id=sid)
+    h.expect("RequestAcked")
+    h.call("alice", "send_chunk", "alice sends 16 bytes", stream_id=sid, data="00" * 16)
+    h.call("bob", "grant_credit", "bob grants 10", stream_id=sid, n=10)
+    h.expect("CreditGranted")
+    h.call("bob", "abort_stream", "bob aborts", stream_id=sid, reason="enough")
+    h.expect("StreamAborted")
+    h.call(
+        "alice", "send_chunk", "alice sends on the aborted stream: 4044", stream_id=sid, data="01"
+    )
+    h.expect("StreamAborted")
+    for n, (note, step) in enumerate(
+        (
+            ("alice sends 17 bytes, one past the window: 4093 OVER_CREDIT", "chunk"),
+            ("bob leaves: 4046 STREAM_PEER_LEFT", "disable"),
+        )
+    ):
+        h.call("alice", "open_stream", "alice opens a stream to bob", to=bob, header={"n": n})
+        h.call("bob", "accept_stream", "bob accepts", stream_id=_last_id(mv, h))
+        if step == "chunk":
+            h.call("alice", "send_chunk", note, stream_id=_last_id(mv, h), data="00" * 17)
+        else:
+            h.call("bob", "disable", note)
+        h.expect("StreamAborted", *(("ParticipantRemoved",) if step == "disable" else ()))
+    return h.vector(
+        "As reader: StreamOffered, then ChunkReceived per chunk (with its header) and"
+        " StreamEnded. As writer: the open's RequestAcked carries the stream id, the reader's"
+        " grants arrive as CreditGranted, its abort as StreamAborted (4045); a chunk for a"
+        " stream gone (4044), one past the credit (4093) and a reader that leaves (4046) are"
+        " StreamAborted too."
+    )
+
+
 def register(vector: Callable[[Callable[[], JSON]], object], mv: ModuleType) -> None:
     """Register this module's vectors with make_vectors' ``vector`` (``mv`` is that module)."""
-    for make in (server_calls, client_calls):
+    for make in (server_calls, client_calls, server_streams, client_streams):
         vector(functools.update_wrapper(functools.partial(make, mv), make))

@@ -21,18 +21,23 @@ from ._participant import attributes_size, from_record, merge_attributes, partic
 from ._registry import FrameKind, receive
 from ._shapes import (
     LIMIT_FIELDS,
+    check_aborted,
     check_ack,
     check_bare,
     check_call_cancelled,
+    check_chunk,
     check_close,
+    check_credit,
     check_error,
     check_history_page,
     check_incoming_call,
     check_left,
     check_msg,
+    check_offer,
     check_presence,
     check_result,
     check_snapshot,
+    check_stream_end,
     check_welcome,
 )
 from ._state import REPLIES, Input, State
@@ -42,8 +47,10 @@ from .events import (
     CallCancelled,
     CallFailed,
     CallReceived,
+    ChunkReceived,
     Connected,
     ConnectionClosed,
+    CreditGranted,
     Event,
     HistoryReceived,
     JSONObject,
@@ -58,6 +65,9 @@ from .events import (
     RequestAcked,
     RequestRefused,
     RoomMessage,
+    StreamAborted,
+    StreamEnded,
+    StreamOffered,
 )
 
 
@@ -245,7 +255,7 @@ class ClientConnection(BaseConnection):
             raise InvalidRequest("message must be a JSON object (str keys, JSON values)")
         frame: Frame = {"t": "answer", "id": call_id, "message": message}
         if attachment is not None:
-            frame["att"] = _attachment(attachment)
+            frame["att"] = _as_bytes(attachment)
         return self._answer(frame)
 
     def fail_call(self, call_id: str, code: int, reason: str) -> int:
@@ -269,6 +279,58 @@ class ClientConnection(BaseConnection):
         self._check_allowed(Input.CANCEL, "cancel a call")
         self._send({"t": "cancel", "rid": request_id})
         self._move(Input.CANCEL)
+
+    # --- streams (PROTOCOL.md §24.4) --------------------------------------------------------
+
+    def open_stream(self, to: str, header: JSONObject) -> int:
+        """Open a stream to one participant (by id). ``RequestAcked`` (its ``message_id`` is
+        the stream id) once the reader accepted; then send at most ``limits.stream_window``
+        bytes of chunk data ahead of its ``CreditGranted``. ``RequestRefused`` otherwise."""
+        self._check_allowed(Input.STREAM, "open a stream")
+        if not isinstance(to, str):
+            raise InvalidRequest("a stream goes to one participant id (a string)")
+        if not is_json_object(header):
+            raise InvalidRequest("header must be a JSON object (str keys, JSON values)")
+        return self._request(Input.STREAM, {"t": "open", "to": to, "header": header})
+
+    def accept_stream(self, stream_id: str) -> int:
+        """Accept a stream offered by ``StreamOffered``: the writer may start."""
+        self._check_allowed(Input.STREAM, "accept a stream")
+        return self._request(Input.STREAM, {"t": "accept", "sid": _stream_id(stream_id)})
+
+    def send_chunk(self, stream_id: str, data: bytes, header: JSONObject | None = None) -> None:
+        """Queue a chunk of a stream this participant writes (within the reader's credit:
+        the server aborts the stream with OVER_CREDIT otherwise)."""
+        frame: Frame = {"t": "chunk", "sid": _stream_id(stream_id), "data": _as_bytes(data, "data")}
+        if header is not None:
+            if not is_json_object(header):
+                raise InvalidRequest("a chunk's header must be a JSON object")
+            frame["header"] = header
+        self._stream_frame(frame)
+
+    def grant_credit(self, stream_id: str, n: int) -> None:
+        """Let the writer of a stream this participant reads send ``n`` more bytes (the
+        total never past ``limits.stream_window``)."""
+        if type(n) is not int or not 0 < n < 2**63:
+            raise InvalidRequest("credit is a positive integer of bytes")
+        self._stream_frame({"t": "credit", "sid": _stream_id(stream_id), "n": n})
+
+    def end_stream(self, stream_id: str) -> None:
+        """End a stream this participant writes: the reader gets ``StreamEnded`` after the
+        chunks."""
+        self._stream_frame({"t": "end", "sid": _stream_id(stream_id)})
+
+    def abort_stream(self, stream_id: str, reason: str = "") -> None:
+        """Fail a stream this participant writes or reads (or refuse one offered): the
+        other side gets ``StreamAborted`` (STREAM_ABORTED) with ``reason``."""
+        if type(reason) is not str:
+            raise InvalidRequest("reason must be a str")
+        self._stream_frame({"t": "abort", "sid": _stream_id(stream_id), "reason": reason})
+
+    def _stream_frame(self, frame: Frame) -> None:
+        self._check_allowed(Input.STREAM_DATA, "use a stream")
+        self._send(frame)
+        self._move(Input.STREAM_DATA)
 
     def _answer(self, frame: Frame) -> int:
         if type(frame["id"]) is not str:
@@ -348,6 +410,26 @@ class ClientConnection(BaseConnection):
     def _call_cancelled(self, frame: Frame, now: float) -> Event:
         self._alive(now)
         return CallCancelled(call_id=frame["id"])
+
+    def _stream_offer(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return StreamOffered(
+            stream_id=frame["sid"],
+            from_participant_id=frame["from"],
+            header=frame["header"],
+            timestamp=float(frame["ts"]),
+        )
+
+    def _stream_event(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        kind, sid = frame["t"], frame["sid"]
+        if kind == "chunk":
+            return ChunkReceived(stream_id=sid, data=frame["data"], header=frame.get("header"))
+        if kind == "credit":
+            return CreditGranted(stream_id=sid, n=frame["n"])
+        if kind == "end":
+            return StreamEnded(stream_id=sid)
+        return StreamAborted(stream_id=sid, code=Code(frame["code"]), reason=frame["reason"])
 
     def _result(self, frame: Frame, now: float) -> Event:
         rid = frame["rid"]
@@ -532,10 +614,16 @@ def _call_message(frame: Frame) -> RoomMessage:
     )
 
 
-def _attachment(attachment: object) -> bytes:
-    if not isinstance(attachment, bytes | bytearray | memoryview):
-        raise InvalidRequest("attachment must be bytes or None")
-    return bytes(attachment)
+def _stream_id(stream_id: object) -> str:
+    if type(stream_id) is not str:
+        raise InvalidRequest("a stream id is a string")
+    return stream_id
+
+
+def _as_bytes(value: object, what: str = "attachment") -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidRequest(f"{what} must be bytes")
+    return bytes(value)
 
 
 _WRONG_REPLY = {
@@ -564,5 +652,10 @@ SERVER_KINDS: dict[str, FrameKind[_Handler]] = {
     "call": FrameKind(check_incoming_call, Input.DELIVERY, ClientConnection._incoming_call),
     "result": FrameKind(check_result, None, ClientConnection._result),
     "cancel": FrameKind(check_call_cancelled, Input.DELIVERY, ClientConnection._call_cancelled),
+    "open": FrameKind(check_offer, Input.DELIVERY, ClientConnection._stream_offer),
+    "chunk": FrameKind(check_chunk, Input.STREAM_DATA, ClientConnection._stream_event),
+    "credit": FrameKind(check_credit, Input.STREAM_DATA, ClientConnection._stream_event),
+    "end": FrameKind(check_stream_end, Input.STREAM_DATA, ClientConnection._stream_event),
+    "abort": FrameKind(check_aborted, Input.STREAM_DATA, ClientConnection._stream_event),
 }
 """Every frame kind a server sends: the client's one registry."""

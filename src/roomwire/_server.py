@@ -18,6 +18,7 @@ from ._routing import Router
 from ._rpc import Calls
 from ._session import ServerConnection
 from ._stats import ServerStats
+from ._streams import Streams
 from ._timers import Timers
 from ._token import ParticipantToken
 from .codes import Code
@@ -50,6 +51,7 @@ class RoomServer:
         )
         self.cluster = Cluster(config, self.router)
         self.calls = Calls(self.router)
+        self.streams = Streams(self.router, config.stream_window)
         self.presence = self.cluster.presence
         self.timers = Timers()
         self.authenticate = config.authenticator or _jwt_authenticator(

@@ -24,19 +24,26 @@ from ._room import Member, Room
 from ._routing import delivery_frame
 from ._rpc import Call
 from ._shapes import (
+    check_abort,
+    check_accept,
     check_answer,
     check_attrs,
     check_bare,
     check_broadcast,
     check_call,
+    check_chunk,
     check_close,
+    check_credit,
     check_enable,
     check_hello,
     check_history,
+    check_open,
     check_request,
     check_send,
+    check_stream_end,
 )
 from ._state import ON_REFUSAL, Input, State
+from ._streams import Stream
 from ._token import ParticipantToken
 from .codes import Code
 from .events import (
@@ -490,6 +497,99 @@ class ServerConnection(BaseConnection):
     def _cancel(self, frame: Frame, size: int, now: float) -> None:
         self._server.calls.cancel(self, frame["rid"])
 
+    # --- streams (PROTOCOL.md §24.4; the open streams are ``_streams.Streams``) ---------
+
+    def _open_stream(self, frame: Frame, size: int, now: float) -> None:
+        if not self._grants.can_send:
+            raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
+        self._check_size(size)
+        if not is_json_object(frame["header"]):
+            raise _Refusal(Code.INVALID_REQUEST, "header must be a JSON object")
+        config, streams = self._server.config, self._server.streams
+        reader = self._room.local.get(frame["to"])
+        if reader is None:
+            raise _Refusal(
+                Code.NOT_FOUND,
+                f"not present with messaging enabled on this node: {frame['to'][:64]!r}",
+            )
+        if reader is self.outbound:
+            raise _Refusal(Code.INVALID_REQUEST, "a stream needs another participant")
+        most = config.max_open_streams
+        for end, who in ((self, "this connection"), (reader.connection, "the reader")):
+            if streams.count(end) >= most:
+                raise _Refusal(Code.TOO_MANY_STREAMS, f"{who} has {most} streams open")
+        offer: Frame = {
+            "t": "open",
+            "sid": config.id_factory(),
+            "from": self._me.id,
+            "ts": now,
+            "header": frame["header"],
+        }
+        data = self._stamped(offer)
+        streams.open(Stream(offer["sid"], self, reader.connection, frame["rid"]), data)
+
+    def _accept_stream(self, frame: Frame, size: int, now: float) -> None:
+        streams = self._server.streams
+        stream = streams.of(self, frame["sid"])
+        if stream is None or stream.reader is not self or stream.accepted:
+            raise _Refusal(
+                Code.STREAM_NOT_FOUND, f"no stream {frame['sid'][:64]!r} waits for this reader"
+            )
+        streams.accept(stream)
+        self._send({"t": "ack", "rid": frame["rid"]})
+
+    def _stream_frame(self, frame: Frame, size: int, now: float) -> None:
+        """``chunk``, ``credit``, ``end`` or ``abort``: not requests, so a bad one fails its
+        stream (or is answered with an ``abort`` naming it) rather than being refused."""
+        streams, kind, sid = self._server.streams, frame["t"], frame["sid"]
+        stream = streams.of(self, sid)
+        if kind == "abort":
+            if stream is not None:  # else it crossed the stream's end or abort: nothing to do
+                streams.abort(stream, self, Code.STREAM_ABORTED, frame["reason"])
+        elif kind == "credit":
+            # A stale grant (the stream ended meanwhile) is ignored like a stale abort.
+            if stream is not None and stream.reader is self and stream.accepted:
+                if stream.credit + frame["n"] > streams.window:
+                    streams.abort(stream, None, Code.OVER_CREDIT, "credit past stream_window")
+                else:
+                    streams.credit(stream, frame)
+        elif stream is None or stream.writer is not self:
+            if kind == "chunk":
+                self._send(
+                    {
+                        "t": "abort",
+                        "sid": sid,
+                        "code": int(Code.STREAM_NOT_FOUND),
+                        "reason": "no open stream of this writer has that id",
+                    }
+                )
+        elif kind == "end":
+            if stream.accepted:
+                streams.end(stream)
+            else:
+                streams.abort(stream, None, Code.STREAM_ABORTED, "ended before it was accepted")
+        else:
+            self._chunk(stream, frame)
+
+    def _chunk(self, stream: Stream, frame: Frame) -> None:
+        streams, data = self._server.streams, frame["data"]
+        if len(data) > stream.credit:
+            reason = f"a {len(data)}-byte chunk over the {stream.credit} bytes of credit"
+            streams.abort(stream, None, Code.OVER_CREDIT, reason)
+            return
+        forward: Frame = {"t": "chunk", "sid": stream.id, "data": data}
+        header = frame.get("header")
+        if header is not None:
+            if not is_json_object(header):
+                streams.abort(stream, None, Code.INVALID_REQUEST, "chunk header not JSON")
+                return
+            forward["header"] = header
+        encoded = encode_frame(forward)
+        if len(encoded) - PREFIX_SIZE > self._server.config.max_frame_size:
+            streams.abort(stream, None, Code.TOO_LARGE, "a chunk over the frame limit")
+            return
+        streams.chunk(stream, encoded, len(data))
+
     def _stamped(self, frame: Frame) -> bytes:
         """A frame stamped by the server, refused if the stamps took it over the frame limit
         (compact CBOR can grow when re-encoded)."""
@@ -509,6 +609,7 @@ class ServerConnection(BaseConnection):
         """Remove this participant from presence; a no-op when it is not there."""
         member, self._member = self._member, None
         self._server.calls.left(self)
+        self._server.streams.left(self)
         if member is not None:
             self._server.presence.remove(self._room, member)
         elif self._grants.hidden:
@@ -603,6 +704,14 @@ CLIENT_KINDS: dict[str, _Kind] = {
     "call": FrameKind(check_call, Input.CALL, ServerConnection._call, "call"),
     "answer": FrameKind(check_answer, Input.ANSWER, ServerConnection._answer, "answer a call"),
     "cancel": FrameKind(check_request, Input.CANCEL, ServerConnection._cancel),
+    "open": FrameKind(check_open, Input.STREAM, ServerConnection._open_stream, "open a stream"),
+    "accept": FrameKind(
+        check_accept, Input.STREAM, ServerConnection._accept_stream, "accept a stream"
+    ),
+    "chunk": FrameKind(check_chunk, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "credit": FrameKind(check_credit, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "end": FrameKind(check_stream_end, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "abort": FrameKind(check_abort, Input.STREAM_DATA, ServerConnection._stream_frame),
 }
 """Every frame kind a client sends: the server's one registry. Requests (with a verb) are
 refused with INVALID_STATE where the state does not allow them; other frames out of place

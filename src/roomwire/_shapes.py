@@ -266,3 +266,57 @@ def check_result(f: Frame) -> None:
 
 def check_call_cancelled(f: Frame) -> None:
     _require(type(f.get("id")) is str, "cancel")
+
+
+# --- streams (PROTOCOL.md §24.4) --------------------------------------------------------
+
+
+def _optional_header(f: Frame) -> bool:
+    header = f.get("header")
+    return header is None or type(header) is dict
+
+
+def check_open(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid")) and type(f.get("to")) is str and type(f.get("header")) is dict,
+        "open",
+    )
+
+
+def check_accept(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("sid")) is str, "accept")
+
+
+def check_chunk(f: Frame) -> None:
+    _require(
+        type(f.get("sid")) is str and type(f.get("data")) is bytes and _optional_header(f),
+        "chunk",
+    )
+
+
+def check_credit(f: Frame) -> None:
+    n = f.get("n")
+    _require(type(f.get("sid")) is str and type(n) is int and 0 < n < 2**63, "credit")
+
+
+def check_stream_end(f: Frame) -> None:
+    _require(type(f.get("sid")) is str, f["t"])
+
+
+def check_abort(f: Frame) -> None:
+    _require(type(f.get("sid")) is str and type(f.get("reason")) is str, "abort")
+
+
+def check_offer(f: Frame) -> None:
+    _require(
+        type(f.get("sid")) is str
+        and type(f.get("from")) is str
+        and type(f.get("ts")) in (int, float)
+        and type(f.get("header")) is dict,
+        "open",
+    )
+
+
+def check_aborted(f: Frame) -> None:
+    _require(type(f.get("sid")) is str, "abort")
+    _check_coded(f, closes=False)

@@ -65,6 +65,8 @@ class Input(enum.Enum):
     CALL = "CALL"
     ANSWER = "ANSWER"
     CANCEL = "CANCEL"
+    STREAM = "STREAM"
+    STREAM_DATA = "STREAM_DATA"
 
 
 _S, _I = State, Input
@@ -110,6 +112,10 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (_S.ENABLED, _I.CALL): _S.ENABLED,
     **{(state, _I.ANSWER): state for state in _LIVE},
     **{(state, _I.CANCEL): state for state in _LIVE},
+    # Streams (§24.4): opened and accepted while enabled; their frames flow while live (the
+    # server answers or ignores a stale one) and still arrive after this side's close.
+    (_S.ENABLED, _I.STREAM): _S.ENABLED,
+    **{(state, _I.STREAM_DATA): state for state in (*_LIVE, _S.CLOSING)},
 }
 
 REPLIES: dict[tuple[Input, str], Input] = {
@@ -127,6 +133,8 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.CALL, "error"): _I.REPLY,
     (_I.ANSWER, "ack"): _I.REPLY,
     (_I.ANSWER, "error"): _I.REPLY,
+    (_I.STREAM, "ack"): _I.REPLY,
+    (_I.STREAM, "error"): _I.REPLY,
 }
 """The input a reply drives, by the request it answers and its kind ("last snapshot" is the
 page with ``more`` false). A missing key is a reply that cannot answer that request."""

@@ -80,6 +80,10 @@ class Limits:
     """Most messages one ``history`` request may ask for (``ServerConfig``'s default)."""
     max_pending_calls: int = 256
     """Most calls one connection may have waiting for answers (``ServerConfig``'s default)."""
+    stream_window: int = 256 * 1024
+    """Bytes of a stream a writer may send ahead of the reader's credit (§24.4)."""
+    max_open_streams: int = 16
+    """Most streams one connection may write or read at once."""
 
 
 class Event:
@@ -292,3 +296,61 @@ class CallCancelled(Event):
 
     call_id: str
     """The call's id."""
+
+
+@attrs.frozen(kw_only=True)
+class StreamOffered(Event):
+    """Client: another participant opened a stream to this one; accept it with
+    ``accept_stream`` or refuse it with ``abort_stream``."""
+
+    stream_id: str
+    """The stream's id, stamped by the server."""
+    from_participant_id: str
+    """The writer."""
+    header: JSONObject
+    """The writer's header."""
+    timestamp: float
+    """Server time of the open."""
+
+
+@attrs.frozen(kw_only=True)
+class ChunkReceived(Event):
+    """Client: a chunk of a stream this participant reads."""
+
+    stream_id: str
+    """The stream."""
+    data: bytes
+    """The chunk's bytes (what it costs of the credit)."""
+    header: JSONObject | None
+    """The chunk's own header, if the writer gave one."""
+
+
+@attrs.frozen(kw_only=True)
+class CreditGranted(Event):
+    """Client: the reader of a stream this participant writes granted more credit."""
+
+    stream_id: str
+    """The stream."""
+    n: int
+    """Bytes added to what the writer may send."""
+
+
+@attrs.frozen(kw_only=True)
+class StreamEnded(Event):
+    """Client: the writer ended a stream this participant reads (every chunk came first)."""
+
+    stream_id: str
+    """The stream."""
+
+
+@attrs.frozen(kw_only=True)
+class StreamAborted(Event):
+    """Client: a stream this participant writes or reads failed: the other side aborted it
+    or left, a chunk broke the credit, or a frame named a stream not open."""
+
+    stream_id: str
+    """The stream."""
+    code: Code
+    """Why, as a registry code."""
+    reason: str
+    """Why, in words."""

@@ -93,6 +93,14 @@ def frame_of(
 BARE = {kind: frame_of(kind, {}) for kind in ("ping", "pong")}
 CLOSE = frame_of("close", {"code": CLOSE_CODES, "reason": TEXT})
 
+STREAM_FRAMES = {
+    "chunk": frame_of(
+        "chunk", {"sid": TEXT, "data": st.binary(max_size=64)}, {"header": JSON_OBJECT}
+    ),
+    "credit": frame_of("credit", {"sid": TEXT, "n": st.integers(1, 2**63 - 1)}),
+    "end": frame_of("end", {"sid": TEXT}),
+}
+"""The stream frames both sides send with the same shape."""
 APP_CODES = st.integers(-(2**63), 2**63 - 1)
 """An answer's error code: any integer the application chose."""
 
@@ -124,6 +132,10 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     )
     | frame_of("answer", {"rid": U63, "id": TEXT, "code": APP_CODES, "reason": TEXT}),
     "cancel": frame_of("cancel", {"rid": U63}),
+    "open": frame_of("open", {"rid": U63, "to": TEXT, "header": JSON_OBJECT}),
+    "accept": frame_of("accept", {"rid": U63, "sid": TEXT}),
+    **STREAM_FRAMES,
+    "abort": frame_of("abort", {"sid": TEXT, "reason": TEXT}),
 }
 
 MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -188,6 +200,11 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "result": frame_of("result", {**RESULT_FIELDS, "message": JSON_OBJECT}, {"att": ATTACHMENT})
     | frame_of("result", {**RESULT_FIELDS, "code": APP_CODES, "reason": TEXT}),
     "cancel": frame_of("cancel", {"id": TEXT}),
+    "open": frame_of(
+        "open", {"sid": TEXT, "from": TEXT, "ts": U63 | FINITE, "header": JSON_OBJECT}
+    ),
+    **STREAM_FRAMES,
+    "abort": frame_of("abort", {"sid": TEXT, "code": REFUSAL_CODES, "reason": TEXT}),
 }
 
 ROLES: dict[str, tuple[dict[str, Checker], dict[str, st.SearchStrategy[Frame]]]] = {
@@ -459,6 +476,25 @@ def _verb_answer(p: Pair, data: st.DataObject) -> None:
     p.client.answer(data.draw(st.sampled_from(["c1", "c2"]), label="call"), {})
 
 
+def _verb_stream(p: Pair, data: st.DataObject) -> None:
+    if data.draw(st.booleans(), label="open"):
+        p.client.open_stream(p.bob_id, {})
+    else:
+        p.client.accept_stream("s1")
+
+
+def _verb_stream_data(p: Pair, data: st.DataObject) -> None:
+    kind = data.draw(st.sampled_from(["chunk", "credit", "end", "abort"]), label="kind")
+    if kind == "chunk":
+        p.client.send_chunk("s1", b"x")
+    elif kind == "credit":
+        p.client.grant_credit("s1", 1)
+    elif kind == "end":
+        p.client.end_stream("s1")
+    else:
+        p.client.abort_stream("s1", "r")
+
+
 def _verb_cancel(p: Pair, data: st.DataObject) -> None:
     p.client.cancel_call(data.draw(st.integers(1, 9), label="rid"))
 
@@ -473,6 +509,8 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.CALL: _verb_call,
     Input.ANSWER: _verb_answer,
     Input.CANCEL: _verb_cancel,
+    Input.STREAM: _verb_stream,
+    Input.STREAM_DATA: _verb_stream_data,
 }
 
 
