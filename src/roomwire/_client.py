@@ -329,7 +329,13 @@ class ClientConnection(BaseConnection):
 
     def _stream_frame(self, frame: Frame) -> None:
         self._check_allowed(Input.STREAM_DATA, "use a stream")
-        self._send(frame)
+        data = encode_frame(frame)
+        if len(data) - PREFIX_SIZE > self._limits.max_send_size:
+            raise MessageTooLarge(
+                f"{frame['t']} frame of {len(data) - PREFIX_SIZE} bytes is over the server's"
+                f" {self._limits.max_send_size}-byte limit"
+            )
+        self._queue(data)
         self._move(Input.STREAM_DATA)
 
     def _answer(self, frame: Frame) -> int:

@@ -10,7 +10,14 @@ from typing import Any
 import cbor2
 import pytest
 
-from roomwire import Code, InvalidRequest, LocalProtocolError, RemoteProtocolError, State
+from roomwire import (
+    Code,
+    InvalidRequest,
+    LocalProtocolError,
+    MessageTooLarge,
+    RemoteProtocolError,
+    State,
+)
 from roomwire.events import (
     ChunkReceived,
     CreditGranted,
@@ -21,7 +28,7 @@ from roomwire.events import (
     StreamOffered,
 )
 
-from .helpers import LoneClient, Peer, Room, feed, raw_peer
+from .helpers import WIRE_LIMITS, LoneClient, Peer, Room, feed, raw_peer
 
 WINDOW = 1000
 
@@ -343,6 +350,8 @@ def test_the_client_checks_its_arguments() -> None:
             lone.client.grant_credit("s", n)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest, match="reason"):
         lone.client.abort_stream("s", None)  # type: ignore[arg-type]
+    with pytest.raises(MessageTooLarge, match="chunk frame of"):
+        lone.client.send_chunk("s", bytes(WIRE_LIMITS["max_send_size"]))
     assert lone.sent() == []
     lone.client.send_chunk("s", memoryview(b"ab"), {"h": 1})
     assert lone.sent() == [{"t": "chunk", "sid": "s", "data": b"ab", "header": {"h": 1}}]

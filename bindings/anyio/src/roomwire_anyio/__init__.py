@@ -25,6 +25,7 @@ from ._errors import (
     NotFoundError,
     RateLimitedError,
     RoomError,
+    StreamError,
     TooLargeError,
 )
 from ._messaging import Messaging
@@ -38,6 +39,7 @@ from ._server import serve as serve
 from ._session import ClientSession as ClientSession
 from ._session import Reply as Reply
 from ._stream_transport import StreamNetwork as StreamNetwork
+from ._streams import MessageStreamChunk, MessageStreamReader, MessageStreamWriter
 from ._url import parse_url
 from ._url import redact_url as redact_url
 from ._version import __version__ as __version__
@@ -54,6 +56,9 @@ __all__ = [
     "ForbiddenError",
     "InvalidRequestError",
     "MessageReceived",
+    "MessageStreamChunk",
+    "MessageStreamReader",
+    "MessageStreamWriter",
     "Messaging",
     "MessagingDisabled",
     "MessagingEnabled",
@@ -76,6 +81,7 @@ __all__ = [
     "RoomMessage",
     "SendFailed",
     "Server",
+    "StreamError",
     "TooLargeError",
     "parse_url",
 ]

@@ -35,6 +35,7 @@ from ._messaging import Messaging
 from ._queue import EventQueue
 from ._rpc import Answer, RequestTimeoutError, Responder
 from ._session import ClientSession, Reply, Verb, retryable
+from ._streams import MessageStreamWriter, Streams
 from ._url import parse_endpoint
 from .transport import Network
 
@@ -83,7 +84,10 @@ class RoomClient:
         self._rng = random.Random()
         self._queue = EventQueue(queue_size)
         self._session = ClientSession(emit=self._queue.put, spawn=self._spawn_callback)
-        self._session.responder = responder = Responder(self._spawn_callback, self._answer)
+        self._session.responder = responder = Responder(self._spawn_callback, self._quiet)
+        self._session.streams = self._streams = Streams(
+            self._spawn_callback, self._wake, self._quiet
+        )
         self.messaging = Messaging(
             self._session,
             self._queue,
@@ -91,6 +95,8 @@ class RoomClient:
             post=self._post,
             call=self._call,
             responder=responder,
+            open_stream=self._open_stream,
+            streams=self._streams,
         )
         self._pump: ClientPump | None = None
         self._up = anyio.Event()
@@ -292,15 +298,37 @@ class RoomClient:
                 conn.cancel_call(rid)
                 pump.wake()
 
-    def _answer(self, conn: ClientConnection, verb: Answer) -> None:
-        """Queue a handler's answer, on the connection its call came on if it is still up
-        (else the server failed the call already)."""
+    def _quiet(self, conn: ClientConnection, verb: Answer) -> None:
+        """Queue a request nobody waits for (a handler's answer, a stream's accept) on the
+        connection it belongs to, if that is still up (else the server dropped what it
+        answers already). A refusal (the caller cancelled meanwhile) is dropped."""
         pump = self._pump
         if pump is None or pump.conn is not conn or not _live(conn):
             return
-        # A reply nobody waits for: a refusal (the caller cancelled meanwhile) is dropped.
         self._session.request(conn, verb)
         pump.wake()
+
+    def _wake(self) -> None:
+        pump = self._pump
+        if pump is not None:
+            pump.wake()
+
+    # --- streams (PROTOCOL.md §24.4) ----------------------------------------------------
+
+    async def _open_stream(self, to: str, header: dict[str, Any]) -> MessageStreamWriter:
+        """Open a stream and wait for the reader to accept it; its writer."""
+        pump = await self._ready()
+        conn = pump.conn
+        opening = self._streams.opening(conn, to, header)
+        self._session.request(conn, lambda c: c.open_stream(to, header), opening)
+        pump.wake()
+        try:
+            await wait_for(opening)
+        finally:
+            # Cancelled before the accept: the stream is aborted when the accept arrives.
+            opening.abandoned = not opening.settled
+        assert opening.writer is not None  # settled without an error: the ack made it
+        return opening.writer
 
 
 def _live(conn: ClientConnection) -> bool:

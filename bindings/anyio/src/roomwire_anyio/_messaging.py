@@ -12,6 +12,7 @@ from roomwire import RemoteParticipant, RoomMessage
 from ._queue import EventQueue, Events
 from ._rpc import Handler, Responder
 from ._session import Callback, ClientSession, Verb
+from ._streams import AcceptCallback, MessageStreamWriter, Streams
 
 Recipient = RemoteParticipant | str
 MessageEventName = Literal["message"]
@@ -32,6 +33,8 @@ class Messaging:
         post: Callable[[Verb], Awaitable[int]],
         call: Callable[[Verb, float | None], Awaitable[RoomMessage]],
         responder: Responder,
+        open_stream: Callable[[str, dict[str, Any]], Awaitable[MessageStreamWriter]],
+        streams: Streams,
     ) -> None:
         self._session = session
         self._queue = queue
@@ -39,6 +42,8 @@ class Messaging:
         self._post = post
         self._call = call
         self._responder = responder
+        self._open_stream = open_stream
+        self._streams = streams
 
     # --- presence -------------------------------------------------------------------------
 
@@ -61,8 +66,16 @@ class Messaging:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def enable(self, *, presence: bool = True) -> None:
-        """Enable messaging; returns once the presence snapshot is in."""
+    async def enable(
+        self, *, presence: bool = True, on_stream_accept: AcceptCallback | None = None
+    ) -> None:
+        """Enable messaging; returns once the presence snapshot is in.
+
+        ``on_stream_accept`` accepts the streams others open to this participant: it is
+        called (sync, or async as its own task) with a ``MessageStreamReader`` for each.
+        Without it, streams offered are refused. It is kept across reconnects."""
+        if on_stream_accept is not None:
+            self._streams.on_accept = on_stream_accept
         await self._request(partial(self._session.enable, presence=presence))
 
     async def disable(self) -> None:
@@ -199,6 +212,15 @@ class Messaging:
     def off_request(self, type: str) -> None:
         """Stop answering requests of ``type`` (they get ``NO_HANDLER``)."""
         self._responder.off_request(type)
+
+    async def create_stream(
+        self, *, to: Recipient, header: dict[str, Any] | None = None
+    ) -> MessageStreamWriter:
+        """Open a stream to one participant; returns its writer once the reader accepted it
+        (``enable(on_stream_accept=...)`` on its side). Raises ``StreamError``
+        (STREAM_ABORTED) if the reader refuses it, ``NotFoundError`` if it is not present,
+        ``RateLimitedError`` over ``limits.max_open_streams``."""
+        return await self._open_stream(_participant_id(to), header or {})
 
     async def _send(self, verb: Verb, wait: bool) -> str | int:
         if not wait:

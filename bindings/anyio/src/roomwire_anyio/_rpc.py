@@ -92,6 +92,14 @@ class Responder:
         if scope is not None:
             scope.cancel()
 
+    def lost(self) -> None:
+        """The connection ended: its calls are gone (the server failed them), so are their
+        handlers."""
+        running, self._running = self._running, {}
+        for scope in running.values():
+            if scope is not None:
+                scope.cancel()
+
     async def _serve(self, conn: ClientConnection, call: RoomMessage, handler: Handler) -> None:
         if call.id not in self._running:
             return  # cancelled before the task started

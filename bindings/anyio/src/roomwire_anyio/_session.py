@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomwire import (
     NEED_DATA,
@@ -32,8 +32,10 @@ from roomwire.events import (
     CallCancelled,
     CallFailed,
     CallReceived,
+    ChunkReceived,
     Connected,
     ConnectionClosed,
+    CreditGranted,
     Event,
     HistoryReceived,
     MessageReceived,
@@ -44,11 +46,17 @@ from roomwire.events import (
     ParticipantUpdated,
     RequestAcked,
     RequestRefused,
+    StreamAborted,
+    StreamEnded,
+    StreamOffered,
 )
 
 from ._errors import ConnectionClosedError, RoomError, error_for, from_local
 from ._rpc import Responder, request_error
 from .events import Disconnected, MessagingEvent, Reconnected, SendFailed
+
+if TYPE_CHECKING:
+    from ._streams import Streams
 
 log = logging.getLogger("roomwire.client")
 
@@ -127,7 +135,15 @@ class ClientSession:
             CallFailed: self._call_failed,
             CallReceived: self._call_received,
             CallCancelled: self._call_cancelled,
+            StreamOffered: self._stream_offered,
+            ChunkReceived: self._stream_event,
+            CreditGranted: self._stream_event,
+            StreamEnded: self._stream_event,
+            StreamAborted: self._stream_event,
         }
+        self.streams: Streams | None = None
+        """Routes stream events to their readers and writers (set by the driver); without
+        it, every stream offered is refused."""
         self.responder: Responder | None = None
         """Runs ``on_request`` handlers (set by the driver); without one, every call is
         answered NO_HANDLER."""
@@ -167,6 +183,10 @@ class ClientSession:
                 reply.settle(error=error)
         self._pending.clear()
         self._attribute_updates.clear()
+        if self.streams is not None:
+            self.streams.lost(error)
+        if self.responder is not None:
+            self.responder.lost()
         if self._conn is not None:
             self._me = self._conn.local_participant  # as last seen, attributes included
             self._conn = None
@@ -181,9 +201,9 @@ class ClientSession:
 
     # --- requests -------------------------------------------------------------------------
 
-    def request(self, conn: ClientConnection, verb: Verb) -> Reply:
-        """Queue a request whose answer someone waits for."""
-        reply = self._pending[_issue(conn, verb)] = Reply()
+    def request(self, conn: ClientConnection, verb: Verb, reply: Reply | None = None) -> Reply:
+        """Queue a request whose answer someone waits for (in ``reply``, if given)."""
+        reply = self._pending[_issue(conn, verb)] = reply or Reply()
         return reply
 
     def post(self, conn: ClientConnection, verb: Verb) -> int:
@@ -274,6 +294,20 @@ class ClientSession:
     def _call_cancelled(self, event: CallCancelled) -> None:
         if self.responder is not None:
             self.responder.cancelled(event.call_id)
+
+    def _stream_offered(self, event: StreamOffered) -> None:
+        conn = self._conn
+        assert conn is not None  # offers arrive on the live connection only
+        if self.streams is None:
+            conn.abort_stream(event.stream_id, "not accepting streams")
+        else:
+            self.streams.offered(conn, event)
+
+    def _stream_event(
+        self, event: ChunkReceived | CreditGranted | StreamEnded | StreamAborted
+    ) -> None:
+        if self.streams is not None:
+            self.streams.event(event)
 
     def _enabled(self, event: MessagingEnabled) -> None:
         self.enabled = True
