@@ -128,6 +128,15 @@ class MessageStreamWriter(_End):
         self._conn.send_chunk(self.id, data, chunk.header or None)
         self._wake()
 
+    async def drain(self) -> None:
+        """Wait until the reader consumed every byte written so far (all the credit is
+        back). Raises ``StreamError`` if the stream fails meanwhile."""
+        while True:
+            self._check()
+            if self._credit >= self.window:
+                return
+            await self._wait()
+
     async def close(self) -> None:
         """End the stream: the reader's iteration ends after the last chunk."""
         self._check()
