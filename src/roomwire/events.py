@@ -80,9 +80,9 @@ class Limits:
     """Most messages one ``history`` request may ask for (``ServerConfig``'s default)."""
     max_pending_calls: int = 256
     """Most calls one connection may have waiting for answers (``ServerConfig``'s default)."""
-    stream_window: int = 256 * 1024
+    stream_window: int = 1024 * 1024
     """Bytes of a stream a writer may send ahead of the reader's credit (§24.4)."""
-    max_open_streams: int = 16
+    max_open_streams: int = 8
     """Most streams one connection may write or read at once."""
 
 

@@ -1,5 +1,5 @@
 """Issue 17: a stream's reader that does not read costs the server at most ``stream_window``
-(256 KiB by default), against a server in its own process, measured from /proc.
+(1 MiB by default), against a server in its own process, measured from /proc.
 
 Two writers push 64 MiB at a reader whose socket is never read after it accepted: a raw one
 that ignores the credit (the server forwards the window, aborts the stream at the first
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 PUSHED = 64 * MiB
 CHUNK = 64 * 1024
-WINDOW = 256 * 1024
+WINDOW = MiB
 """The server's stream_window (its default)."""
 RSS_BOUND = 8 * MiB
 
