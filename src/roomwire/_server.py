@@ -15,7 +15,6 @@ from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
-from ._rpc import Calls
 from ._session import ServerConnection
 from ._stats import ServerStats
 from ._streams import Streams
@@ -50,7 +49,7 @@ class RoomServer:
             )
         )
         self.cluster = Cluster(config, self.router)
-        self.calls = Calls(self.router)
+        self.calls = self.cluster.calls
         self.streams = Streams(self.router, config.stream_window)
         self.presence = self.cluster.presence
         self.timers = Timers()

@@ -452,13 +452,11 @@ class ServerConnection(BaseConnection):
             raise _Refusal(
                 Code.TOO_MANY_CALLS, f"{len(made)} calls are waiting for answers already"
             )
-        callee = self._room.local.get(frame["to"])
-        if callee is None:
-            # A participant on another node is refused too: calls are routed on one node.
-            raise _Refusal(
-                Code.NOT_FOUND,
-                f"not present with messaging enabled on this node: {frame['to'][:64]!r}",
-            )
+        to, room = frame["to"], self._room
+        callee = room.local.get(to)
+        member = room.members.get(to)
+        if member is None:
+            raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {to[:64]!r}")
         forward: Frame = {
             "t": "call",
             "id": config.id_factory(),
@@ -470,7 +468,11 @@ class ServerConnection(BaseConnection):
         if "att" in frame:
             forward["att"] = frame["att"]
         data = self._stamped(forward)
-        calls.open(Call(forward["id"], self, rid, callee.connection, type_), data)
+        if callee is not None:
+            calls.open(Call(forward["id"], self, rid, callee.connection, type_), data)
+        else:  # on another node: the call goes through the backplane
+            call = Call(forward["id"], self, rid, None, type_, to, member.node, room)
+            calls.open(call, data, {**forward, "to": to})
 
     def _answer(self, frame: Frame, size: int, now: float) -> None:
         self._check_size(size)
@@ -491,7 +493,7 @@ class ServerConnection(BaseConnection):
                 result["att"] = frame["att"]
         else:
             raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
-        calls.answered(call, self._stamped(result))
+        calls.answered(call, self._stamped(result), result)
         self._send({"t": "ack", "rid": frame["rid"]})
 
     def _cancel(self, frame: Frame, size: int, now: float) -> None:
