@@ -29,21 +29,9 @@ from roomwire.events import (
 )
 
 from .helpers import WIRE_LIMITS, LoneClient, Peer, Room, feed, raw_peer
+from .test_rpc import only, pid
 
 WINDOW = 1000
-
-
-def pid(peer: Peer) -> str:
-    me = peer.client.local_participant
-    assert me is not None
-    return me.id
-
-
-def only(peer: Peer, kind: type) -> Any:
-    events = peer.take()
-    found = [e for e in events if isinstance(e, kind)]
-    assert len(found) == 1, events
-    return found[0]
 
 
 @pytest.fixture

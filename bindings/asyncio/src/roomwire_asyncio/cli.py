@@ -740,15 +740,29 @@ def _print_sent(message_id: str, as_json: bool) -> None:
     print(json.dumps({"id": message_id}) if as_json else f"sent, message id {message_id}")
 
 
+OneName = Annotated[str | None, typer.Option("--to", help="The participant's name.")]
+OneId = Annotated[str | None, typer.Option(help="The participant's id.")]
+
+
+def _one_participant(to: str | None, to_participant_id: str | None) -> None:
+    if (to is None) == (to_participant_id is None):
+        fail(2, "pass exactly one of --to NAME or --to-participant-id ID")
+
+
+def _participant(
+    client: rw.RoomClient, to: str | None, to_participant_id: str | None
+) -> RemoteParticipant | str:
+    """The one participant a command is for: by name (from presence) or by id."""
+    return _by_name(client, to) if to is not None else str(to_participant_id)
+
+
 @messaging_app.command("request")
 def messaging_request(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
     type_: Type,
     data: Data,
-    to: Annotated[str | None, typer.Option("--to", help="The callee's name.")] = None,
-    to_participant_id: Annotated[
-        str | None, typer.Option(help="The callee's participant id.")
-    ] = None,
+    to: OneName = None,
+    to_participant_id: OneId = None,
     timeout: Annotated[
         float, typer.Option(min=0.001, help="Seconds to wait for the answer.")
     ] = 10.0,
@@ -763,8 +777,7 @@ def messaging_request(  # noqa: PLR0917 - Typer maps parameters to options
 ) -> None:
     """Call a participant's request handler and print its answer (exit 0); an error answer
     exits 10, no answer within --timeout exits 11."""
-    if (to is None) == (to_participant_id is None):
-        fail(2, "pass exactly one of --to NAME or --to-participant-id ID")
+    _one_participant(to, to_participant_id)
     message = parse_data(data)
     jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
@@ -774,7 +787,7 @@ def messaging_request(  # noqa: PLR0917 - Typer maps parameters to options
             url, token=jwt, room=room, reconnect=False, ssl=context
         ) as client:
             await client.messaging.enable(presence=to is not None)
-            callee = to_participant_id if to is None else _by_name(client, to)
+            callee = _participant(client, to, to_participant_id)
             reply = await client.messaging.request(
                 to=callee,
                 type=type_,
@@ -794,10 +807,8 @@ def messaging_stream(  # noqa: PLR0917 - Typer maps parameters to options
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="File to send.")
     ],
-    to: Annotated[str | None, typer.Option("--to", help="The reader's name.")] = None,
-    to_participant_id: Annotated[
-        str | None, typer.Option(help="The reader's participant id.")
-    ] = None,
+    to: OneName = None,
+    to_participant_id: OneId = None,
     chunk_size: Annotated[
         int, typer.Option(min=1, help="Bytes per chunk (at most the stream window).")
     ] = 64 * 1024,
@@ -811,8 +822,7 @@ def messaging_stream(  # noqa: PLR0917 - Typer maps parameters to options
 ) -> None:
     """Send FILE as a stream (header: name and size) with a progress bar on stderr; exit 0
     once the reader has consumed every byte and the stream is closed."""
-    if (to is None) == (to_participant_id is None):
-        fail(2, "pass exactly one of --to NAME or --to-participant-id ID")
+    _one_participant(to, to_participant_id)
     jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
     size = file.stat().st_size
@@ -822,7 +832,7 @@ def messaging_stream(  # noqa: PLR0917 - Typer maps parameters to options
             url, token=jwt, room=room, reconnect=False, ssl=context
         ) as client:
             await client.messaging.enable(presence=to is not None)
-            reader = to_participant_id if to is None else _by_name(client, to)
+            reader = _participant(client, to, to_participant_id)
             writer = await client.messaging.create_stream(
                 to=reader, header={"name": file.name, "size": size}
             )
