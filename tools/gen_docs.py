@@ -166,8 +166,9 @@ INPUT_MEANINGS = {
     "ANSWER": "`answer` request (its `ack` or `error` drives REPLY on the client).",
     "CANCEL": "`cancel` of a waiting call, sent by its caller.",
     "STREAM": "`open` or `accept` of a stream (its `ack` or `error` drives REPLY on the client).",
-    "STREAM_DATA": "`chunk`, `credit`, `end` or `abort` of a stream, either way; on the client"
-    " also a stream's `open` offer received.",
+    "STREAM_DATA": "`chunk`, `credit`, `end` or `abort` of a stream sent by the client.",
+    "STREAM_EVENT": "`chunk`, `credit`, `end` or `abort` of a stream sent by the server"
+    " (client side).",
 }
 """What each table input stands for on the wire (checked complete against ``Input``)."""
 

@@ -657,9 +657,9 @@ SERVER_KINDS: dict[str, FrameKind[_Handler]] = {
     "result": FrameKind(check_result, None, ClientConnection._result),
     "cancel": FrameKind(check_call_cancelled, Input.DELIVERY, ClientConnection._call_cancelled),
     "open": FrameKind(check_offer, Input.DELIVERY, ClientConnection._stream_offer),
-    "chunk": FrameKind(check_chunk, Input.STREAM_DATA, ClientConnection._stream_event),
-    "credit": FrameKind(check_credit, Input.STREAM_DATA, ClientConnection._stream_event),
-    "end": FrameKind(check_stream_end, Input.STREAM_DATA, ClientConnection._stream_event),
-    "abort": FrameKind(check_aborted, Input.STREAM_DATA, ClientConnection._stream_event),
+    "chunk": FrameKind(check_chunk, Input.STREAM_EVENT, ClientConnection._stream_event),
+    "credit": FrameKind(check_credit, Input.STREAM_EVENT, ClientConnection._stream_event),
+    "end": FrameKind(check_stream_end, Input.STREAM_EVENT, ClientConnection._stream_event),
+    "abort": FrameKind(check_aborted, Input.STREAM_EVENT, ClientConnection._stream_event),
 }
 """Every frame kind a server sends: the client's one registry."""

@@ -164,9 +164,8 @@ class Calls:
     def node_gone(self, node: str | None) -> None:
         """Node ``node`` (every other node if None) went silent or the backplane was lost:
         calls with an end there fail (local callers) or are cancelled (local callees)."""
-        for call in [c for c in self._by_id.values() if c.node is not None]:
-            if node not in (None, call.node):
-                continue
+        ended = [c for c in self._by_id.values() if c.node is not None and node in (None, c.node)]
+        for call in ended:
             self._close(call)
             if call.caller is None:
                 self._tell_callee(call)

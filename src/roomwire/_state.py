@@ -67,6 +67,7 @@ class Input(enum.Enum):
     CANCEL = "CANCEL"
     STREAM = "STREAM"
     STREAM_DATA = "STREAM_DATA"
+    STREAM_EVENT = "STREAM_EVENT"
 
 
 _S, _I = State, Input
@@ -112,10 +113,12 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (_S.ENABLED, _I.CALL): _S.ENABLED,
     **{(state, _I.ANSWER): state for state in _LIVE},
     **{(state, _I.CANCEL): state for state in _LIVE},
-    # Streams (§24.4): opened and accepted while enabled; their frames flow while live (the
-    # server answers or ignores a stale one) and still arrive after this side's close.
+    # Streams (§24.4): opened and accepted while enabled; a client's stream frames flow while
+    # live (the server answers or ignores a stale one), the server's still arrive after the
+    # client's close.
     (_S.ENABLED, _I.STREAM): _S.ENABLED,
-    **{(state, _I.STREAM_DATA): state for state in (*_LIVE, _S.CLOSING)},
+    **{(state, _I.STREAM_DATA): state for state in _LIVE},
+    **{(state, _I.STREAM_EVENT): state for state in (*_LIVE, _S.CLOSING)},
 }
 
 REPLIES: dict[tuple[Input, str], Input] = {

@@ -589,6 +589,12 @@ def _hello(p: Pair, data: st.DataObject) -> Frame:
     return {"t": "hello", "v": PROTOCOL_VERSION, "token": "x"}
 
 
+def _stream_event(p: Pair, data: st.DataObject) -> Frame:
+    if data.draw(st.booleans(), label="credit"):
+        return {"t": "credit", "sid": "s1", "n": 5}
+    return {"t": "abort", "sid": "s1", "code": int(Code.STREAM_ABORTED), "reason": "r"}
+
+
 RECEIVED: dict[Input, Callable[[Pair, st.DataObject], Frame]] = {
     Input.WELCOME: _welcome,
     Input.SNAPSHOT_PAGE: _snapshot(more=True),
@@ -599,6 +605,7 @@ RECEIVED: dict[Input, Callable[[Pair, st.DataObject], Frame]] = {
     Input.DELIVERY: _delivery,
     Input.HEARTBEAT: _heartbeat,
     Input.PEER_CLOSE: _peer_close,
+    Input.STREAM_EVENT: _stream_event,
 }
 
 NEEDS = {

@@ -9,9 +9,10 @@ from typing import Any
 import cbor2
 import pytest
 
-from roomwire import Code, RemoteProtocolError
+from roomwire import Code, RemoteProtocolError, RoomServer
 from roomwire.events import CallAnswered, CallCancelled, CallFailed, CallReceived, RequestRefused
 
+from .helpers import server_config
 from .test_backplane import Cluster, cluster, peers, record
 
 __all__ = ["cluster"]  # the fixture, found by pytest here
@@ -178,3 +179,13 @@ def test_stray_rpc_records_change_nothing(cluster: Cluster) -> None:
     alice.client.answer(local, {})
     cluster.n1.pump()
     assert only(carol, CallAnswered).request_id == local_rid
+
+
+def test_a_record_whose_frame_would_outgrow_the_frame_limit_is_refused() -> None:
+    # Half floats are 3 bytes in the record, 9 in the frame the callee would get.
+    server = RoomServer(server_config(node_id="n1", max_frame_size=4096))
+    grown = {**GOOD_CALL, "message": {"f": [1.5] * 1200}}
+    data = cbor2.dumps(grown, canonical=True)  # the shortest floats: halves
+    assert len(data) < 4096
+    with pytest.raises(RemoteProtocolError, match="would make a frame over max_frame_size"):
+        server.receive_backplane(data, 0.0)

@@ -561,7 +561,7 @@ export class ClientConnection extends ParticipantView {
   }
 
   private streamEvent(frame: Frame, now: number): ClientEvent {
-    this.expect("STREAM_DATA", frame.t);
+    this.expect("STREAM_EVENT", frame.t);
     this.heard(now);
     const streamId = frame.sid as string;
     switch (frame.t) {

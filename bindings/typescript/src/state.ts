@@ -29,7 +29,8 @@ export type Input =
   | "ANSWER"
   | "CANCEL"
   | "STREAM"
-  | "STREAM_DATA";
+  | "STREAM_DATA"
+  | "STREAM_EVENT";
 
 const LIVE: State[] = ["OPEN", "ENABLING", "ENABLED", "DISABLING"];
 
@@ -69,7 +70,8 @@ const TABLE: [State, Input, State][] = [
     [s, "CANCEL", s],
   ]),
   ["ENABLED", "STREAM", "ENABLED"],
-  ...([...LIVE, "CLOSING"] as State[]).map((s): [State, Input, State] => [s, "STREAM_DATA", s]),
+  ...LIVE.map((s): [State, Input, State] => [s, "STREAM_DATA", s]), // sent
+  ...([...LIVE, "CLOSING"] as State[]).map((s): [State, Input, State] => [s, "STREAM_EVENT", s]), // received
 ];
 
 /** `${state} ${input}` -> the next state. */
