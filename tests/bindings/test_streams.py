@@ -5,6 +5,7 @@ refused offers, aborts from either side, departures, and the limits."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from roomwire import Code
 
-from . import Join
+from . import Join, ServerTask
 
 pytestmark = pytest.mark.anyio
 
@@ -183,3 +184,55 @@ async def test_megabytes_arrive_intact(join: Join, rw: ModuleType) -> None:
                 await writer.write(rw.MessageStreamChunk(data=blob[start : start + 16 * 1024]))
             await writer.close()
     assert digest.digest() == hashlib.sha256(blob).digest()
+
+
+async def test_a_lost_connection_fails_streams_and_cancels_handlers(
+    rw: ModuleType, server_task: ServerTask, make_token: Callable[..., str]
+) -> None:
+    server = await server_task.start(stream_window=WINDOW)
+    handler_cancelled = anyio.Event()
+
+    async def hang(request: Any) -> dict[str, Any]:
+        try:
+            await anyio.sleep(60)
+        finally:
+            handler_cancelled.set()
+        return {}
+
+    accepted = Accepted()
+    async with (
+        rw.connect(server.url, token=make_token("alice"), reconnect=False) as alice,
+        rw.connect(server.url, token=make_token("bob"), reconnect=False) as bob,
+    ):
+        bob.messaging.on_request("hang", hang)
+        await alice.messaging.enable()
+        await bob.messaging.enable(on_stream_accept=accepted)
+        with anyio.fail_after(5):
+            writer = await alice.messaging.create_stream(to=bob.local_participant)
+            reader = await accepted.next()
+        accepted.close()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                _expect_failure,
+                alice.messaging.request(to=bob.local_participant, type="hang", message={}),
+                rw,
+            )
+            await anyio.sleep(0.2)
+            await server_task.stop()
+        # Each side learns it one way or the other: the other side left first (the server
+        # closes one connection after the other), or its own connection closed.
+        ended = {Code.STREAM_PEER_LEFT, Code.GOING_AWAY}
+        with anyio.fail_after(5):
+            await handler_cancelled.wait()
+            with pytest.raises(rw.RoomError) as caught:
+                await read_all(reader)
+            assert caught.value.code in ended
+            with pytest.raises(rw.RoomError) as caught:
+                await write_on(writer, rw)
+            assert caught.value.code in ended
+
+
+async def _expect_failure(call: Any, rw: ModuleType) -> None:
+    with anyio.fail_after(5), pytest.raises(rw.RoomError) as caught:
+        await call
+    assert caught.value.code in {Code.CALLEE_LEFT, Code.GOING_AWAY}
