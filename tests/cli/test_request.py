@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import (
+    EXIT_ANSWERED_ERROR,
+    EXIT_NO_ANSWER,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_USAGE,
@@ -24,8 +26,6 @@ from .conftest import (
     via,
 )
 
-EXIT_ANSWERED_ERROR = 10
-EXIT_NO_ANSWER = 11
 CALLEE = [sys.executable, str(Path(__file__).with_name("callee.py"))]
 
 

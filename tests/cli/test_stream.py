@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .conftest import (
     EXIT_OK,
+    EXIT_STREAM_FAILED,
     EXIT_USAGE,
     Server,
     Spawner,
@@ -17,8 +18,6 @@ from .conftest import (
     run_cli,
     via,
 )
-
-EXIT_STREAM_FAILED = 12
 
 
 def test_a_file_streams_to_a_saving_listener(
