@@ -53,7 +53,10 @@ from tests.vectors import (  # noqa: E402
     frames_to_json,
     replay,
 )
-from tools import vectors_hardening  # noqa: E402
+from tools import (  # noqa: E402 - the vectors of issue 13 and of participant RPC
+    vectors_hardening,
+    vectors_rpc,
+)
 
 SECRET = "roomwire-conformance-vectors-secret-0001"
 """The server secret of every vector (40 bytes)."""
@@ -287,6 +290,8 @@ class Harness:
             method: Callable[..., Any] = getattr(self.clients[name], verb)
             if "attachment" in args and args["attachment"] is not None:
                 args["attachment"] = bytes.fromhex(args["attachment"])
+            if "data" in args:
+                args["data"] = bytes.fromhex(args["data"])
             if "code" in args:
                 args["code"] = Code(args["code"])
             returns = method(**args)
@@ -1668,6 +1673,8 @@ def client_history() -> JSON:
 
 
 VECTORS.update(vectors_hardening.vectors(sys.modules[__name__]))
+vectors_rpc.register(vector, sys.modules[__name__])
+
 
 # --- writing -------------------------------------------------------------------------------
 

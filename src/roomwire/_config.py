@@ -142,6 +142,14 @@ class ServerConfig:
     external_history: bool = False
     """The driver keeps history in its own store (``RoomServer.history_to_store``,
     ``history_reads``, ``answer_history``) instead of the server's memory."""
+    max_pending_calls: int = attrs.field(default=256, validator=_positive)
+    """Most calls one connection may have waiting for answers (advertised in the welcome);
+    the server holds one small record per call until it is answered, cancelled or failed."""
+    stream_window: int = attrs.field(default=MiB, validator=_positive)
+    """Bytes of one stream the writer may send ahead of the reader's credit (advertised):
+    the most of a stream the server ever holds."""
+    max_open_streams: int = attrs.field(default=8, validator=_positive)
+    """Most streams one connection may write or read at once (advertised)."""
 
     max_connections: int | None = attrs.field(default=None, validator=_positive_or_none)
     """Most connections open at once (None: no cap). Set it under the process's file

@@ -26,10 +26,12 @@ from ._errors import (
     NotFoundError,
     RateLimitedError,
     RoomError,
+    StreamError,
     TooLargeError,
 )
 from ._messaging import Messaging
 from ._queue import Events
+from ._rpc import NoHandlerError, RequestError, RequestTimeoutError
 from ._server import Backplane as Backplane
 from ._server import BackplaneFactory as BackplaneFactory
 from ._server import Server
@@ -38,6 +40,7 @@ from ._server import serve as serve
 from ._session import ClientSession as ClientSession
 from ._session import Reply as Reply
 from ._stream_transport import StreamNetwork as StreamNetwork
+from ._streams import MessageStreamChunk, MessageStreamReader, MessageStreamWriter
 from ._url import parse_url
 from ._url import redact_url as redact_url
 from ._version import __version__ as __version__
@@ -54,10 +57,14 @@ __all__ = [
     "ForbiddenError",
     "InvalidRequestError",
     "MessageReceived",
+    "MessageStreamChunk",
+    "MessageStreamReader",
+    "MessageStreamWriter",
     "Messaging",
     "MessagingDisabled",
     "MessagingEnabled",
     "MessagingEvent",
+    "NoHandlerError",
     "NotEnabledError",
     "NotFoundError",
     "ParticipantAdded",
@@ -68,11 +75,14 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnected",
     "RemoteParticipant",
+    "RequestError",
+    "RequestTimeoutError",
     "RoomClient",
     "RoomError",
     "RoomMessage",
     "SendFailed",
     "Server",
+    "StreamError",
     "TooLargeError",
     "parse_url",
 ]
