@@ -234,6 +234,15 @@ class ClientConnection(BaseConnection):
             frame["since"] = since
         return self._request(Input.HISTORY, frame)
 
+    def refresh_token(self, token: str) -> int:
+        """Hand the server a new token before this one's ``exp`` (same room, name, role and
+        grants; a later ``exp``): it closes the connection with TOKEN_EXPIRED at the ``exp``
+        it holds. ``RequestAcked`` or ``RequestRefused`` (TOKEN_REFUSED) answers it."""
+        self._check_allowed(Input.REFRESH, "refresh the token")
+        if type(token) is not str:
+            raise InvalidRequest("a token is a string")
+        return self._request(Input.REFRESH, {"t": "refresh", "token": token})
+
     # --- participant RPC (PROTOCOL.md §24) -------------------------------------------------
 
     def call(self, to: str, type: str, message: JSONObject, attachment: bytes | None = None) -> int:

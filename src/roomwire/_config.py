@@ -23,6 +23,11 @@ STRONG_KEY = 32
 STAMP_RESERVE = 1024
 
 
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
+
+
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
@@ -145,6 +150,13 @@ class ServerConfig:
     the most of a stream the server ever holds."""
     max_open_streams: int = attrs.field(default=8, validator=_positive)
     """Most streams one connection may write or read at once (advertised)."""
+
+    max_connections: int | None = attrs.field(default=None, validator=_positive_or_none)
+    """Most connections open at once (None: no cap). Set it under the process's file
+    descriptor limit: a connection over it is closed at once with TOO_MANY_CONNECTIONS."""
+    max_connections_per_address: int | None = attrs.field(default=None, validator=_positive_or_none)
+    """Most connections open at once from one peer address (None: no cap); the driver
+    passes the address to ``RoomServer.accept``."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:

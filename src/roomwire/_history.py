@@ -78,6 +78,10 @@ class HistoryRead:
     reverse: bool = attrs.field(repr=False)
 
 
+EPOCH_KEY = 16
+"""Bytes of a page's ``epoch`` key and the text head of its value."""
+
+
 def _readable(name: str, sender_name: str, to_names: frozenset[str] | None) -> bool:
     """Broadcasts are the room's; a direct message is its sender's and recipients'."""
     return to_names is None or name == sender_name or name in to_names
@@ -122,12 +126,23 @@ class History:
     """Every room's bounded history on this node, by room name; with ``external``, the door
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
-    __slots__ = ("_external", "_max_frame_size", "_rooms", "_size", "_ttl", "reads", "to_store")
+    __slots__ = (
+        "_external",
+        "_max_frame_size",
+        "_resume",
+        "_rooms",
+        "_size",
+        "_ttl",
+        "reads",
+        "to_store",
+    )
 
     def __init__(self, size: int, ttl: float, max_frame_size: int, *, external: bool) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
         self._external = external
         self._rooms: dict[str, deque[_Row]] = {}
+        self._resume: dict[str, tuple[str, int]] = {}
+        """Freed rooms whose history was kept: their epoch and last seq."""
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
         self.reads: list[HistoryRead] = []
@@ -168,6 +183,7 @@ class History:
                 attachment,
             )
             self.to_store.append((room.name, encode_entry(entry)))
+            room.kept = True
             return
         entries = self._rooms.get(room.name)
         if entries is None:
@@ -176,6 +192,17 @@ class History:
             self._expire(entries, timestamp)
         # A plain tuple, made a Kept only when read: this runs for every message.
         entries.append((seq, timestamp, sender.name, names, data))
+
+    def freed(self, room: Room) -> None:
+        """The room was freed. Its history is the room's, not its members': it stays (within
+        ``history_size`` and ``history_ttl``), and with it the room's epoch and seq, for the
+        room made again to go on from (``resume``). A room that kept nothing leaves nothing."""
+        if room.kept or self._rooms.get(room.name):
+            self._resume[room.name] = (room.epoch, room.seq)
+
+    def resume(self, name: str) -> tuple[str, int] | None:
+        """The epoch and last seq of a freed room whose history was kept, or None."""
+        return self._resume.pop(name, None)
 
     def _expire(self, entries: deque[_Row], now: float) -> None:
         """Drop the entries older than ``history_ttl``: on a store (a room nobody reads
@@ -243,10 +270,12 @@ def decode_entry(data: bytes) -> Entry:
     )
 
 
-def history_frames(rid: int, entries: list[Entry], max_frame_size: int) -> list[bytes]:
-    """The reply to history request ``rid``: stream-framed pages that each fit a frame."""
+def history_frames(rid: int, entries: list[Entry], max_frame_size: int, epoch: str) -> list[bytes]:
+    """The reply to history request ``rid``: stream-framed pages that each fit a frame,
+    each naming the room's ``epoch`` (the seqs it lists are that incarnation's)."""
     records = [entry.record() for entry in entries]
-    pages = page_records([encode_payload(r) for r in records], max_frame_size)
+    budget = max_frame_size - len(epoch.encode()) - EPOCH_KEY
+    pages = page_records([encode_payload(r) for r in records], budget)
     frames, start = [], 0
     for number, page in enumerate(pages, start=1):
         end = start + len(page)
@@ -256,6 +285,7 @@ def history_frames(rid: int, entries: list[Entry], max_frame_size: int) -> list[
                     "t": "history",
                     "rid": rid,
                     "more": number < len(pages),
+                    "epoch": epoch,
                     "messages": records[start:end],
                 }
             )

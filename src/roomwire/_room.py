@@ -32,6 +32,13 @@ class Member:
 @attrs.define(eq=False)
 class Room:
     name: str
+    epoch: str = ""
+    """This incarnation of the room on this node: a room is freed when its last local
+    connection closes, and made again (a new epoch, seq from 0) when one joins."""
+    connections: int = 0
+    """Local connections in the room (authenticated, not yet closed)."""
+    kept: bool = False
+    """A message of the room went to the driver's history store (``external_history``)."""
     seq: int = 0
     members: dict[str, Member] = attrs.Factory(dict)
     """Every participant with messaging enabled, by id, in the order they enabled."""

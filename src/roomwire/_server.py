@@ -4,13 +4,15 @@ presence (``_presence``), the cluster side (``_cluster``) and the timers (``_tim
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import cast
 
 import attrs
 
+from ._admission import Admission
 from ._cluster import Cluster
-from ._config import ServerConfig
+from ._config import STRONG_KEY, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
@@ -46,7 +48,8 @@ class RoomServer:
                 config.history_ttl,
                 config.max_frame_size,
                 external=config.external_history,
-            )
+            ),
+            track_freed=config.node_id is not None,
         )
         self.cluster = Cluster(config, self.router)
         self.calls = self.cluster.calls
@@ -59,21 +62,31 @@ class RoomServer:
         self.advertised_limits = attrs.asdict(config.limits)
         self.burst = float(config.rate_burst)
         self._connections: dict[object, ServerConnection] = {}
+        self._admission = Admission(config.max_connections, config.max_connections_per_address)
         self.stats = ServerStats()
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
 
     # --- connections ----------------------------------------------------------------------
 
     def accept(
-        self, connection_id: object, now: float, framing: Framing = Framing.STREAM
+        self,
+        connection_id: object,
+        now: float,
+        framing: Framing = Framing.STREAM,
+        address: str | None = None,
     ) -> ServerConnection:
         """Start serving a new transport under an id the driver chooses (any hashable); a
-        message transport (WebSocket) takes ``framing=Framing.MESSAGE``."""
+        message transport (WebSocket) takes ``framing=Framing.MESSAGE``. ``address`` is the
+        peer's (for ``max_connections_per_address``). Over a connection cap the connection
+        comes back CLOSED, its TOO_MANY_CONNECTIONS close frame queued."""
         if connection_id in self._connections:
             raise LocalProtocolError(f"connection id {connection_id!r} is already in use")
+        refused = self._admission.admit(connection_id, address, len(self._connections))
         connection = ServerConnection(self, connection_id, now, framing)
         self._connections[connection_id] = connection
         self.stats.connections_accepted += 1
+        if refused is not None:
+            connection.close_now(Code.TOO_MANY_CONNECTIONS, refused)
         return connection
 
     @property
@@ -116,6 +129,7 @@ class RoomServer:
     def forget(self, connection: ServerConnection) -> None:
         """Internal: ``connection`` closed; its driver still takes its close frame."""
         self._connections.pop(connection.connection_id, None)
+        self._admission.release(connection.connection_id)
         self.router.queues.dirty[connection.outbound] = None
 
     # --- time -----------------------------------------------------------------------------
@@ -160,6 +174,17 @@ class RoomServer:
             connection.queue_history(
                 read.request_id, self.router.history.select(read, entries, now)
             )
+
+    def rooms_freed(self) -> list[str]:
+        """With a backplane (``node_id``): rooms freed since the last call (their last local
+        connection closed) and not made again since. The driver unsubscribes from their
+        channels, and must call this as often as ``backplane_records``."""
+        router = self.router
+        freed = router.freed
+        if not freed:
+            return []
+        router.freed = []
+        return [name for name in dict.fromkeys(freed) if name not in router.rooms]
 
     # --- backplane ------------------------------------------------------------------------
 
@@ -207,4 +232,17 @@ def _jwt_authenticator(secret: str | bytes) -> Callable[[str, float], Participan
     def authenticate(token: str, now: float) -> ParticipantToken:
         return ParticipantToken.from_jwt(token, secret, now=now)
 
-    return authenticate
+    if len(secret.encode() if isinstance(secret, str) else secret) >= STRONG_KEY:
+        return authenticate
+
+    def authenticate_weak(token: str, now: float) -> ParticipantToken:
+        # Only with allow_weak_secret (the config refuses it otherwise): the server accepted
+        # the key once, at its start. PyJWT's warning would repeat at every token check, and
+        # under -W error turn each hello into a failure.
+        from jwt.warnings import InsecureKeyLengthWarning  # noqa: PLC0415 - see _token
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            return authenticate(token, now)
+
+    return authenticate_weak

@@ -4,6 +4,7 @@ frame kind a client sends."""
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -38,6 +39,7 @@ from ._shapes import (
     check_hello,
     check_history,
     check_open,
+    check_refresh,
     check_request,
     check_send,
     check_stream_end,
@@ -80,6 +82,7 @@ class ServerConnection(BaseConnection):
     __slots__ = (
         "_allowance",
         "_bucket_at",
+        "_expires_at",
         "_grants",
         "_heard_at",
         "_joined",
@@ -108,6 +111,8 @@ class ServerConnection(BaseConnection):
         self._joined = False
         self._member: Member | None = None
         self._heard_at = self._pinged_at = now
+        self._expires_at = math.inf
+        """The token's ``exp``: the connection is closed then unless a refresh moved it."""
         self.outbound = Outbound(self, server.config.outbound_limit)
         """Internal: this connection's queue, which fan-out appends to."""
         self._queues = server.router.queues
@@ -199,13 +204,16 @@ class ServerConnection(BaseConnection):
             id=config.id_factory(), name=token.name, role=token.role, attributes={}
         )
         self._me, self._grants, self._joined = participant, token, True
-        self._room = server.router.room(token.room)
+        self._expires_at = _expiry(token)
+        self._room = server.router.room(token.room, now)
+        self._room.connections += 1
         server.cluster.sync(self._room)
         self._send(
             {
                 "t": "welcome",
                 "v": PROTOCOL_VERSION,
                 "room": token.room,
+                "epoch": self._room.epoch,
                 "participant": to_record(participant),
                 "limits": server.advertised_limits,
                 "hb": config.heartbeat_interval,
@@ -431,6 +439,21 @@ class ServerConnection(BaseConnection):
         if entries is not None:
             self.queue_history(read.request_id, entries)
 
+    def _refresh(self, frame: Frame, size: int, now: float) -> None:
+        try:
+            token = self._server.authenticate(frame["token"], now)
+        except TokenError as exc:
+            raise _Refusal(Code.TOKEN_REFUSED, exc.reason) from None
+        if attrs.evolve(token, expires_at=None) != attrs.evolve(self._grants, expires_at=None):
+            raise _Refusal(
+                Code.TOKEN_REFUSED,
+                "a refresh token must name the same room, name, role and grants",
+            )
+        self._grants = attrs.evolve(self._grants, expires_at=token.expires_at)
+        self._expires_at = _expiry(token)
+        self._send({"t": "ack", "rid": frame["rid"]})
+        # A later exp needs no re-arming: the timer at the old one finds nothing due.
+
     # --- participant RPC (PROTOCOL.md §24; the calls waiting are ``_rpc.Calls``) ---------
 
     def _call(self, frame: Frame, size: int, now: float) -> None:
@@ -623,6 +646,8 @@ class ServerConnection(BaseConnection):
         closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
         self._leave()
+        if self._joined:
+            self._server.router.leave(self._room)
         self._server.calls.closed(self)
         self._server.forget(self)
 
@@ -648,7 +673,8 @@ class ServerConnection(BaseConnection):
 
     def queue_history(self, rid: int, entries: list[Entry]) -> None:
         """Internal: queue the pages answering history request ``rid``."""
-        for data in history_frames(rid, entries, self._server.config.max_frame_size):
+        config = self._server.config
+        for data in history_frames(rid, entries, config.max_frame_size, self._room.epoch):
             self._queue(data)
             # Like a snapshot, an asked-for reply is not a sign of a slow reader.
             self.outbound.exempt(len(data))
@@ -663,6 +689,7 @@ class ServerConnection(BaseConnection):
         return min(
             self._pinged_at + config.heartbeat_interval,
             self._heard_at + config.heartbeat_interval + config.heartbeat_timeout,
+            self._expires_at,
         )
 
     def on_timer(self, now: float) -> None:
@@ -673,6 +700,9 @@ class ServerConnection(BaseConnection):
             # handle_timer runs a timer only once it is due.
             self._abort(Code.HANDSHAKE_TIMEOUT, "no valid hello within the handshake timeout")
             return
+        if now >= self._expires_at:
+            self._abort(Code.TOKEN_EXPIRED, "the token expired: refresh it before its exp")
+            return
         if now >= self._heard_at + config.heartbeat_interval + config.heartbeat_timeout:
             self._abort(Code.HEARTBEAT_TIMEOUT, "nothing heard within the heartbeat timeout")
             return
@@ -680,6 +710,10 @@ class ServerConnection(BaseConnection):
             self._send({"t": "ping"})
             self._pinged_at = now
         self._server.timers.arm(self, self._next_timer())
+
+
+def _expiry(token: ParticipantToken) -> float:
+    return math.inf if token.expires_at is None else token.expires_at
 
 
 _NOBODY = RemoteParticipant(id="", name="", role="")
@@ -700,6 +734,9 @@ CLIENT_KINDS: dict[str, _Kind] = {
         check_attrs, Input.ATTRIBUTES, ServerConnection._attributes, "set attributes"
     ),
     "history": FrameKind(check_history, Input.HISTORY, ServerConnection._history, "read history"),
+    "refresh": FrameKind(
+        check_refresh, Input.REFRESH, ServerConnection._refresh, "refresh the token"
+    ),
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),

@@ -98,6 +98,10 @@ def check_history(f: Frame) -> None:
     )
 
 
+def check_refresh(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("token")) is str, "refresh")
+
+
 def check_bare(f: Frame) -> None:
     """ping and pong carry nothing."""
 

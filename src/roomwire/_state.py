@@ -56,6 +56,7 @@ class Input(enum.Enum):
     SEND = "SEND"
     ATTRIBUTES = "ATTRIBUTES"
     HISTORY = "HISTORY"
+    REFRESH = "REFRESH"
     REPLY = "REPLY"
     DELIVERY = "DELIVERY"
     HEARTBEAT = "HEARTBEAT"
@@ -89,6 +90,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     **{(state, _I.ATTRIBUTES): state for state in _LIVE},
     **{(state, _I.REPLY): state for state in _LIVE},
     **{(state, _I.HISTORY): state for state in _LIVE},
+    **{(state, _I.REFRESH): state for state in _LIVE},
     **{(state, _I.HEARTBEAT): state for state in _LIVE},
     **{(state, _I.LOCAL_CLOSE): _S.CLOSING for state in (_S.HANDSHAKE, *_LIVE)},
     **{(state, _I.PEER_CLOSE): _S.CLOSED for state in (_S.HANDSHAKE, *_LIVE, _S.CLOSING)},
@@ -132,6 +134,8 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.ATTRIBUTES, "error"): _I.REPLY,
     (_I.HISTORY, "history"): _I.REPLY,
     (_I.HISTORY, "error"): _I.REPLY,
+    (_I.REFRESH, "ack"): _I.REPLY,
+    (_I.REFRESH, "error"): _I.REPLY,
     (_I.CALL, "result"): _I.REPLY,
     (_I.CALL, "error"): _I.REPLY,
     (_I.ANSWER, "ack"): _I.REPLY,

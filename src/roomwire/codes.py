@@ -36,6 +36,7 @@ class Code(enum.IntEnum):
     HANDSHAKE_TIMEOUT = 3002
     SLOW_CONSUMER = 3003
     RATE_LIMIT_EXCEEDED = 3004
+    TOO_MANY_CONNECTIONS = 3005
     UNSUPPORTED_VERSION = 3010
     TOKEN_INVALID = 3020
     TOKEN_EXPIRED = 3021
@@ -44,6 +45,7 @@ class Code(enum.IntEnum):
     ROOM_MISMATCH = 3024
     # Refusals of one request (the connection stays open).
     INVALID_REQUEST = 4000
+    TOKEN_REFUSED = 4001
     FORBIDDEN_SEND = 4030
     FORBIDDEN_BROADCAST = 4031
     FORBIDDEN_LIST = 4032
@@ -102,6 +104,10 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.RATE_LIMIT_EXCEEDED: CodeInfo(
         "Requests kept arriving faster than the rate limit after being refused.", retry=True
     ),
+    Code.TOO_MANY_CONNECTIONS: CodeInfo(
+        "The server (or the client's address) is at its connection cap: connect again later.",
+        retry=True,
+    ),
     Code.UNSUPPORTED_VERSION: CodeInfo(
         "The hello asked for a protocol version the server does not speak.", retry=False
     ),
@@ -120,6 +126,11 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.INVALID_REQUEST: CodeInfo(
         "The request is well-framed but its content breaks a rule (type, message, attributes,"
         " recipient count).",
+        retry=False,
+    ),
+    Code.TOKEN_REFUSED: CodeInfo(
+        "A `refresh` token was not accepted (invalid, expired, or another room, name, role or"
+        " grants); the connection stays open until the current token's `exp`.",
         retry=False,
     ),
     Code.FORBIDDEN_SEND: CodeInfo("The token does not grant sending direct messages.", False),

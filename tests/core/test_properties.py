@@ -122,6 +122,7 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
         {"rid": U63},
         {"limit": JSON_INT, "since": st.none() | JSON_INT, "reverse": st.booleans()},
     ),
+    "refresh": frame_of("refresh", {"rid": U63, "token": TEXT}),
     **BARE,
     "close": CLOSE,
     "call": frame_of(
@@ -464,6 +465,10 @@ def _verb_history(p: Pair, data: st.DataObject) -> None:
     p.client.history(limit=data.draw(st.integers(1, 100), label="limit"))
 
 
+def _verb_refresh(p: Pair, data: st.DataObject) -> None:
+    p.client.refresh_token(data.draw(st.sampled_from(["a.b.c", "x"]), label="token"))
+
+
 def _verb_close(p: Pair, data: st.DataObject) -> None:
     p.client.close(data.draw(st.sampled_from([Code.NORMAL, Code.GOING_AWAY])), "bye")
 
@@ -505,6 +510,7 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.SEND: _verb_send,
     Input.ATTRIBUTES: _verb_attributes,
     Input.HISTORY: _verb_history,
+    Input.REFRESH: _verb_refresh,
     Input.LOCAL_CLOSE: _verb_close,
     Input.CALL: _verb_call,
     Input.ANSWER: _verb_answer,

@@ -91,6 +91,7 @@ REFUSALS = {
     Code.INVALID_STATE,
     Code.TOO_LARGE,
     Code.RATE_LIMITED,
+    Code.TOKEN_REFUSED,
     Code.CALL_NOT_FOUND,
     Code.CALLEE_LEFT,
     Code.NO_HANDLER,

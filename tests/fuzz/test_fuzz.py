@@ -124,6 +124,7 @@ def _client_pool() -> list[dict[str, Any]]:
             if att is not None:
                 frame["att"] = att
             pool.append(frame)
+    pool += [{"t": "refresh", "rid": rid, "token": MALLORY_TOKEN} for rid in RIDS]
     # Participant RPC (§24): calls to the room's ids (and a ghost), answers naming call ids
     # the server may have stamped (and some it did not), cancels.
     for i, rid in enumerate(RIDS):

@@ -15,6 +15,7 @@ from roomwire.events import (
     ParticipantUpdated,
 )
 
+from ._accept import TcpListener as TcpListener
 from ._client import ReconnectPolicy, RoomClient
 from ._client import connect as connect
 from ._errors import (
@@ -47,7 +48,7 @@ from .events import Disconnected, EventsDropped, MessagingEvent, Reconnected, Se
 
 # Not in __all__: the building blocks of the runtime packages, which pick a network and
 # define ``connect`` and ``serve`` with it (``Backplane(Factory)``, ``ClientSession``,
-# ``Reply``, ``ServerPump``, ``StreamNetwork``, the ``transport`` module).
+# ``Reply``, ``ServerPump``, ``StreamNetwork``, ``TcpListener``, the ``transport`` module).
 __all__ = [
     "ConnectionClosedError",
     "Disconnected",

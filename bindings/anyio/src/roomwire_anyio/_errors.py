@@ -56,6 +56,7 @@ _BY_CODE: dict[Code, type[RoomError]] = {
     Code.INVALID_REQUEST: InvalidRequestError,
     Code.INVALID_STATE: NotEnabledError,
     Code.RATE_LIMITED: RateLimitedError,
+    Code.TOKEN_REFUSED: ForbiddenError,
     Code.CALL_NOT_FOUND: NotFoundError,
     Code.CALLEE_LEFT: NotFoundError,
     Code.TOO_MANY_CALLS: RateLimitedError,

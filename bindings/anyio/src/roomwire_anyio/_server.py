@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 import socket
 import time
@@ -52,6 +53,9 @@ class Backplane(Protocol):
         """Publish what the core still has, if connected (on close)."""
 
 
+REFUSALS_QUIET = 10.0
+"""Seconds without a refusal over a connection cap that end an episode of them."""
+
 BackplaneFactory = Callable[["ServerPump", str, float], Backplane]
 """``(pump, url, probe_interval)`` -> a backplane driver."""
 
@@ -74,6 +78,9 @@ class ServerPump:
         self._idle = anyio.Event()
         self.route_time: Callable[[float], None] | None = None
         """With metrics: records how long applying one read took, in seconds."""
+        self._refused_at = -math.inf
+        """When a connection was last refused over a cap: one is logged only after a quiet
+        ``REFUSALS_QUIET`` seconds (the core's stats count every one)."""
 
     @property
     def connection_count(self) -> int:
@@ -85,10 +92,22 @@ class ServerPump:
         self, transport: Transport, peer: str, framing: Framing = Framing.STREAM
     ) -> ServerConnection:
         cid = next(self._ids)
-        conn = self.core.accept(cid, time.time(), framing)
+        conn = self.core.accept(cid, time.time(), framing, address=peer.rpartition(":")[0] or None)
         self._transports[cid] = transport
-        log.info("connection %s from %s", cid, peer)
-        self.flush()  # arms the handshake deadline
+        if conn.state is State.CLOSED:  # over max_connections(_per_address)
+            now = time.monotonic()
+            if now - self._refused_at > REFUSALS_QUIET:
+                log.warning(
+                    "connection %s from %s refused at a connection cap (the next refusals"
+                    " are not logged until %g s pass without one)",
+                    cid,
+                    peer,
+                    REFUSALS_QUIET,
+                )
+            self._refused_at = now
+        else:
+            log.info("connection %s from %s", cid, peer)
+        self.flush()  # arms the handshake deadline (or sends the refusal)
         return conn
 
     def received(self, conn: ServerConnection) -> bool:
@@ -275,8 +294,17 @@ async def serve(
     endpoints = [parse_endpoint(url) for url in listen or [format_url(host, port)]]
     # Every URL is checked before anything is bound.
     size = config.max_frame_size
+    # Nothing is authenticated before the hello: its message has the core's smaller bound.
+    hello = min(config.max_hello_size, size)
     pumps = [
-        server_pump(pump, e, ssl_context=ssl, max_message_size=size, allowed_origins=origins)
+        server_pump(
+            pump,
+            e,
+            ssl_context=ssl,
+            max_message_size=size,
+            allowed_origins=origins,
+            first_message_size=hello,
+        )
         for e in endpoints
     ]
     metrics_endpoint = None

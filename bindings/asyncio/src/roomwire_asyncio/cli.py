@@ -371,6 +371,23 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Requests a connection may make at once (with --rate-limit).",
         ),
     ] = 10,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="ROOMWIRE_MAX_CONNECTIONS",
+            help="Most connections open at once (keep it under `ulimit -n`); more are closed"
+            " at once with 3005 TOO_MANY_CONNECTIONS.",
+        ),
+    ] = None,
+    max_connections_per_address: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="ROOMWIRE_MAX_CONNECTIONS_PER_ADDRESS",
+            help="Most connections open at once from one client address.",
+        ),
+    ] = None,
     metrics: Annotated[
         str | None,
         typer.Option(
@@ -473,6 +490,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 heartbeat_interval=heartbeat,
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
+                max_connections=max_connections,
+                max_connections_per_address=max_connections_per_address,
                 metrics=metrics,
                 allow_weak_secret=allow_weak_secret,
                 listen=listen or None,
