@@ -138,6 +138,16 @@ class ServerConfig:
     """The driver keeps history in its own store (``RoomServer.history_to_store``,
     ``history_reads``, ``answer_history``) instead of the server's memory."""
 
+    service_policy: str = attrs.field(
+        default="bypass", validator=attrs.validators.in_(("bypass", "hold", "refuse"))
+    )
+    """What happens to a message in a room with no service attached (docs/PROTOCOL.md §23):
+    ``bypass`` delivers it as asked, ``hold`` keeps it (up to ``history_size`` per room) and
+    hands it to the next service that attaches, ``refuse`` refuses it (SERVICE_UNAVAILABLE)."""
+    service_timeout: float = attrs.field(default=10.0, validator=_positive)
+    """Seconds a service has to decide a message; past it the message is handled as if no
+    service were attached, and the service is told (``svc_timeout``)."""
+
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:
             raise ValueError(f"rate_limit must be positive or None, got {self.rate_limit!r}")

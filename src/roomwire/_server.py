@@ -15,6 +15,7 @@ from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
+from ._service import Services
 from ._session import ServerConnection
 from ._stats import ServerStats
 from ._timers import Timers
@@ -58,6 +59,8 @@ class RoomServer:
         self._connections: dict[object, ServerConnection] = {}
         self.stats = ServerStats()
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
+        self.services = Services(self)
+        """Rooms' services (docs/PROTOCOL.md §23)."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -120,13 +123,16 @@ class RoomServer:
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` must next run (pings, timeouts, backplane heartbeats), or
         None."""
-        when = min(self.timers.next_deadline(), self.cluster.next_beat)
+        when = min(
+            self.timers.next_deadline(), self.cluster.next_beat, self.services.next_deadline()
+        )
         return None if when == math.inf else when
 
     def handle_timer(self, now: float) -> None:
         """Send due pings, close connections that timed out; with a backplane, publish this
         node's heartbeat and remove the participants of nodes not heard within the TTL."""
         self.timers.run_due(now)
+        self.services.expire(now)
         if now >= self.cluster.next_beat:
             self.cluster.beat(now)
         self.router.reap()

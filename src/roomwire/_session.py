@@ -4,6 +4,7 @@ frame kind a client sends."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -13,6 +14,7 @@ import attrs
 from ._codec import ATTRIBUTES_DEPTH, Frame, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage
 from ._connection import BaseConnection, NextEvent
+from ._errors import Refusal as _Refusal
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import PREFIX_SIZE, Framing
@@ -32,6 +34,10 @@ from ._shapes import (
     check_history,
     check_request,
     check_send,
+    check_svc_decide,
+    check_svc_puppet,
+    check_svc_send,
+    check_svc_unpuppet,
 )
 from ._state import ON_REFUSAL, Input, State
 from ._token import ParticipantToken
@@ -50,12 +56,7 @@ from .events import (
 if TYPE_CHECKING:
     from ._server import RoomServer
 
-
-class _Refusal(Exception):
-    """A request is refused; the connection answers with an error frame and stays open."""
-
-    def __init__(self, code: Code, reason: str) -> None:
-        self.code, self.reason = code, reason
+log = logging.getLogger("roomwire.server")
 
 
 class ServerConnection(BaseConnection):
@@ -191,6 +192,7 @@ class ServerConnection(BaseConnection):
         self._me, self._grants, self._joined = participant, token, True
         self._room = server.router.room(token.room)
         server.cluster.sync(self._room)
+        server.services.watch(self._room)
         self._send(
             {
                 "t": "welcome",
@@ -328,7 +330,8 @@ class ServerConnection(BaseConnection):
         to: tuple[str, ...] | None = None
         if not broadcast:
             to = tuple(dict.fromkeys(frame["to"]))
-            if not 0 < len(to) <= config.max_recipients:
+            # [] is "to the service only" (§23): for rooms with a service slot.
+            if not 0 < len(to) <= config.max_recipients and (to or room.service is None):
                 raise _Refusal(
                     Code.INVALID_REQUEST, f"a send names 1 to {config.max_recipients} recipients"
                 )
@@ -336,6 +339,10 @@ class ServerConnection(BaseConnection):
             if missing:
                 shown = ", ".join(repr(r[:64]) for r in missing[:5])
                 raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
+        if room.service is not None:
+            return server.services.intercept(
+                self, room.service, frame["rid"], to, type_, frame["message"], frame.get("att"), now
+            )
         message_id = config.id_factory()
         relaying = server.cluster.relaying
         sender, body, attachment = self._me, frame["message"], frame.get("att")
@@ -352,7 +359,13 @@ class ServerConnection(BaseConnection):
                 attachment=attachment,
             )
             if config.interceptor is not None:
-                routed = config.interceptor(routed)
+                try:
+                    routed = config.interceptor(routed)
+                except Exception:
+                    log.exception("the interceptor failed on a message from %s", sender.id)
+                    raise _Refusal(
+                        Code.INTERCEPTOR_FAILED, "the server's interceptor failed on this message"
+                    ) from None
             delivered = routed is not None
             if routed is not None:
                 sender, to, type_ = routed.sender, routed.to, routed.type
@@ -421,6 +434,9 @@ class ServerConnection(BaseConnection):
         if entries is not None:
             self.queue_history(read.request_id, entries)
 
+    def _service(self, frame: Frame, size: int, now: float) -> Event | None:
+        return self._server.services.request(self, self._room, frame, size, now)
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def _leave(self) -> None:
@@ -436,6 +452,7 @@ class ServerConnection(BaseConnection):
         closes = self._server.stats.closes
         closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
+        self._server.services.closed(self)
         self._leave()
         self._server.forget(self)
 
@@ -516,6 +533,15 @@ CLIENT_KINDS: dict[str, _Kind] = {
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),
+    "svc_attach": FrameKind(check_request, Input.SERVICE, ServerConnection._service, "attach"),
+    "svc_decide": FrameKind(check_svc_decide, Input.SERVICE, ServerConnection._service, "decide"),
+    "svc_send": FrameKind(check_svc_send, Input.SERVICE, ServerConnection._service, "send as"),
+    "svc_puppet": FrameKind(
+        check_svc_puppet, Input.SERVICE, ServerConnection._service, "create a puppet"
+    ),
+    "svc_unpuppet": FrameKind(
+        check_svc_unpuppet, Input.SERVICE, ServerConnection._service, "remove a puppet"
+    ),
 }
 """Every frame kind a client sends: the server's one registry. Requests (with a verb) are
 refused with INVALID_STATE where the state does not allow them; other frames out of place

@@ -56,6 +56,7 @@ class Input(enum.Enum):
     SEND = "SEND"
     ATTRIBUTES = "ATTRIBUTES"
     HISTORY = "HISTORY"
+    SERVICE = "SERVICE"
     REPLY = "REPLY"
     DELIVERY = "DELIVERY"
     HEARTBEAT = "HEARTBEAT"
@@ -100,6 +101,8 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
         )
     },
     (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
+    # Services (§23): every service request is made with messaging enabled.
+    (_S.ENABLED, _I.SERVICE): _S.ENABLED,
     (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
 }
 
@@ -114,6 +117,8 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.ATTRIBUTES, "error"): _I.REPLY,
     (_I.HISTORY, "history"): _I.REPLY,
     (_I.HISTORY, "error"): _I.REPLY,
+    (_I.SERVICE, "ack"): _I.REPLY,
+    (_I.SERVICE, "error"): _I.REPLY,
 }
 """The input a reply drives, by the request it answers and its kind ("last snapshot" is the
 page with ``more`` false). A missing key is a reply that cannot answer that request."""
