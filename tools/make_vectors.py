@@ -1666,6 +1666,11 @@ def client_history() -> JSON:
     )
 
 
+from tools import vectors_services  # noqa: E402 - after ROOT is on the path
+
+vectors_services.add(vector, Harness)
+
+
 # --- writing -------------------------------------------------------------------------------
 
 

@@ -284,10 +284,10 @@ class ClientConnection(BaseConnection):
         frame["to"] = self._recipients(to)
         return self._request(Input.SERVICE, frame)
 
-    def create_puppet(self, name: str, attributes: JSONObject) -> int:
+    def create_puppet(self, puppet_name: str, attributes: JSONObject) -> int:
         """As the room's service: create a puppet; its ``ack`` carries the puppet's id."""
         self._check_allowed(Input.SERVICE, "create a puppet")
-        if type(name) is not str or not 0 < len(name) <= _MAX_NAME:
+        if type(puppet_name) is not str or not 0 < len(puppet_name) <= _MAX_NAME:
             raise InvalidRequest(f"a name must be a string of 1 to {_MAX_NAME} characters")
         if not is_json_object(attributes, ATTRIBUTES_DEPTH):
             raise InvalidRequest(
@@ -297,7 +297,7 @@ class ClientConnection(BaseConnection):
         if attributes_size(attributes) > most:
             raise MessageTooLarge(f"attributes would be over the {most}-byte limit")
         return self._request(
-            Input.SERVICE, {"t": "svc_puppet", "name": name, "attributes": attributes}
+            Input.SERVICE, {"t": "svc_puppet", "name": puppet_name, "attributes": attributes}
         )
 
     def remove_puppet(self, puppet_id: str) -> int:

@@ -113,6 +113,25 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     ),
     **BARE,
     "close": CLOSE,
+    "svc_attach": frame_of("svc_attach", {"rid": U63}),
+    "svc_decide": frame_of(
+        "svc_decide",
+        {"rid": U63, "id": TEXT},
+        {
+            "drop": st.booleans(),
+            "type": TEXT,
+            "message": JSON_OBJECT,
+            "att": ATTACHMENT,
+            "to": st.none() | st.lists(TEXT, max_size=4),
+        },
+    ),
+    "svc_send": frame_of(
+        "svc_send",
+        {"rid": U63, "from": TEXT, "type": TEXT, "message": JSON_OBJECT},
+        {"att": ATTACHMENT, "to": st.none() | st.lists(TEXT, max_size=4)},
+    ),
+    "svc_puppet": frame_of("svc_puppet", {"rid": U63, "name": TEXT, "attributes": JSON_OBJECT}),
+    "svc_unpuppet": frame_of("svc_unpuppet", {"rid": U63, "id": TEXT}),
 }
 
 MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -160,6 +179,19 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "left": frame_of("left", {"seq": U63, "id": TEXT}),
     **BARE,
     "close": CLOSE,
+    "svc_msg": frame_of(
+        "svc_msg",
+        {
+            "id": TEXT,
+            "ts": U63 | FINITE,
+            "from": TEXT,
+            "type": TEXT,
+            "message": JSON_OBJECT,
+            "to": st.none() | st.lists(TEXT, max_size=4),
+        },
+        {"att": ATTACHMENT},
+    ),
+    "svc_timeout": frame_of("svc_timeout", {"id": TEXT}),
 }
 
 ROLES: dict[str, tuple[dict[str, Checker], dict[str, st.SearchStrategy[Frame]]]] = {
@@ -419,6 +451,10 @@ def _verb_history(p: Pair, data: st.DataObject) -> None:
     p.client.history(limit=data.draw(st.integers(1, 100), label="limit"))
 
 
+def _verb_service(p: Pair, data: st.DataObject) -> None:
+    p.client.attach_service()
+
+
 def _verb_close(p: Pair, data: st.DataObject) -> None:
     p.client.close(data.draw(st.sampled_from([Code.NORMAL, Code.GOING_AWAY])), "bye")
 
@@ -430,6 +466,7 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.ATTRIBUTES: _verb_attributes,
     Input.HISTORY: _verb_history,
     Input.LOCAL_CLOSE: _verb_close,
+    Input.SERVICE: _verb_service,
 }
 
 

@@ -91,6 +91,12 @@ REFUSALS = {
     Code.INVALID_STATE,
     Code.TOO_LARGE,
     Code.RATE_LIMITED,
+    # Services (§23).
+    Code.FORBIDDEN_INTERCEPT,
+    Code.SERVICE_UNAVAILABLE,
+    Code.SERVICE_TAKEN,
+    Code.NOT_INTERCEPTED,
+    Code.INTERCEPTOR_FAILED,
 }
 
 

@@ -124,6 +124,15 @@ def _client_pool() -> list[dict[str, Any]]:
             if att is not None:
                 frame["att"] = att
             pool.append(frame)
+        # Services (§23): mallory has no intercept grant, so these are refused.
+        pool += [
+            {"t": "svc_attach", "rid": rid},
+            {"t": "svc_decide", "rid": rid, "id": f"m{i}", "drop": bool(i % 2)},
+            {"t": "svc_decide", "rid": rid, "id": f"m{i}", "message": message, "to": None},
+            {"t": "svc_send", "rid": rid, "from": ALICE_ID, "type": "chat", "message": message},
+            {"t": "svc_puppet", "rid": rid, "name": "Meow", "attributes": message},
+            {"t": "svc_unpuppet", "rid": rid, "id": f"id{i}"},
+        ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool
 
@@ -192,6 +201,19 @@ def _server_pool() -> list[dict[str, Any]]:
                 ],
             },
         ]
+    pool += [
+        {"t": "svc_timeout", "id": "m1"},
+        {
+            "t": "svc_msg",
+            "id": "m2",
+            "ts": 1000.5,
+            "from": ALICE_ID,
+            "type": "chat",
+            "message": {},
+            "to": [],
+            "att": b"a",
+        },
+    ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool
 

@@ -201,6 +201,12 @@ _VERBS = (
     "set_attributes",
     "history",
     "close",
+    "attach_service",
+    "send_to_service",
+    "decide",
+    "send_as",
+    "create_puppet",
+    "remove_puppet",
 )
 
 
