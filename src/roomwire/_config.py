@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -68,9 +68,14 @@ class InterceptedMessage:
     """The attachment, if any."""
 
 
-Interceptor = Callable[[InterceptedMessage], InterceptedMessage | None]
+Interceptor = Callable[
+    [InterceptedMessage],
+    InterceptedMessage | Awaitable[InterceptedMessage | None] | None,
+]
 """Pass a message (return it), rewrite or redirect it (return ``attrs.evolve(m, ...)``), or
-drop it (return None). Redirected recipients that are not present are skipped."""
+drop it (return None). Redirected recipients that are not present are skipped. It may be
+``async``: the driver awaits it (``RoomServer.interceptions``). If it raises, the message is
+refused with INTERCEPTOR_FAILED."""
 
 
 @attrs.frozen(kw_only=True)

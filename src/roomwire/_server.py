@@ -10,12 +10,12 @@ from typing import cast
 import attrs
 
 from ._cluster import Cluster
-from ._config import ServerConfig
+from ._config import InterceptedMessage, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
-from ._service import Services
+from ._service import Interception, Services
 from ._session import ServerConnection
 from ._stats import ServerStats
 from ._timers import Timers
@@ -135,6 +135,22 @@ class RoomServer:
         self.services.expire(now)
         if now >= self.cluster.next_beat:
             self.cluster.beat(now)
+        self.router.reap()
+
+    # --- an async interceptor (docs/PROTOCOL.md §23) ------------------------------------
+
+    def interceptions(self) -> list[Interception]:
+        """Messages an ``async`` interceptor is deciding: await each one's ``awaitable`` in
+        this order (per-sender order depends on it), then pass the outcome (its result, or
+        the exception it raised) to ``intercepted``."""
+        return self.services.take_interceptions()
+
+    def intercepted(
+        self, job: Interception, outcome: InterceptedMessage | Exception | None, now: float
+    ) -> None:
+        """The async interceptor decided ``job``: deliver and ack it, or refuse it
+        (INTERCEPTOR_FAILED, logged once) if the interceptor raised."""
+        self.services.resolve(job, outcome, now)
         self.router.reap()
 
     # --- history in the driver's store (config.external_history) ----------------------

@@ -7,20 +7,23 @@ as if no service were attached, and the service is told (``svc_timeout``)."""
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, cast
 
 import attrs
 
 from ._codec import ATTRIBUTES_DEPTH, Frame, encode_frame, is_json_object
+from ._config import InterceptedMessage
 from ._errors import Refusal
 from ._fast import encode_ack
 from ._framing import PREFIX_SIZE
 from ._participant import attributes_size
 from ._room import Member, Room
 from ._routing import delivery_frame
+from ._state import State
 from .codes import Code
 from .events import Event, JSONObject, MessageRouted, RemoteParticipant
 
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from ._token import ParticipantToken
 
 PUPPET_ROLE = "puppet"
+LARGEST_SEQ = 2**64 - 1
+log = logging.getLogger("roomwire.server")
 
 
 @attrs.define(eq=False)
@@ -58,14 +63,28 @@ class ServiceSlot:
     puppets: dict[str, Member] = attrs.Factory(dict)
 
 
-class Services:
-    """Every room's service slot, the service requests and the timeouts of one server."""
+@attrs.frozen(eq=False)
+class Interception:
+    """A message an ``async`` in-process interceptor is deciding (``RoomServer.interceptions``)."""
 
-    __slots__ = ("_attached", "_server")
+    awaitable: Awaitable[InterceptedMessage | None]
+    """What the interceptor returned: await it, then give ``RoomServer.intercepted`` the
+    outcome."""
+    connection: ServerConnection
+    request_id: int
+    message_id: str
+
+
+class Services:
+    """Every room's service slot, the service requests and the timeouts of one server, and
+    the messages an async in-process interceptor is deciding."""
+
+    __slots__ = ("_attached", "_interceptions", "_server")
 
     def __init__(self, server: RoomServer) -> None:
         self._server = server
         self._attached: dict[ServerConnection, Room] = {}
+        self._interceptions: list[Interception] = []
 
     def watch(self, room: Room) -> None:
         """A connection joined ``room``: with a policy other than ``bypass``, its messages
@@ -107,6 +126,66 @@ class Services:
         return MessageRouted(
             message_id=up.id, from_participant_id=sender.id, broadcast=to is None, recipients=0
         )
+
+    # --- an async in-process interceptor ---------------------------------------------------
+
+    def defer(
+        self,
+        conn: ServerConnection,
+        rid: int,
+        message_id: str,
+        awaitable: Awaitable[InterceptedMessage | None],
+    ) -> None:
+        self._interceptions.append(Interception(awaitable, conn, rid, message_id))
+
+    def take_interceptions(self) -> list[Interception]:
+        jobs = self._interceptions
+        if jobs:  # else the same empty list: a driver asks after every batch of work
+            self._interceptions = []
+        return jobs
+
+    def resolve(
+        self, job: Interception, outcome: InterceptedMessage | Exception | None, now: float
+    ) -> None:
+        """See ``RoomServer.intercepted``. A sender gone meanwhile gets no answer, but what
+        the interceptor let through is still delivered."""
+        conn, server = job.connection, self._server
+        answer = conn.state is not State.CLOSED
+        if isinstance(outcome, Exception):
+            log.error("the interceptor failed on message %s", job.message_id, exc_info=outcome)
+            if answer:
+                conn.refuse(
+                    job.request_id,
+                    Code.INTERCEPTOR_FAILED,
+                    "the server's interceptor failed on this message",
+                )
+            return
+        try:
+            if outcome is not None:
+                self._route(outcome, job.message_id, now)
+        except Refusal as refusal:
+            if answer:
+                conn.refuse(job.request_id, refusal.code, refusal.reason)
+            return
+        if answer:
+            server.router.queue_to([conn.outbound], encode_ack(job.request_id, job.message_id))
+        server.stats.messages_routed += 1
+
+    def _route(self, message: InterceptedMessage, message_id: str, now: float) -> None:
+        """Deliver a message the interceptor let through: here, or through the backplane
+        (checked first with the largest seq, as the session does)."""
+        server = self._server
+        room = server.router.room(message.room)
+        m = message
+        if not server.cluster.relaying:
+            self._deliver(room, m.sender, message_id, now, m.to, m.type, m.message, m.attachment)
+            return
+        data = delivery_frame(
+            message_id, LARGEST_SEQ, now, m.sender.id, m.to, m.type, m.message, m.attachment
+        )
+        if len(data) - PREFIX_SIZE > server.config.max_frame_size:
+            raise Refusal(Code.TOO_LARGE, "the delivery would be over the frame limit")
+        server.cluster.publish_message(room, message, message_id, now)
 
     # --- what the service sends -----------------------------------------------------------
 

@@ -231,11 +231,7 @@ class ServerConnection(BaseConnection):
             refused = ON_REFUSAL.get(self._state)
             if refused is not None:
                 self._move(refused)
-            self._send(
-                {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
-            )
-            refusals = self._server.stats.refusals
-            refusals[refusal.code] = refusals.get(refusal.code, 0) + 1
+            self.refuse(rid, refusal.code, refusal.reason)
             return RequestRefused(request_id=rid, code=refusal.code, reason=refusal.reason)
 
     def _spend(self, now: float, rate: float) -> bool:
@@ -312,7 +308,7 @@ class ServerConnection(BaseConnection):
             self._server.presence.update(self._room, self._member)
         return AttributesChanged(participant=self._me)
 
-    def _message(self, frame: Frame, size: int, now: float) -> Event:
+    def _message(self, frame: Frame, size: int, now: float) -> Event | None:
         broadcast = frame["t"] == "broadcast"
         server, config, room = self._server, self._server.config, self._room
         if broadcast and not self._grants.can_broadcast:
@@ -360,12 +356,18 @@ class ServerConnection(BaseConnection):
             )
             if config.interceptor is not None:
                 try:
-                    routed = config.interceptor(routed)
+                    decided = config.interceptor(routed)
                 except Exception:
                     log.exception("the interceptor failed on a message from %s", sender.id)
                     raise _Refusal(
                         Code.INTERCEPTOR_FAILED, "the server's interceptor failed on this message"
                     ) from None
+                if not isinstance(decided, InterceptedMessage | None):
+                    # An async interceptor: the driver awaits it (RoomServer.interceptions),
+                    # and the message goes on, acked or refused, once it has decided.
+                    server.services.defer(self, frame["rid"], message_id, decided)
+                    return None
+                routed = decided
             delivered = routed is not None
             if routed is not None:
                 sender, to, type_ = routed.sender, routed.to, routed.type
@@ -482,6 +484,12 @@ class ServerConnection(BaseConnection):
             self._queue(data)
             # Like a snapshot, an asked-for reply is not a sign of a slow reader.
             self.outbound.exempt(len(data))
+
+    def refuse(self, rid: int, code: Code, reason: str) -> None:
+        """Internal: answer request ``rid`` with an error frame (and count it)."""
+        self._send({"t": "error", "rid": rid, "code": int(code), "reason": reason})
+        refusals = self._server.stats.refusals
+        refusals[code] = refusals.get(code, 0) + 1
 
     def close_now(self, code: Code, reason: str) -> None:
         """Internal: close from the server's side (shutdown)."""

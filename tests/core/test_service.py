@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 from roomwire import Code, InvalidRequest, MessageTooLarge, ParticipantToken
@@ -368,3 +369,115 @@ def test_the_client_checks_service_requests_before_sending() -> None:
         client.create_puppet("p", {"a": float("nan")})
     with pytest.raises(MessageTooLarge):
         client.create_puppet("p", {"a": "x" * 100})
+
+
+# --- an async in-process interceptor ------------------------------------------------------
+
+
+def outcome_of(awaitable: Any) -> Any:
+    """Run a coroutine that never suspends: its result, or the exception it raised."""
+    try:
+        awaitable.send(None)
+    except StopIteration as stop:
+        return stop.value
+    except Exception as exc:
+        return exc
+    raise AssertionError("the interceptor suspended")
+
+
+def async_room(decide: Any, **config: Any) -> tuple[Room, Peer, Peer]:
+    async def interceptor(message: Any) -> Any:
+        return decide(message)
+
+    room = Room(interceptor=interceptor, **config)
+    alice, bob = room.enabled("alice"), room.enabled("bob")
+    alice.take()
+    bob.take()
+    return room, alice, bob
+
+
+def settle(room: Room) -> None:
+    for job in room.server.interceptions():
+        room.server.intercepted(job, outcome_of(job.awaitable), room.now)
+    room.pump()
+
+
+def fail(message: Any) -> Any:
+    raise RuntimeError("bug")
+
+
+@pytest.mark.parametrize(
+    ("decide", "bob_gets"),
+    [
+        pytest.param(lambda m: m, [("id1", "chat", {"text": "hi"})], id="pass"),
+        pytest.param(
+            lambda m: attrs.evolve(m, message={"text": "hi lol~"}),
+            [("id1", "chat", {"text": "hi lol~"})],
+            id="rewrite",
+        ),
+        pytest.param(lambda m: None, [], id="drop"),
+    ],
+)
+def test_an_async_interceptor_decides_before_the_ack(decide: Any, bob_gets: list[Any]) -> None:
+    room, alice, bob = async_room(decide)
+    alice.client.send_message(["id2"], "chat", {"text": "hi"})
+    room.pump()
+    assert alice.take() == []  # no ack while the interceptor decides
+    settle(room)
+    assert len(alice.of(RequestAcked)) == 1
+    assert received(bob) == bob_gets
+
+
+def test_an_async_interceptor_that_raises_refuses_the_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    room, alice, bob = async_room(fail)
+    alice.client.send_message(["id2"], "chat", {})
+    room.pump()
+    settle(room)
+    assert refusal(alice) is Code.INTERCEPTOR_FAILED
+    assert len(caplog.records) == 1
+    assert received(bob) == []
+
+
+def test_an_async_rewrite_too_large_to_deliver_is_refused() -> None:
+    room, alice, bob = async_room(
+        lambda m: attrs.evolve(m, message={"x": "y" * 4100}), max_frame_size=4096
+    )
+    alice.client.send_message(["id2"], "chat", {})
+    room.pump()
+    settle(room)
+    assert refusal(alice) is Code.TOO_LARGE
+
+
+@pytest.mark.parametrize(
+    ("decide", "delivered"),
+    [(lambda m: m, 1), (fail, 0), (lambda m: attrs.evolve(m, message={"x": "y" * 4100}), 0)],
+)
+def test_a_sender_gone_before_the_decision_gets_no_answer(decide: Any, delivered: int) -> None:
+    room, alice, bob = async_room(decide, max_frame_size=4096)
+    alice.client.send_message(["id2"], "chat", {})
+    room.pump()
+    jobs = room.server.interceptions()
+    alice.client.close()
+    room.pump()
+    for job in jobs:
+        room.server.intercepted(job, outcome_of(job.awaitable), room.now)
+    assert room.server.connections_with_output() == [bob.server] * delivered
+
+
+@pytest.mark.parametrize(("size", "answer"), [(10, RequestAcked), (4100, RequestRefused)])
+def test_an_async_decision_on_a_cluster_node_goes_through_the_backplane(
+    size: int, answer: type
+) -> None:
+    room, alice, bob = async_room(
+        lambda m: attrs.evolve(m, message={"x": "y" * size}), node_id="n1", max_frame_size=4096
+    )
+    alice.client.send_message(["id2"], "chat", {})
+    room.pump()
+    settle(room)
+    assert [type(e) for e in alice.take()] == [answer]
+    for data in room.server.backplane_data_to_send():
+        room.server.receive_backplane(data, room.now)
+    room.pump()
+    assert len(received(bob)) == (answer is RequestAcked)

@@ -25,6 +25,7 @@ from ._errors import (
     NotFoundError,
     RateLimitedError,
     RoomError,
+    ServiceError,
     TooLargeError,
 )
 from ._messaging import Messaging
@@ -34,6 +35,7 @@ from ._server import BackplaneFactory as BackplaneFactory
 from ._server import Server
 from ._server import ServerPump as ServerPump
 from ._server import serve as serve
+from ._service import InterceptedMessage, Service
 from ._session import ClientSession as ClientSession
 from ._session import Reply as Reply
 from ._stream_transport import StreamNetwork as StreamNetwork
@@ -51,6 +53,7 @@ __all__ = [
     "Events",
     "EventsDropped",
     "ForbiddenError",
+    "InterceptedMessage",
     "InvalidRequestError",
     "MessageReceived",
     "Messaging",
@@ -72,6 +75,8 @@ __all__ = [
     "RoomMessage",
     "SendFailed",
     "Server",
+    "Service",
+    "ServiceError",
     "TooLargeError",
     "parse_url",
 ]

@@ -25,6 +25,7 @@ from ._errors import ConnectionClosedError, RoomError, error_for
 from ._layers import client_pump
 from ._messaging import Messaging
 from ._queue import EventQueue
+from ._service import Service
 from ._session import ClientSession, Reply, Verb, retryable
 from ._url import parse_endpoint
 from .transport import Network
@@ -77,6 +78,9 @@ class RoomClient:
         self.messaging = Messaging(
             self._session, self._queue, request=self._request, post=self._post
         )
+        self.service = Service(self.messaging, request=self._request)
+        """``room.service``: this client as its room's service (docs/PROTOCOL.md §23)."""
+        self._session.on_service = self.service.arrived
         self._pump: ClientPump | None = None
         self._up = anyio.Event()
         self._closing = False
@@ -188,6 +192,7 @@ class RoomClient:
     def _finish(self, reason: RoomError) -> None:
         self._close_reason = reason
         self._queue.close()
+        self.service.end()
         self._up.set()  # wake senders waiting for a connection: they will see the close
 
     def _spawn_callback(self, name: str, awaitable: Awaitable[object]) -> None:

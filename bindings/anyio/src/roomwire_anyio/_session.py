@@ -32,6 +32,8 @@ from roomwire.events import (
     ConnectionClosed,
     Event,
     HistoryReceived,
+    InterceptTimedOut,
+    MessageIntercepted,
     MessageReceived,
     MessagingDisabled,
     MessagingEnabled,
@@ -117,7 +119,11 @@ class ClientSession:
             ParticipantAdded: self._added,
             ParticipantUpdated: self._updated,
             ParticipantRemoved: self._removed,
+            MessageIntercepted: self._to_service,
+            InterceptTimedOut: self._to_service,
         }
+        self.on_service: Callable[[Event], None] | None = None
+        """Where a service's events go (``room.service``), set by the client."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -264,6 +270,10 @@ class ClientSession:
         self._view.pop(event.participant.id, None)
         self._emit(event)
         self._call("participant_removed", event.participant)
+
+    def _to_service(self, event: Event) -> None:
+        if self.on_service is not None:
+            self.on_service(event)
 
     def _apply_snapshot(self, participants: Sequence[RemoteParticipant]) -> None:
         """Replace the view, telling callbacks what changed (all new on first enable)."""
