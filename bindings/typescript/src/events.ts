@@ -43,6 +43,20 @@ export interface Limits {
   readonly maxHistoryLimit: number;
 }
 
+/** A message a user sent, as the room's service receives it (PROTOCOL.md §23). */
+export interface UpwardMessage {
+  /** The message id: name it in the decision. */
+  readonly id: string;
+  /** Server time in seconds when the message was accepted. */
+  readonly timestamp: number;
+  readonly fromParticipantId: string;
+  readonly type: string;
+  readonly message: JsonObject;
+  readonly attachment: Uint8Array | null;
+  /** The ids the sender asked for: `[]` for the service only, null for a broadcast. */
+  readonly recipients: readonly string[] | null;
+}
+
 export type ClientEvent =
   | {
       readonly event: "Connected";
@@ -61,7 +75,9 @@ export type ClientEvent =
   | { readonly event: "RequestAcked"; readonly requestId: number; readonly messageId: string | null }
   | { readonly event: "HistoryReceived"; readonly requestId: number; readonly messages: readonly RoomMessage[] }
   | { readonly event: "RequestRefused"; readonly requestId: number; readonly code: number; readonly reason: string }
-  | { readonly event: "ConnectionClosed"; readonly code: number; readonly reason: string; readonly byPeer: boolean };
+  | { readonly event: "ConnectionClosed"; readonly code: number; readonly reason: string; readonly byPeer: boolean }
+  | { readonly event: "MessageIntercepted"; readonly message: UpwardMessage }
+  | { readonly event: "InterceptTimedOut"; readonly messageId: string };
 
 /** What `nextEvent` returns when no complete frame is waiting. */
 export const NEED_DATA = Symbol("NEED_DATA");

@@ -164,6 +164,18 @@ const SERVER_FRAMES = new Map<string, Check>([
   ["ping", bare],
   ["pong", bare],
   ["close", (f, floats) => isCoded(f, floats)],
+  [
+    "svc_msg",
+    (f) =>
+      typeof f.id === "string" &&
+      isNumber(f.ts) &&
+      typeof f.from === "string" &&
+      typeof f.type === "string" &&
+      isDict(f.message) &&
+      (isNone(f, "att") || f.att instanceof Uint8Array) &&
+      (f.to === null || (Array.isArray(f.to) && f.to.every((r: unknown) => typeof r === "string"))),
+  ],
+  ["svc_timeout", (f) => typeof f.id === "string"],
 ]);
 
 /** A `msg` frame's fields, also each message of a `history` page. */

@@ -24,7 +24,8 @@ export type Input =
   | "HEARTBEAT"
   | "LOCAL_CLOSE"
   | "PEER_CLOSE"
-  | "ABORT";
+  | "ABORT"
+  | "SERVICE";
 
 const LIVE: State[] = ["OPEN", "ENABLING", "ENABLED", "DISABLING"];
 
@@ -56,6 +57,8 @@ const TABLE: [State, Input, State][] = [
   ...(
     ["WELCOME", "SNAPSHOT_PAGE", "SNAPSHOT_END", "ENABLE_REFUSED", "DISABLE_ACK", "REPLY", "DELIVERY", "HEARTBEAT"] as Input[]
   ).map((i): [State, Input, State] => ["CLOSING", i, "CLOSING"]),
+  // Services (PROTOCOL.md §23): every service request is made with messaging enabled.
+  ["ENABLED", "SERVICE", "ENABLED"],
 ];
 
 /** `${state} ${input}` -> the next state. */

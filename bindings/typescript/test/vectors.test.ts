@@ -110,6 +110,10 @@ function callVerb(conn: ClientConnection, call: string, args: Json): Json {
       case "close":
         conn.close(args.code, args.reason);
         return null;
+      case "attach_service":
+        return conn.attachService();
+      case "send_to_service":
+        return conn.sendToService(args.type, args.message, attachment);
       default:
         throw new Error(`unknown verb ${call}`);
     }
