@@ -18,6 +18,7 @@ import anyio
 from roomwire import ParticipantToken, RemoteParticipant, RoomMessage
 
 
+# --8<-- [start:service]
 async def service(rw: ModuleType, url: str, token: str, ready: anyio.Event) -> None:
     """The channel service: decides every message, speaks as Meow."""
     async with rw.connect(url, token=token) as room:
@@ -42,6 +43,9 @@ async def service(rw: ModuleType, url: str, token: str, ready: anyio.Event) -> N
             await svc.forward(up, message={**up.message, "text": text + " lol~"})
             if "cat" in text:
                 await svc.send(type="chat", message={"text": "meow? I heard cat!"}, sender=meow)
+
+
+# --8<-- [end:service]
 
 
 class User:
