@@ -334,6 +334,8 @@ class Services:
 
     def next_deadline(self) -> float:
         """The first undecided message's deadline, over every attached service."""
+        if not self._attached:
+            return math.inf  # asked after every batch of work: no allocation then
         deadlines = [
             next(iter(slot.pending.values())).deadline
             for room in self._attached.values()

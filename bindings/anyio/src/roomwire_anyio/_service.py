@@ -27,10 +27,15 @@ class Service:
     """``room.service``: attach, read what users send, decide it, speak as anyone, puppets."""
 
     def __init__(
-        self, messaging: Messaging, *, request: Callable[[Verb], Awaitable[object]]
+        self,
+        messaging: Messaging,
+        *,
+        request: Callable[[Verb], Awaitable[object]],
+        post: Callable[[Verb], Awaitable[int]],
     ) -> None:
         self._messaging = messaging
         self._request = request
+        self._post = post
         self._inbox: deque[UpwardMessage] = deque()
         self._ready = anyio.Event()
         self._ended = False
@@ -74,20 +79,26 @@ class Service:
         message: dict[str, Any] | None = None,
         attachment: bytes | EllipsisType | None = ...,
         recipients: Sequence[Recipient] | EllipsisType | None = ...,
+        wait: bool = True,
     ) -> None:
         """Deliver ``up``, stamped with its true sender: as sent, or with a new ``type``,
         ``message``, ``attachment`` (None removes it) or ``recipients`` (None: everyone;
-        absent ones are skipped)."""
+        absent ones are skipped). ``wait=False`` returns once the decision is queued (a
+        refusal then arrives as a ``SendFailed`` event), so decisions can be pipelined."""
         to = recipients if recipients is ... else _ids(recipients)
-        await self._request(
+        await self._decide(
             lambda conn: conn.decide(
                 up.id, type=type, message=message, attachment=attachment, to=to
-            )
+            ),
+            wait,
         )
 
-    async def drop(self, up: UpwardMessage) -> None:
-        """Deliver ``up`` to nobody."""
-        await self._request(lambda conn: conn.decide(up.id, drop=True))
+    async def drop(self, up: UpwardMessage, *, wait: bool = True) -> None:
+        """Deliver ``up`` to nobody (``wait`` as for ``forward``)."""
+        await self._decide(lambda conn: conn.decide(up.id, drop=True), wait)
+
+    async def _decide(self, verb: Verb, wait: bool) -> None:
+        await (self._request(verb) if wait else self._post(verb))
 
     async def send(
         self,
