@@ -22,7 +22,7 @@ from roomwire import Code
 from roomwire import InterceptedMessage as InProcess
 from roomwire.events import MessageReceived, ParticipantAdded, ParticipantRemoved
 
-from . import WAIT, Join, next_event, participant
+from . import WAIT, Join, next_event, participant, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -201,3 +201,31 @@ async def test_an_async_interceptor_rewrites_in_order(join: Join) -> None:
         await alice.messaging.broadcast_message(type="chat", message={"text": str(n)}, wait=False)
     texts = [(await next_event(bob, MessageReceived)).message.message["text"] for _ in range(5)]
     assert texts == [f"{n} lol~" for n in range(5)]
+
+
+async def test_pipelined_decisions_keep_their_order(join: Join) -> None:
+    svc = await join("svc", **SERVICE)
+    await svc.service.attach()
+    alice, bob = await join("alice"), await join("bob")
+    bob_p = await participant(alice, "bob")
+    for n in range(20):
+        await alice.messaging.send_message(to=bob_p, type="chat", message={"n": n}, wait=False)
+    for _ in range(20):
+        await svc.service.forward(await next_up(svc), wait=False)
+    got = [(await next_event(bob, MessageReceived)).message.message["n"] for _ in range(20)]
+    assert got == list(range(20))
+
+
+@pytest.mark.server(service_timeout=0.05)
+async def test_a_service_too_slow_to_decide_is_told(join: Join) -> None:
+    svc = await join("svc", **SERVICE)
+    await svc.service.attach()
+    alice, bob = await join("alice"), await join("bob")
+    await alice.messaging.broadcast_message(type="chat", message={"late": True})
+    up = await next_up(svc)
+    got = (await next_event(bob, MessageReceived)).message  # bypass: delivered as asked
+    assert got.message == {"late": True}
+    await wait_until(lambda: svc.service.timed_out == 1)
+    with pytest.raises(ServiceError) as caught:
+        await svc.service.forward(up)
+    assert caught.value.code is Code.NOT_INTERCEPTED

@@ -146,7 +146,8 @@ def test_the_service_speaks_as_members_puppets_or_itself_skipping_absent_recipie
     [created] = service.of(RequestAcked)
     assert created.message_id is not None
     puppet = service.client.get_participant(created.message_id)
-    assert puppet is not None and (puppet.name, puppet.role) == ("Meow", "puppet")
+    assert puppet is not None
+    assert (puppet.name, puppet.role) == ("Meow", "puppet")
     [added] = bob.of(ParticipantAdded)
     assert added.participant == puppet
     me = service.client.local_participant.id  # type: ignore[union-attr]
