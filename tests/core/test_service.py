@@ -196,7 +196,7 @@ def test_the_service_speaks_as_members_puppets_or_itself_skipping_absent_recipie
     ],
 )
 def test_the_server_checks_what_a_service_sends(frame: dict[str, Any], code: Code) -> None:
-    room, service, _ = service_room(
+    _room, service, _ = service_room(
         "alice", max_recipients=1, max_attributes_size=64, max_frame_size=4096
     )
     assert raw(service, **frame) is code
@@ -262,7 +262,7 @@ def test_policy_refuse_refuses_while_no_service_is_attached() -> None:
 
 def test_policy_hold_keeps_messages_in_order_for_the_next_service() -> None:
     room = Room(service_policy="hold", history_size=2)
-    alice, bob = room.enabled("alice"), room.enabled("bob")
+    alice, _bob = room.enabled("alice"), room.enabled("bob")
     alice.take()
     for text in ("one", "two", "three"):
         alice.client.send_message(["id2"], "chat", {"text": text})
@@ -287,7 +287,7 @@ def test_a_service_leaving_mid_decision_applies_the_policy(
     service.client.create_puppet("Meow", {})
     alice.client.send_message(["id2"], "chat", {"text": "one"})
     room.pump()
-    [up] = intercepted(service)
+    [_up] = intercepted(service)
     service.client.close()
     room.pump()
     events = bob.take()
@@ -331,7 +331,7 @@ def test_a_message_not_decided_in_time_is_handled_as_if_no_service_were_attached
 
 
 def test_a_service_request_over_the_send_size_is_refused() -> None:
-    room, service, _ = service_room("alice", max_frame_size=4096)
+    _room, service, _ = service_room("alice", max_frame_size=4096)
     assert raw(service, t="svc_puppet", name="p", attributes={"a": "b" * 3500}) is Code.TOO_LARGE
 
 
@@ -342,7 +342,7 @@ def test_an_interceptor_that_raises_refuses_the_message_and_keeps_the_connection
         raise RuntimeError("bug")
 
     room = Room(interceptor=broken)
-    alice, bob = room.enabled("alice"), room.enabled("bob")
+    alice, _bob = room.enabled("alice"), room.enabled("bob")
     alice.take()
     alice.client.send_message(["id2"], "chat", {})
     room.pump()
@@ -354,7 +354,7 @@ def test_an_interceptor_that_raises_refuses_the_message_and_keeps_the_connection
 
 
 def test_the_client_checks_service_requests_before_sending() -> None:
-    room, service, _ = service_room("alice", max_recipients=1, max_attributes_size=64)
+    _room, service, _ = service_room("alice", max_recipients=1, max_attributes_size=64)
     client = service.client
     with pytest.raises(InvalidRequest):
         client.decide("x", type="")
@@ -442,7 +442,7 @@ def test_an_async_interceptor_that_raises_refuses_the_message(
 
 
 def test_an_async_rewrite_too_large_to_deliver_is_refused() -> None:
-    room, alice, bob = async_room(
+    room, alice, _bob = async_room(
         lambda m: attrs.evolve(m, message={"x": "y" * 4100}), max_frame_size=4096
     )
     alice.client.send_message(["id2"], "chat", {})
