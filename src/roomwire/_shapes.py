@@ -235,16 +235,19 @@ def check_svc_decide(f: Frame) -> None:
     )
 
 
-def check_svc_send(f: Frame) -> None:
-    _require(
-        _is_int(f.get("rid"))
-        and type(f.get("from")) is str
+def _is_upward(f: Frame) -> bool:
+    """What a service sends or is handed: a sender, a message, and its recipients."""
+    return (
+        type(f.get("from")) is str
         and type(f.get("type")) is str
         and type(f.get("message")) is dict
         and _optional_attachment(f)
-        and _is_recipients(f.get("to")),
-        "svc_send",
+        and _is_recipients(f.get("to"))
     )
+
+
+def check_svc_send(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and _is_upward(f), "svc_send")
 
 
 def check_svc_puppet(f: Frame) -> None:
@@ -260,13 +263,7 @@ def check_svc_unpuppet(f: Frame) -> None:
 
 def check_svc_msg(f: Frame) -> None:
     _require(
-        type(f.get("id")) is str
-        and type(f.get("ts")) in (int, float)
-        and type(f.get("from")) is str
-        and type(f.get("type")) is str
-        and type(f.get("message")) is dict
-        and _optional_attachment(f)
-        and _is_recipients(f.get("to")),
+        type(f.get("id")) is str and type(f.get("ts")) in (int, float) and _is_upward(f),
         "svc_msg",
     )
 
