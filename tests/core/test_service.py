@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
-from roomwire import Code, InvalidRequest, MessageTooLarge, ParticipantToken
+from roomwire import Code, InvalidRequest, MessageTooLarge, ParticipantToken, ServerConfig
 from roomwire.events import (
     InterceptTimedOut,
     MessageIntercepted,
@@ -248,6 +248,12 @@ def test_services_are_refused_on_a_node_of_a_cluster() -> None:
     service.client.attach_service()
     room.pump()
     assert refusal(service) is Code.SERVICE_UNAVAILABLE
+
+
+@pytest.mark.parametrize("policy", ["hold", "refuse"])
+def test_a_cluster_node_only_bypasses(policy: str) -> None:
+    with pytest.raises(ValueError, match="service_policy must be 'bypass'"):
+        ServerConfig(secret=SECRET, node_id="n1", service_policy=policy)
 
 
 def test_policy_refuse_refuses_while_no_service_is_attached() -> None:
