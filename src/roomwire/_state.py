@@ -101,8 +101,10 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
         )
     },
     (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
-    # Services (§23): every service request is made with messaging enabled.
+    # Services (§23): every service request is made with messaging enabled; a reconnecting
+    # service attaches again right after its re-enable (the server enables it first).
     (_S.ENABLED, _I.SERVICE): _S.ENABLED,
+    (_S.ENABLING, _I.SERVICE): _S.ENABLING,
     (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
 }
 

@@ -22,7 +22,7 @@ from roomwire import Code
 from roomwire import InterceptedMessage as InProcess
 from roomwire.events import MessageReceived, ParticipantAdded, ParticipantRemoved
 
-from . import WAIT, Join, next_event, participant, wait_until
+from . import WAIT, Join, ServerTask, next_event, participant, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -229,3 +229,23 @@ async def test_a_service_too_slow_to_decide_is_told(join: Join) -> None:
     with pytest.raises(ServiceError) as caught:
         await svc.service.forward(up)
     assert caught.value.code is Code.NOT_INTERCEPTED
+
+
+async def test_a_reconnecting_service_attaches_again(
+    rw: Any, server_task: ServerTask, make_token: Any
+) -> None:
+    first = await server_task.start()
+    policy = rw.ReconnectPolicy(first_delay=0.02, max_delay=0.1, give_up_after=WAIT)
+    token = make_token("svc", **SERVICE)
+    async with rw.connect(first.url, token=token, reconnect=policy) as svc:
+        await svc.service.attach()
+        await server_task.stop()
+        await next_event(svc, rw.Disconnected)
+        second = await server_task.start(port=first.port)
+        await next_event(svc, rw.Reconnected)
+        async with rw.connect(second.url, token=make_token("alice"), reconnect=False) as alice:
+            await alice.messaging.enable()
+            # The re-attach went out with the re-enable, before alice connected.
+            await alice.messaging.broadcast_message(type="chat", message={"back": True})
+            up = await next_up(svc)
+            assert up.message == {"back": True}

@@ -57,8 +57,10 @@ const TABLE: [State, Input, State][] = [
   ...(
     ["WELCOME", "SNAPSHOT_PAGE", "SNAPSHOT_END", "ENABLE_REFUSED", "DISABLE_ACK", "REPLY", "DELIVERY", "HEARTBEAT"] as Input[]
   ).map((i): [State, Input, State] => ["CLOSING", i, "CLOSING"]),
-  // Services (PROTOCOL.md §23): every service request is made with messaging enabled.
+  // Services (PROTOCOL.md §23): every service request is made with messaging enabled (or
+  // enabling: a reconnecting service attaches again right after its re-enable).
   ["ENABLED", "SERVICE", "ENABLED"],
+  ["ENABLING", "SERVICE", "ENABLING"],
 ];
 
 /** `${state} ${input}` -> the next state. */

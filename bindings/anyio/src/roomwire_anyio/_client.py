@@ -78,7 +78,9 @@ class RoomClient:
         self.messaging = Messaging(
             self._session, self._queue, request=self._request, post=self._post
         )
-        self.service = Service(self.messaging, request=self._request, post=self._post)
+        self.service = Service(
+            self.messaging, self._session, request=self._request, post=self._post
+        )
         """``room.service``: this client as its room's service (docs/PROTOCOL.md §23)."""
         self._session.on_service = self.service.arrived
         self._pump: ClientPump | None = None

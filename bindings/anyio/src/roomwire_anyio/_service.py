@@ -15,7 +15,7 @@ from roomwire import RemoteParticipant
 from roomwire.events import Event, InterceptTimedOut, MessageIntercepted, UpwardMessage
 
 from ._messaging import Messaging, Recipient
-from ._session import Verb
+from ._session import ClientSession, Verb
 
 InterceptedMessage = UpwardMessage
 """A message waiting for the service's decision: ``id``, ``from_participant_id``, ``type``,
@@ -29,11 +29,13 @@ class Service:
     def __init__(
         self,
         messaging: Messaging,
+        session: ClientSession,
         *,
         request: Callable[[Verb], Awaitable[object]],
         post: Callable[[Verb], Awaitable[int]],
     ) -> None:
         self._messaging = messaging
+        self._session = session
         self._request = request
         self._post = post
         self._inbox: deque[UpwardMessage] = deque()
@@ -60,12 +62,13 @@ class Service:
     # --- requests -------------------------------------------------------------------------
 
     async def attach(self) -> None:
-        """Become the room's service (enabling messaging first if needed). Raises
-        ``ForbiddenError`` without the ``intercept`` grant and ``ServiceError`` when the room
-        already has one. Attach again after a reconnect."""
+        """Become the room's service (enabling messaging first if needed), again after
+        every reconnect. Raises ``ForbiddenError`` without the ``intercept`` grant and
+        ``ServiceError`` when the room already has one."""
         if not self._messaging.enabled:
             await self._messaging.enable()
         await self._request(lambda conn: conn.attach_service())
+        self._session.service_attached = True
 
     def intercepted(self) -> Intercepted:
         """The messages users send, in order, each waiting for ``forward`` or ``drop``."""

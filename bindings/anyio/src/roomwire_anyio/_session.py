@@ -109,6 +109,8 @@ class ClientSession:
         self._presence = True
         self.enabled = False
         """Whether messaging is enabled (and is enabled again on every reconnect)."""
+        self.service_attached = False
+        """Whether this client attached as its room's service (again on every reconnect)."""
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             RequestAcked: self._acked,
             RequestRefused: self._refused,
@@ -147,6 +149,8 @@ class ClientSession:
         reenable = None
         if self.enabled:
             reenable = self._pending[conn.enable(presence=self._presence)] = Reply()
+            if self.service_attached:  # refused (another took the room): a SendFailed
+                self._pending[conn.attach_service()] = None
         if again:
             self._emit(Reconnected(participant=welcome.participant))
         return reenable
