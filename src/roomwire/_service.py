@@ -241,10 +241,14 @@ class Services:
             del slot.pending[up.id]
             self._ack(conn, frame["rid"])
             return None
-        type_, message = frame.get("type", up.type), frame.get("message", up.message)
+        new_type, new_message = frame.get("type"), frame.get("message")
+        new_to = _recipients(frame.get("to"))
+        # Only what replaces the sender's is checked (the rest was, when it was sent).
+        self._check(new_type, new_message, new_to)
+        type_ = up.type if new_type is None else new_type
+        message = up.message if new_message is None else new_message
         attachment = frame.get("att", up.attachment)
-        to = _recipients(frame["to"]) if "to" in frame else up.to
-        self._check(type_, message, to)
+        to = new_to if "to" in frame else up.to
         recipients = self._deliver(room, up.sender, up.id, up.ts, to, type_, message, attachment)
         del slot.pending[up.id]
         self._ack(conn, frame["rid"])
@@ -387,13 +391,16 @@ class Services:
             frame["att"] = up.attachment
         self._server.router.queue_to([service.outbound], encode_frame(frame))
 
-    def _check(self, type_: str, message: JSONObject, to: tuple[str, ...] | None) -> None:
+    def _check(
+        self, type_: str | None, message: JSONObject | None, to: tuple[str, ...] | None
+    ) -> None:
+        """Check a message's parts as a send's are (None: nothing to check)."""
         config = self._server.config
-        if not 0 < len(type_) <= config.max_type_length:
+        if type_ is not None and not 0 < len(type_) <= config.max_type_length:
             raise Refusal(
                 Code.INVALID_REQUEST, f"type must have 1 to {config.max_type_length} characters"
             )
-        if not is_json_object(message):
+        if message is not None and not is_json_object(message):
             raise Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
         if to is not None and len(to) > config.max_recipients:
             raise Refusal(

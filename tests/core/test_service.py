@@ -115,15 +115,12 @@ def test_the_service_may_rewrite_redirect_broadcast_or_drop() -> None:
     one, two, three, four = intercepted(service)
     service.client.decide(one.id, message={"text": "one lol~"}, type="said", attachment=b"x")
     service.client.decide(two.id, to=["id3", "ghost"])
-    service.client.decide(three.id, to=None, attachment=None)
+    service.client.decide(three.id, to=None, attachment=None, message={})
     service.client.decide(four.id, drop=True)
     room.pump()
     assert len(service.of(RequestAcked)) == 4
-    assert received(bob) == [
-        ("id1", "said", {"text": "one lol~"}),
-        ("id1", "chat", {"text": "three"}),
-    ]
-    assert received(carol) == [("id1", "chat", {"text": "two"}), ("id1", "chat", {"text": "three"})]
+    assert received(bob) == [("id1", "said", {"text": "one lol~"}), ("id1", "chat", {})]
+    assert received(carol) == [("id1", "chat", {"text": "two"}), ("id1", "chat", {})]
     assert received(alice) == []
 
 
