@@ -56,7 +56,7 @@ class Router:
             m.type,
             m.message,
             m.attachment,
-            len(data),
+            data,
         )
         self.queue_to(self.targets(room, m.sender.id, m.to), data)
 

@@ -340,7 +340,7 @@ class ServerConnection(BaseConnection):
                 self, room.service, frame["rid"], to, type_, frame["message"], frame.get("att"), now
             )
         message_id = config.id_factory()
-        relaying = server.cluster.relaying
+        router, relaying = server.router, server.cluster.relaying
         sender, body, attachment = self._me, frame["message"], frame.get("att")
         routed: InterceptedMessage | None = None
         delivered = True
@@ -388,18 +388,18 @@ class ServerConnection(BaseConnection):
                 )
         self._queue(encode_ack(frame["rid"], message_id))
         if delivered and not relaying:
-            server.router.history.keep(
-                room, seq, message_id, now, sender, to, type_, body, attachment, len(data)
+            router.history.keep(
+                room, seq, message_id, now, sender, to, type_, body, attachment, data
             )
         if delivered and routed is None and to is None:
-            recipients = server.router.broadcast(self.outbound, room, sender.id, data)
+            recipients = router.broadcast(self.outbound, room, sender.id, data)
         else:
-            targets = server.router.targets(room, sender.id, to) if delivered else []
+            targets = router.targets(room, sender.id, to) if delivered else []
             recipients = len(targets)
             if routed is not None and relaying:
                 server.cluster.publish_message(room, routed, message_id, now)
             else:
-                server.router.queue_to(targets, data)
+                router.queue_to(targets, data)
         stats = server.stats
         stats.messages_routed += 1
         stats.deliveries += recipients
