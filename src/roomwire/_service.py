@@ -433,7 +433,7 @@ class Services:
         room.next_seq()
         router = server.router
         router.history.keep(
-            room, seq, message_id, timestamp, sender, to, type_, message, attachment, len(data)
+            room, seq, message_id, timestamp, sender, to, type_, message, attachment, data
         )
         targets = router.targets(room, sender.id, to)
         router.queue_to(targets, data)

@@ -428,6 +428,7 @@ def test_an_async_interceptor_decides_before_the_ack(decide: Any, bob_gets: list
     room.pump()
     assert alice.take() == []  # no ack while the interceptor decides
     settle(room)
+    assert room.server.interceptions() == []  # each is handed out once
     assert len(alice.of(RequestAcked)) == 1
     assert received(bob) == bob_gets
 
