@@ -121,7 +121,7 @@ class Services:
             slot.held.append(up)
         else:
             self._hand(service, slot, up, now)
-        server.router.queue_to([conn.outbound], encode_ack(rid, up.id))
+        self._queue(conn, encode_ack(rid, up.id))
         server.stats.messages_routed += 1
         return MessageRouted(
             message_id=up.id, from_participant_id=sender.id, broadcast=to is None, recipients=0
@@ -168,7 +168,7 @@ class Services:
                 conn.refuse(job.request_id, refusal.code, refusal.reason)
             return
         if answer:
-            server.router.queue_to([conn.outbound], encode_ack(job.request_id, job.message_id))
+            self._queue(conn, encode_ack(job.request_id, job.message_id))
         server.stats.messages_routed += 1
 
     def _route(self, message: InterceptedMessage, message_id: str, now: float) -> None:
@@ -239,7 +239,7 @@ class Services:
             )
         if frame.get("drop", False):
             del slot.pending[up.id]
-            self._ack(conn, frame["rid"])
+            self._queue(conn, encode_ack(frame["rid"], up.id))
             return None
         new_type, new_message = frame.get("type"), frame.get("message")
         new_to = _recipients(frame.get("to"))
@@ -251,7 +251,7 @@ class Services:
         to = new_to if "to" in frame else up.to
         recipients = self._deliver(room, up.sender, up.id, up.ts, to, type_, message, attachment)
         del slot.pending[up.id]
-        self._ack(conn, frame["rid"])
+        self._queue(conn, encode_ack(frame["rid"], up.id))
         return MessageRouted(
             message_id=up.id,
             from_participant_id=up.sender.id,
@@ -274,7 +274,7 @@ class Services:
         server = self._server
         message_id = server.config.id_factory()
         recipients = self._deliver(room, sender, message_id, now, to, type_, message, attachment)
-        server.router.queue_to([conn.outbound], encode_ack(frame["rid"], message_id))
+        self._queue(conn, encode_ack(frame["rid"], message_id))
         server.stats.messages_routed += 1
         return MessageRouted(
             message_id=message_id,
@@ -304,7 +304,7 @@ class Services:
         member = slot.puppets[puppet.id] = Member(participant=puppet, outbound=None, node=None)
         # Announced before the ack: when the service hears back, its presence lists the puppet.
         self._server.presence.add(room, member)
-        self._server.router.queue_to([conn.outbound], encode_ack(frame["rid"], puppet.id))
+        self._queue(conn, encode_ack(frame["rid"], puppet.id))
 
     def _remove_puppet(
         self, conn: ServerConnection, room: Room, slot: ServiceSlot, frame: Frame, now: float
@@ -389,7 +389,7 @@ class Services:
         }
         if up.attachment is not None:
             frame["att"] = up.attachment
-        self._server.router.queue_to([service.outbound], encode_frame(frame))
+        self._queue(service, encode_frame(frame))
 
     def _check(
         self, type_: str | None, message: JSONObject | None, to: tuple[str, ...] | None
@@ -441,7 +441,10 @@ class Services:
         return len(targets)
 
     def _ack(self, conn: ServerConnection, rid: int) -> None:
-        self._server.router.queue_to([conn.outbound], encode_frame({"t": "ack", "rid": rid}))
+        self._queue(conn, encode_frame({"t": "ack", "rid": rid}))
+
+    def _queue(self, conn: ServerConnection, data: bytes) -> None:
+        self._server.router.queue_to([conn.outbound], data)
 
 
 _MAX_NAME = 256
