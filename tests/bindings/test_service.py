@@ -239,13 +239,18 @@ async def test_a_reconnecting_service_attaches_again(
     token = make_token("svc", **SERVICE)
     async with rw.connect(first.url, token=token, reconnect=policy) as svc:
         await svc.service.attach()
+        async with rw.connect(first.url, token=make_token("bob"), reconnect=False) as bob:
+            await bob.messaging.enable()
+            await bob.messaging.broadcast_message(type="chat", message={"undecided": True})
+            await wait_until(lambda: svc.service.pending == 1)
         await server_task.stop()
         await next_event(svc, rw.Disconnected)
         second = await server_task.start(port=first.port)
         await next_event(svc, rw.Reconnected)
         async with rw.connect(second.url, token=make_token("alice"), reconnect=False) as alice:
             await alice.messaging.enable()
-            # The re-attach went out with the re-enable, before alice connected.
+            # The re-attach went out with the re-enable, before alice connected; what the
+            # last connection had not decided is gone with it.
             await alice.messaging.broadcast_message(type="chat", message={"back": True})
             up = await next_up(svc)
             assert up.message == {"back": True}

@@ -12,7 +12,13 @@ from typing import Any, cast
 import anyio
 
 from roomwire import RemoteParticipant
-from roomwire.events import Event, InterceptTimedOut, MessageIntercepted, UpwardMessage
+from roomwire.events import (
+    ConnectionClosed,
+    Event,
+    InterceptTimedOut,
+    MessageIntercepted,
+    UpwardMessage,
+)
 
 from ._messaging import Messaging, Recipient
 from ._session import ClientSession, Verb
@@ -47,12 +53,22 @@ class Service:
     # --- what the session hands over ------------------------------------------------------
 
     def arrived(self, event: Event) -> None:
-        """Internal: an intercepted message, or the news that one timed out."""
+        """Internal: an intercepted message, the news that one timed out, or that the
+        connection closed."""
         if isinstance(event, MessageIntercepted):
             self._inbox.append(event.message)
             self._ready.set()
         elif isinstance(event, InterceptTimedOut):
             self.timed_out += 1
+        elif isinstance(event, ConnectionClosed):
+            # The server handles what was undecided by its policy (a held message comes back
+            # after the re-attach): deciding it on the next connection could only be refused.
+            self._inbox.clear()
+
+    @property
+    def pending(self) -> int:
+        """Intercepted messages waiting to be read from ``intercepted()``."""
+        return len(self._inbox)
 
     def end(self) -> None:
         """Internal: the client is closed; ``intercepted()`` ends once its queue is empty."""

@@ -164,6 +164,7 @@ class ClientSession:
                 reply.settle(error=error)
         self._pending.clear()
         self._attribute_updates.clear()
+        self._to_service(closed)  # what it had not decided is no longer its to decide
         if self._conn is not None:
             self._me = self._conn.local_participant  # as last seen, attributes included
             self._conn = None
