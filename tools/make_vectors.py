@@ -1674,6 +1674,9 @@ def client_history() -> JSON:
 
 VECTORS.update(vectors_hardening.vectors(sys.modules[__name__]))
 vectors_rpc.register(vector, sys.modules[__name__])
+from tools import vectors_services  # noqa: E402 - after ROOT is on the path
+
+vectors_services.add(vector, Harness)
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ._errors import (
 from ._framing import Framing
 from ._participant import participant_named
 from ._server import RoomServer
+from ._service import Interception
 from ._session import ServerConnection
 from ._state import Input, State
 from ._stats import ServerStats
@@ -34,6 +35,7 @@ __all__ = [
     "Framing",
     "Input",
     "InterceptedMessage",
+    "Interception",
     "Interceptor",
     "InvalidRequest",
     "Limits",

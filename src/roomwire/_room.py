@@ -12,6 +12,7 @@ from .events import RemoteParticipant
 if TYPE_CHECKING:
     from ._config import InterceptedMessage
     from ._outbound import Outbound
+    from ._service import ServiceSlot
 
 
 @attrs.define(eq=False)
@@ -51,6 +52,8 @@ class Room:
     in the order they were sent (each is delivered locally when it comes back)."""
     synced: bool = False
     """With a backplane: this node asked the others for the room's presence (a sync record)."""
+    service: ServiceSlot | None = None
+    """The room's service slot (docs/PROTOCOL.md §23): None while no message needs one."""
 
     def next_seq(self) -> int:
         self.seq += 1

@@ -12,11 +12,12 @@ import attrs
 
 from ._admission import Admission
 from ._cluster import Cluster
-from ._config import STRONG_KEY, ServerConfig
+from ._config import STRONG_KEY, InterceptedMessage, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
+from ._service import Interception, Services
 from ._session import ServerConnection
 from ._stats import ServerStats
 from ._streams import Streams
@@ -65,6 +66,8 @@ class RoomServer:
         self._admission = Admission(config.max_connections, config.max_connections_per_address)
         self.stats = ServerStats()
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
+        self.services = Services(self)
+        """Rooms' services (docs/PROTOCOL.md §23)."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -137,15 +140,34 @@ class RoomServer:
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` must next run (pings, timeouts, backplane heartbeats), or
         None."""
-        when = min(self.timers.next_deadline(), self.cluster.next_beat)
+        when = min(
+            self.timers.next_deadline(), self.cluster.next_beat, self.services.next_deadline()
+        )
         return None if when == math.inf else when
 
     def handle_timer(self, now: float) -> None:
         """Send due pings, close connections that timed out; with a backplane, publish this
         node's heartbeat and remove the participants of nodes not heard within the TTL."""
         self.timers.run_due(now)
+        self.services.expire(now)
         if now >= self.cluster.next_beat:
             self.cluster.beat(now)
+        self.router.reap()
+
+    # --- an async interceptor (docs/PROTOCOL.md §23) ------------------------------------
+
+    def interceptions(self) -> list[Interception]:
+        """Messages an ``async`` interceptor is deciding: await each one's ``awaitable`` in
+        this order (per-sender order depends on it), then pass the outcome (its result, or
+        the exception it raised) to ``intercepted``."""
+        return self.services.take_interceptions()
+
+    def intercepted(
+        self, job: Interception, outcome: InterceptedMessage | Exception | None, now: float
+    ) -> None:
+        """The async interceptor decided ``job``: deliver and ack it, or refuse it
+        (INTERCEPTOR_FAILED, logged once) if the interceptor raised."""
+        self.services.resolve(job, outcome, now)
         self.router.reap()
 
     # --- history in the driver's store (config.external_history) ----------------------

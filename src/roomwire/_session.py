@@ -4,6 +4,7 @@ frame kind a client sends."""
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import attrs
 from ._codec import ATTRIBUTES_DEPTH, Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage
 from ._connection import BaseConnection, NextEvent
+from ._errors import Refusal as _Refusal
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import PREFIX_SIZE, Framing
@@ -43,6 +45,10 @@ from ._shapes import (
     check_request,
     check_send,
     check_stream_end,
+    check_svc_decide,
+    check_svc_puppet,
+    check_svc_send,
+    check_svc_unpuppet,
 )
 from ._state import ON_REFUSAL, Input, State
 from ._streams import Stream
@@ -62,12 +68,7 @@ from .events import (
 if TYPE_CHECKING:
     from ._server import RoomServer
 
-
-class _Refusal(Exception):
-    """A request is refused; the connection answers with an error frame and stays open."""
-
-    def __init__(self, code: Code, reason: str) -> None:
-        self.code, self.reason = code, reason
+log = logging.getLogger("roomwire.server")
 
 
 class ServerConnection(BaseConnection):
@@ -208,6 +209,7 @@ class ServerConnection(BaseConnection):
         self._room = server.router.room(token.room, now)
         self._room.connections += 1
         server.cluster.sync(self._room)
+        server.services.watch(self._room)
         self._send(
             {
                 "t": "welcome",
@@ -247,11 +249,7 @@ class ServerConnection(BaseConnection):
             refused = ON_REFUSAL.get(self._state)
             if refused is not None:
                 self._move(refused)
-            self._send(
-                {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
-            )
-            refusals = self._server.stats.refusals
-            refusals[refusal.code] = refusals.get(refusal.code, 0) + 1
+            self.refuse(rid, refusal.code, refusal.reason)
             return RequestRefused(request_id=rid, code=refusal.code, reason=refusal.reason)
 
     def _spend(self, now: float, rate: float) -> bool:
@@ -328,7 +326,7 @@ class ServerConnection(BaseConnection):
             self._server.presence.update(self._room, self._member)
         return AttributesChanged(participant=self._me)
 
-    def _message(self, frame: Frame, size: int, now: float) -> Event:
+    def _message(self, frame: Frame, size: int, now: float) -> Event | None:
         broadcast = frame["t"] == "broadcast"
         server, config, room = self._server, self._server.config, self._room
         if broadcast and not self._grants.can_broadcast:
@@ -346,7 +344,8 @@ class ServerConnection(BaseConnection):
         to: tuple[str, ...] | None = None
         if not broadcast:
             to = tuple(dict.fromkeys(frame["to"]))
-            if not 0 < len(to) <= config.max_recipients:
+            # [] is "to the service only" (§23): for rooms with a service slot.
+            if not 0 < len(to) <= config.max_recipients and (to or room.service is None):
                 raise _Refusal(
                     Code.INVALID_REQUEST, f"a send names 1 to {config.max_recipients} recipients"
                 )
@@ -354,6 +353,10 @@ class ServerConnection(BaseConnection):
             if missing:
                 shown = ", ".join(repr(r[:64]) for r in missing[:5])
                 raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
+        if room.service is not None:
+            return server.services.intercept(
+                self, room.service, frame["rid"], to, type_, frame["message"], frame.get("att"), now
+            )
         message_id = config.id_factory()
         router, relaying = server.router, server.cluster.relaying
         sender, body, attachment = self._me, frame["message"], frame.get("att")
@@ -370,7 +373,19 @@ class ServerConnection(BaseConnection):
                 attachment=attachment,
             )
             if config.interceptor is not None:
-                routed = config.interceptor(routed)
+                try:
+                    decided = config.interceptor(routed)
+                except Exception:
+                    log.exception("the interceptor failed on a message from %s", sender.id)
+                    raise _Refusal(
+                        Code.INTERCEPTOR_FAILED, "the server's interceptor failed on this message"
+                    ) from None
+                if not isinstance(decided, InterceptedMessage | None):
+                    # An async interceptor: the driver awaits it (RoomServer.interceptions),
+                    # and the message goes on, acked or refused, once it has decided.
+                    server.services.defer(self, frame["rid"], message_id, decided)
+                    return None
+                routed = decided
             delivered = routed is not None
             if routed is not None:
                 sender, to, type_ = routed.sender, routed.to, routed.type
@@ -628,6 +643,9 @@ class ServerConnection(BaseConnection):
             )
         return data
 
+    def _service(self, frame: Frame, size: int, now: float) -> Event | None:
+        return self._server.services.request(self, self._room, frame, size, now)
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def _leave(self) -> None:
@@ -645,6 +663,7 @@ class ServerConnection(BaseConnection):
         closes = self._server.stats.closes
         closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
+        self._server.services.closed(self)
         self._leave()
         if self._joined:
             self._server.router.leave(self._room)
@@ -678,6 +697,12 @@ class ServerConnection(BaseConnection):
             self._queue(data)
             # Like a snapshot, an asked-for reply is not a sign of a slow reader.
             self.outbound.exempt(len(data))
+
+    def refuse(self, rid: int, code: Code, reason: str) -> None:
+        """Internal: answer request ``rid`` with an error frame (and count it)."""
+        self._send({"t": "error", "rid": rid, "code": int(code), "reason": reason})
+        refusals = self._server.stats.refusals
+        refusals[code] = refusals.get(code, 0) + 1
 
     def close_now(self, code: Code, reason: str) -> None:
         """Internal: close from the server's side (shutdown)."""
@@ -751,6 +776,15 @@ CLIENT_KINDS: dict[str, _Kind] = {
     "credit": FrameKind(check_credit, Input.STREAM_DATA, ServerConnection._stream_frame),
     "end": FrameKind(check_stream_end, Input.STREAM_DATA, ServerConnection._stream_frame),
     "abort": FrameKind(check_abort, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "svc_attach": FrameKind(check_request, Input.SERVICE, ServerConnection._service, "attach"),
+    "svc_decide": FrameKind(check_svc_decide, Input.SERVICE, ServerConnection._service, "decide"),
+    "svc_send": FrameKind(check_svc_send, Input.SERVICE, ServerConnection._service, "send as"),
+    "svc_puppet": FrameKind(
+        check_svc_puppet, Input.SERVICE, ServerConnection._service, "create a puppet"
+    ),
+    "svc_unpuppet": FrameKind(
+        check_svc_unpuppet, Input.SERVICE, ServerConnection._service, "remove a puppet"
+    ),
 }
 """Every frame kind a client sends: the server's one registry. Requests (with a verb) are
 refused with INVALID_STATE where the state does not allow them; other frames out of place

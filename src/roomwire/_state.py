@@ -57,6 +57,7 @@ class Input(enum.Enum):
     ATTRIBUTES = "ATTRIBUTES"
     HISTORY = "HISTORY"
     REFRESH = "REFRESH"
+    SERVICE = "SERVICE"
     REPLY = "REPLY"
     DELIVERY = "DELIVERY"
     HEARTBEAT = "HEARTBEAT"
@@ -108,6 +109,10 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
         )
     },
     (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
+    # Services (§23): every service request is made with messaging enabled; a reconnecting
+    # service attaches again right after its re-enable (the server enables it first).
+    (_S.ENABLED, _I.SERVICE): _S.ENABLED,
+    (_S.ENABLING, _I.SERVICE): _S.ENABLING,
     (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
     # Participant RPC (PROTOCOL.md §24): a call needs messaging enabled, as a send does; an
     # answer or a cancel is allowed while live (the server refuses or ignores a stale one).
@@ -142,6 +147,8 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.ANSWER, "error"): _I.REPLY,
     (_I.STREAM, "ack"): _I.REPLY,
     (_I.STREAM, "error"): _I.REPLY,
+    (_I.SERVICE, "ack"): _I.REPLY,
+    (_I.SERVICE, "error"): _I.REPLY,
 }
 """The input a reply drives, by the request it answers and its kind ("last snapshot" is the
 page with ``more`` false). A missing key is a reply that cannot answer that request."""

@@ -50,6 +50,7 @@ class Code(enum.IntEnum):
     FORBIDDEN_BROADCAST = 4031
     FORBIDDEN_LIST = 4032
     FORBIDDEN_HISTORY = 4033
+    FORBIDDEN_INTERCEPT = 4035
     NOT_FOUND = 4040
     CALL_NOT_FOUND = 4041
     CALLEE_LEFT = 4042
@@ -65,6 +66,10 @@ class Code(enum.IntEnum):
     TOO_LARGE = 4130
     RATE_LIMITED = 4290
     HANDLER_FAILED = 4550
+    SERVICE_UNAVAILABLE = 4500
+    SERVICE_TAKEN = 4501
+    NOT_INTERCEPTED = 4502
+    INTERCEPTOR_FAILED = 4503
 
     @property
     def info(self) -> CodeInfo:
@@ -141,6 +146,10 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.FORBIDDEN_HISTORY: CodeInfo(
         "The token does not grant reading the room's history.", retry=False
     ),
+    Code.FORBIDDEN_INTERCEPT: CodeInfo(
+        "The token does not grant acting as the room's service (the `intercept` grant).",
+        retry=False,
+    ),
     Code.NOT_FOUND: CodeInfo(
         "A recipient is unknown, left, or does not have messaging enabled.", retry=False
     ),
@@ -196,6 +205,24 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.OVER_CREDIT: CodeInfo(
         "A chunk over the credit the reader granted (or before it accepted), or a grant past"
         " `stream_window`: the stream is aborted.",
+        retry=False,
+    ),
+    Code.SERVICE_UNAVAILABLE: CodeInfo(
+        "No service is attached and the room's `service_policy` refuses messages (or its"
+        " hold queue is full), or services cannot attach on this server.",
+        retry=True,
+    ),
+    Code.SERVICE_TAKEN: CodeInfo(
+        "The room already has a service attached: the first keeps it until it leaves.",
+        retry=True,
+    ),
+    Code.NOT_INTERCEPTED: CodeInfo(
+        "No message with that id awaits this service's decision (decided, timed out, or"
+        " never intercepted).",
+        retry=False,
+    ),
+    Code.INTERCEPTOR_FAILED: CodeInfo(
+        "The server's in-process interceptor raised on this message: it was not delivered.",
         retry=False,
     ),
 }

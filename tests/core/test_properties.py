@@ -137,6 +137,25 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "accept": frame_of("accept", {"rid": U63, "sid": TEXT}),
     **STREAM_FRAMES,
     "abort": frame_of("abort", {"sid": TEXT, "reason": TEXT}),
+    "svc_attach": frame_of("svc_attach", {"rid": U63}),
+    "svc_decide": frame_of(
+        "svc_decide",
+        {"rid": U63, "id": TEXT},
+        {
+            "drop": st.booleans(),
+            "type": TEXT,
+            "message": JSON_OBJECT,
+            "att": ATTACHMENT,
+            "to": st.none() | st.lists(TEXT, max_size=4),
+        },
+    ),
+    "svc_send": frame_of(
+        "svc_send",
+        {"rid": U63, "from": TEXT, "type": TEXT, "message": JSON_OBJECT},
+        {"att": ATTACHMENT, "to": st.none() | st.lists(TEXT, max_size=4)},
+    ),
+    "svc_puppet": frame_of("svc_puppet", {"rid": U63, "name": TEXT, "attributes": JSON_OBJECT}),
+    "svc_unpuppet": frame_of("svc_unpuppet", {"rid": U63, "id": TEXT}),
 }
 
 MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -206,6 +225,19 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     ),
     **STREAM_FRAMES,
     "abort": frame_of("abort", {"sid": TEXT, "code": REFUSAL_CODES, "reason": TEXT}),
+    "svc_msg": frame_of(
+        "svc_msg",
+        {
+            "id": TEXT,
+            "ts": U63 | FINITE,
+            "from": TEXT,
+            "type": TEXT,
+            "message": JSON_OBJECT,
+            "to": st.none() | st.lists(TEXT, max_size=4),
+        },
+        {"att": ATTACHMENT},
+    ),
+    "svc_timeout": frame_of("svc_timeout", {"id": TEXT}),
 }
 
 ROLES: dict[str, tuple[dict[str, Checker], dict[str, st.SearchStrategy[Frame]]]] = {
@@ -469,6 +501,10 @@ def _verb_refresh(p: Pair, data: st.DataObject) -> None:
     p.client.refresh_token(data.draw(st.sampled_from(["a.b.c", "x"]), label="token"))
 
 
+def _verb_service(p: Pair, data: st.DataObject) -> None:
+    p.client.attach_service()
+
+
 def _verb_close(p: Pair, data: st.DataObject) -> None:
     p.client.close(data.draw(st.sampled_from([Code.NORMAL, Code.GOING_AWAY])), "bye")
 
@@ -517,6 +553,7 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.CANCEL: _verb_cancel,
     Input.STREAM: _verb_stream,
     Input.STREAM_DATA: _verb_stream_data,
+    Input.SERVICE: _verb_service,
 }
 
 

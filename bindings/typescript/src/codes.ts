@@ -44,6 +44,12 @@ const REGISTRY = {
   TOO_LARGE: [4130, false],
   RATE_LIMITED: [4290, true],
   HANDLER_FAILED: [4550, false],
+  // Services (PROTOCOL.md §23).
+  FORBIDDEN_INTERCEPT: [4035, false],
+  SERVICE_UNAVAILABLE: [4500, true],
+  SERVICE_TAKEN: [4501, true],
+  NOT_INTERCEPTED: [4502, false],
+  INTERCEPTOR_FAILED: [4503, false],
 } as const satisfies Record<string, readonly [number, boolean]>;
 
 export type CodeName = keyof typeof REGISTRY;

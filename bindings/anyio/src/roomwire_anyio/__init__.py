@@ -26,6 +26,7 @@ from ._errors import (
     NotFoundError,
     RateLimitedError,
     RoomError,
+    ServiceError,
     StreamError,
     TooLargeError,
 )
@@ -37,6 +38,7 @@ from ._server import BackplaneFactory as BackplaneFactory
 from ._server import Server
 from ._server import ServerPump as ServerPump
 from ._server import serve as serve
+from ._service import InterceptedMessage, Service
 from ._session import ClientSession as ClientSession
 from ._session import Reply as Reply
 from ._stream_transport import StreamNetwork as StreamNetwork
@@ -55,6 +57,7 @@ __all__ = [
     "Events",
     "EventsDropped",
     "ForbiddenError",
+    "InterceptedMessage",
     "InvalidRequestError",
     "MessageReceived",
     "MessageStreamChunk",
@@ -82,6 +85,8 @@ __all__ = [
     "RoomMessage",
     "SendFailed",
     "Server",
+    "Service",
+    "ServiceError",
     "StreamError",
     "TooLargeError",
     "parse_url",

@@ -34,6 +34,7 @@ from ._layers import client_pump
 from ._messaging import Messaging
 from ._queue import EventQueue
 from ._rpc import Answer, RequestTimeoutError, Responder
+from ._service import Service
 from ._session import ClientSession, Reply, Verb, retryable
 from ._streams import MessageStreamWriter, Streams
 from ._token_refresh import TokenKeeper, TokenProvider
@@ -100,6 +101,11 @@ class RoomClient:
             open_stream=self._open_stream,
             streams=self._streams,
         )
+        self.service = Service(
+            self.messaging, self._session, request=self._request, post=self._post
+        )
+        """``room.service``: this client as its room's service (docs/PROTOCOL.md §23)."""
+        self._session.on_service = self.service.arrived
         self._pump: ClientPump | None = None
         self._up = anyio.Event()
         self._closing = False
@@ -219,6 +225,7 @@ class RoomClient:
     def _finish(self, reason: RoomError) -> None:
         self._close_reason = reason
         self._queue.close()
+        self.service.end()
         self._up.set()  # wake senders waiting for a connection: they will see the close
 
     def _spawn_callback(self, name: str, awaitable: Awaitable[object]) -> None:

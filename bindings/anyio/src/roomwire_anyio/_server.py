@@ -29,6 +29,7 @@ from roomwire import (
 )
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
+from ._intercept import Interceptions
 from ._layers import server_pump
 from ._url import format_url, parse_endpoint, parse_url, redact_url
 from .transport import CLOSE_GRACE, Listener, Network, Transport
@@ -81,6 +82,8 @@ class ServerPump:
         self._refused_at = -math.inf
         """When a connection was last refused over a cap: one is logged only after a quiet
         ``REFUSALS_QUIET`` seconds (the core's stats count every one)."""
+        self.interceptions: Interceptions | None = None
+        """With an in-process interceptor: awaits it when it is async."""
 
     @property
     def connection_count(self) -> int:
@@ -142,6 +145,8 @@ class ServerPump:
             self._rearm.set()
         if self.backplane is not None:
             self.backplane.wake()
+        if self.interceptions is not None:
+            self.interceptions.collect()
 
     async def run_timer(self) -> None:
         while True:
@@ -288,6 +293,8 @@ async def serve(
         # The core would wait for its own messages to come back through a backplane.
         raise TypeError("node_id names a node of a cluster: pass redis=... too")
     pump = ServerPump(RoomServer(config))
+    if config.interceptor is not None:
+        pump.interceptions = Interceptions(pump.core, pump.flush)
     if redis is not None and backplane is not None:
         pump.backplane = backplane(pump, redis, probe_interval)
     origins = frozenset(allowed_origins or ()) or None
@@ -334,6 +341,8 @@ async def serve(
         if metrics_endpoint is not None:
             tg.start_soon(metrics_endpoint.attach(server, pump))
         tg.start_soon(pump.run_timer)
+        if pump.interceptions is not None:
+            tg.start_soon(pump.interceptions.run)
         if pump.backplane is not None and redis is not None:
             tg.start_soon(pump.backplane.run)
             log.info("node %s: backplane %s", config.node_id, redact_url(redis))
