@@ -1142,7 +1142,11 @@ def server_trailing_bytes() -> JSON:
 
 @vector
 def server_history() -> JSON:
-    h = Harness("server", {"alice": {}, "bob": {}, "carol": {}, "dave": {"can_history": False}})
+    h = Harness(
+        "server",
+        {"alice": {}, "bob": {}, "carol": {}, "dave": {"can_history": False}},
+        server={"history_epoch": "e1"},
+    )
     h.pump()
     for name in ("alice", "bob", "carol"):
         h.call(name, "enable", f"{name} enables messaging")
@@ -1647,7 +1651,7 @@ def client_message_before_enable() -> JSON:
 
 @vector
 def client_history() -> JSON:
-    h = _client({"bob": {}}, server={"max_frame_size": 4096})
+    h = _client({"bob": {}}, server={"max_frame_size": 4096, "history_epoch": "e1"})
     h.call("alice", "enable", "alice enables")
     h.call("bob", "enable", "bob enables")
     for n in range(3):

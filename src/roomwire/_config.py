@@ -137,6 +137,12 @@ class ServerConfig:
     external_history: bool = False
     """The driver keeps history in its own store (``RoomServer.history_to_store``,
     ``history_reads``, ``answer_history``) instead of the server's memory."""
+    shared_history: bool = False
+    """With ``external_history``: every node of the cluster reads and writes the same store
+    (Redis Streams), so each message is stored by the node it was sent on only."""
+    history_epoch: str | None = None
+    """The history's epoch at start (PROTOCOL.md §21.2); None: a new random one. A driver's
+    store names its own (``RoomServer.restore_history``)."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:

@@ -5,12 +5,16 @@ The in-memory store is the default and lives here. With ``ServerConfig.external_
 the driver's store (SQLite, Redis...) holds the records instead, through a door like the
 backplane's: the core still decides what is stored (``keep``) and what a reader sees
 (``select``); the driver only moves records (``RoomServer.history_to_store``,
-``history_reads``, ``answer_history``)."""
+``history_reads``, ``answer_history``, ``history_stored``).
+
+Every room's history has an *epoch*: a name for one unbroken run of its seqs. A reader's
+position (a seq) is trusted only in the epoch it was read in; a store that loses records
+(a restart without its file, a lost Redis stream) starts a new epoch (PROTOCOL.md §21.2)."""
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import attrs
 
@@ -22,6 +26,12 @@ from .events import JSONObject, RemoteParticipant
 
 if TYPE_CHECKING:
     from ._room import Room
+
+
+class Acker(Protocol):
+    """A sender whose ack waits for its message's record to be stored."""
+
+    def queue_ack(self, ack: bytes) -> None: ...
 
 
 class Entry(NamedTuple):
@@ -77,6 +87,13 @@ class HistoryRead:
     name: str = attrs.field(repr=False)
     limit: int = attrs.field(repr=False)
     reverse: bool = attrs.field(repr=False)
+    epoch: str | None = None
+    """The epoch ``since`` belongs to, if the reader named one."""
+
+    def after(self, epoch: str) -> int | None:
+        """The seq to read after in a store whose epoch is ``epoch``: ``since``, or None
+        (from the oldest) when the reader's position is from another epoch."""
+        return self.since if self.epoch in {None, epoch} else None
 
 
 Stored = tuple[int, str, float, str, str, frozenset[str] | None, str, JSONObject, bytes | None]
@@ -87,16 +104,83 @@ class History:
     """Every room's bounded history on this node, by room name; with ``external``, the door
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
-    __slots__ = ("_external", "_max_frame_size", "_rooms", "_size", "_ttl", "reads", "to_store")
+    __slots__ = (
+        "_epochs",
+        "_external",
+        "_held",
+        "_max_frame_size",
+        "_rooms",
+        "_shared",
+        "_size",
+        "_storing",
+        "_to_store_ids",
+        "_ttl",
+        "epoch",
+        "reads",
+        "to_store",
+    )
 
-    def __init__(self, size: int, ttl: float, max_frame_size: int, *, external: bool) -> None:
+    def __init__(
+        self,
+        size: int,
+        ttl: float,
+        max_frame_size: int,
+        *,
+        external: bool,
+        shared: bool = False,
+        epoch: str,
+    ) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
-        self._external = external
+        self._external, self._shared = external, shared
         self._rooms: dict[str, deque[Stored]] = {}
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
+        self._to_store_ids: list[str] = []
+        """The message id of each record in ``to_store``."""
+        self._storing: deque[str] = deque()
+        """The message ids of the records the driver took and has not reported stored."""
+        self._held: dict[str, tuple[Acker, bytes]] = {}
+        """External: each sender's ack, by message id, until its record is stored."""
         self.reads: list[HistoryRead] = []
         """External: requests waiting for the store's records."""
+        self.epoch = check_epoch(epoch)
+        """Every room's epoch, but those the driver's store named (``_epochs``)."""
+        self._epochs: dict[str, str] = {}
+
+    def epoch_of(self, room: str) -> str:
+        return self._epochs.get(room, self.epoch)
+
+    def set_epoch(self, room: str, epoch: str) -> None:
+        self._epochs[room] = check_epoch(epoch)
+
+    def hold(self, message_id: str, sender: Acker, ack: bytes) -> bool:
+        """With a driver's store, keep ``ack`` until the message's record is stored (True);
+        in memory a message is stored when routed (False: send the ack now)."""
+        if self._external:
+            self._held[message_id] = (sender, ack)
+        return self._external
+
+    def take(self) -> list[tuple[str, bytes]]:
+        """The records to store now; their acks wait for ``stored``."""
+        records, self.to_store = self.to_store, []
+        self._storing.extend(self._to_store_ids)
+        self._to_store_ids = []
+        return records
+
+    def stored(self, count: int) -> None:
+        """The first ``count`` records taken are stored: release their senders' acks."""
+        storing = self._storing
+        if not 0 <= count <= len(storing):
+            raise LocalProtocolError(
+                f"{count} records reported stored, but {len(storing)} await storing"
+            )
+        for _ in range(count):
+            self._release(storing.popleft())
+
+    def _release(self, message_id: str) -> None:
+        held = self._held.pop(message_id, None)
+        if held is not None:
+            held[0].queue_ack(held[1])
 
     def keep(  # noqa: PLR0917 - the fields of one message
         self,
@@ -110,11 +194,18 @@ class History:
         message: JSONObject,
         attachment: bytes | None,
         size: int,
+        *,
+        remote: bool = False,
     ) -> None:
         """Store a delivered message of ``size`` bytes (as a stream-framed ``msg``). The
         rare one too large for a history page (an interceptor can grow a message to the
-        frame limit) is delivered but not kept."""
+        frame limit) is delivered but not kept. A ``remote`` one (from another node) is
+        not stored in a store every node shares: its own node stores it."""
         if size > self._max_frame_size - PAGE_OVERHEAD:
+            if self._external:
+                self._release(message_id)
+            return
+        if remote and self._shared:
             return
         names = None
         if to is not None:
@@ -126,6 +217,7 @@ class History:
         )  # fmt: skip
         if self._external:
             self.to_store.append((room.name, encode_entry(Entry._make(entry))))
+            self._to_store_ids.append(message_id)
             return
         entries = self._rooms.get(room.name)
         if entries is None:
@@ -151,7 +243,8 @@ class History:
         if entries is None:
             return []
         self._expire(entries, now)
-        after = -1 if read.since is None else read.since
+        since = read.after(self.epoch)
+        after = -1 if since is None else since
         return self.select(read, [Entry._make(e) for e in entries if e[0] > after], now)
 
     def select(self, read: HistoryRead, entries: list[Entry], now: float) -> list[Entry]:
@@ -166,6 +259,17 @@ class History:
                 if len(found) == read.limit:
                     break
         return found
+
+
+MAX_EPOCH_LENGTH = 16
+"""Characters an epoch may have: a history page has room for that beside its records."""
+
+
+def check_epoch(epoch: str) -> str:
+    """``epoch``, or ``LocalProtocolError`` when it is not 1 to 16 characters."""
+    if not 0 < len(epoch) <= MAX_EPOCH_LENGTH:
+        raise LocalProtocolError(f"an epoch has 1 to {MAX_EPOCH_LENGTH} characters: {epoch!r}")
+    return epoch
 
 
 def encode_entry(entry: Entry) -> bytes:
@@ -199,8 +303,9 @@ def decode_entry(data: bytes) -> Entry:
     )
 
 
-def history_frames(rid: int, entries: list[Entry], max_frame_size: int) -> list[bytes]:
-    """The reply to history request ``rid``: stream-framed pages that each fit a frame."""
+def history_frames(rid: int, entries: list[Entry], max_frame_size: int, epoch: str) -> list[bytes]:
+    """The reply to history request ``rid``: stream-framed pages that each fit a frame,
+    each naming the room's ``epoch``."""
     records = [entry.record() for entry in entries]
     pages = page_records([encode_payload(r) for r in records], max_frame_size)
     frames, start = [], 0
@@ -212,6 +317,7 @@ def history_frames(rid: int, entries: list[Entry], max_frame_size: int) -> list[
                     "t": "history",
                     "rid": rid,
                     "more": number < len(pages),
+                    "epoch": epoch,
                     "messages": records[start:end],
                 }
             )

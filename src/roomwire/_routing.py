@@ -39,9 +39,16 @@ class Router:
         return [o for r in to if (o := local.get(r)) is not None]
 
     def deliver(
-        self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
+        self,
+        room: Room,
+        message: InterceptedMessage,
+        message_id: str,
+        timestamp: float,
+        *,
+        remote: bool = False,
     ) -> None:
-        """Stamp a message with the room's next seq and queue it for every local recipient."""
+        """Stamp a message with the room's next seq and queue it for every local recipient
+        (``remote``: it came from another node)."""
         seq, m = room.next_seq(), message
         data = delivery_frame(
             message_id, seq, timestamp, m.sender.id, m.to, m.type, m.message, m.attachment
@@ -57,6 +64,7 @@ class Router:
             m.message,
             m.attachment,
             len(data),
+            remote=remote,
         )
         self.queue_to(self.targets(room, m.sender.id, m.to), data)
 

@@ -4,7 +4,8 @@ presence (``_presence``), the cluster side (``_cluster``) and the timers (``_tim
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import attrs
@@ -13,7 +14,7 @@ from ._cluster import Cluster
 from ._config import ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
-from ._history import History, HistoryRead, decode_entry
+from ._history import History, HistoryRead, check_epoch, decode_entry
 from ._routing import Router
 from ._session import ServerConnection
 from ._stats import ServerStats
@@ -45,6 +46,8 @@ class RoomServer:
                 config.history_ttl,
                 config.max_frame_size,
                 external=config.external_history,
+                shared=config.shared_history,
+                epoch=config.history_epoch or secrets.token_hex(8),
             )
         )
         self.cluster = Cluster(config, self.router)
@@ -135,11 +138,34 @@ class RoomServer:
 
     def history_to_store(self) -> list[tuple[str, bytes]]:
         """Records to append to each room's store, with the room's name, in order. Keep at
-        least the last ``history_size`` of each room; acknowledge nothing of a message to
-        anyone before its record is stored (write these before the connections' output)."""
+        least the last ``history_size`` of each room. Each sender's ack waits until
+        ``history_stored`` reports its record stored."""
+        return self.router.history.take()
+
+    def history_stored(self, count: int) -> None:
+        """The first ``count`` records taken by ``history_to_store`` (in order, not yet
+        reported) are stored: their senders' acks are queued now. ``LocalProtocolError``
+        for more than are waiting."""
+        self.router.history.stored(count)
+
+    def restore_history(self, epoch: str, seqs: Mapping[str, int] | None = None) -> None:
+        """The driver's store opened: its epoch (every room's, PROTOCOL.md §21.2) and the
+        last seq of each room it holds, which the rooms' seqs continue after. Call before
+        accepting connections."""
         history = self.router.history
-        records, history.to_store = history.to_store, []
-        return records
+        history.epoch = check_epoch(epoch)
+        for name, seq in (seqs or {}).items():
+            room = self.router.room(name)
+            room.seq = max(room.seq, seq)
+
+    def set_history_epoch(self, room: str, epoch: str) -> None:
+        """The driver's store names ``room``'s epoch (it found the room's records lost and
+        started a new one, or learned another node's)."""
+        self.router.history.set_epoch(room, epoch)
+
+    def history_epoch(self, room: str) -> str:
+        """``room``'s history epoch, as this server knows it."""
+        return self.router.history.epoch_of(room)
 
     def history_reads(self) -> list[HistoryRead]:
         """History requests waiting for the store: answer each with ``answer_history``."""
@@ -147,15 +173,22 @@ class RoomServer:
         reads, history.reads = history.reads, []
         return reads
 
-    def answer_history(self, read: HistoryRead, records: list[bytes], now: float) -> None:
-        """Answer ``read`` with the room's stored records whose seq is over ``read.since``,
-        oldest first; the core picks what the reader may see. Raises ``LocalProtocolError``
-        for a record that is not one (a corrupt store); dropped if the reader has gone."""
+    def answer_history(
+        self, read: HistoryRead, records: list[bytes], now: float, epoch: str | None = None
+    ) -> None:
+        """Answer ``read`` with the room's stored records whose seq is over
+        ``read.after(epoch)``, oldest first, and the store's ``epoch`` for the room (None:
+        the one this server knows); the core picks what the reader may see. Raises
+        ``LocalProtocolError`` for a record that is not one (a corrupt store); dropped if
+        the reader has gone."""
         entries = [decode_entry(record) for record in records]
+        history = self.router.history
+        if epoch is not None:
+            history.set_epoch(read.room, epoch)
         connection = self._connections.get(read.connection_id)
         if connection is not None:
             connection.queue_history(
-                read.request_id, self.router.history.select(read, entries, now)
+                read.request_id, history.select(read, entries, now), history.epoch_of(read.room)
             )
 
     # --- backplane ------------------------------------------------------------------------

@@ -176,6 +176,9 @@ class HistoryReceived(Event):
     """The ``history`` request's id."""
     messages: tuple[RoomMessage, ...]
     """The messages, in the order asked for (oldest first unless ``reverse``)."""
+    epoch: str | None = None
+    """The room's history epoch (PROTOCOL.md §21.2): if it is not the one asked with, the
+    position asked for was not used. None from a server older than epochs."""
 
 
 @attrs.frozen(kw_only=True)
