@@ -16,6 +16,7 @@ from ._errors import (
     TokenError,
 )
 from ._framing import Framing
+from ._history import HistoryRead
 from ._participant import participant_named
 from ._server import RoomServer
 from ._session import ServerConnection
@@ -32,6 +33,7 @@ __all__ = [
     "ClientConnection",
     "Code",
     "Framing",
+    "HistoryRead",
     "Input",
     "InterceptedMessage",
     "Interceptor",

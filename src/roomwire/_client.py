@@ -292,7 +292,12 @@ class ClientConnection(BaseConnection):
             return None
         del self._pending[rid]
         messages, self._history = tuple(self._history), []
-        return HistoryReceived(request_id=rid, messages=messages, epoch=frame.get("epoch"))
+        return HistoryReceived(
+            request_id=rid,
+            messages=messages,
+            epoch=frame.get("epoch"),
+            reset=frame.get("reset", False),
+        )
 
     def _heartbeat(self, frame: Frame, now: float) -> None:
         """Proof of life; a ping is answered."""

@@ -105,8 +105,8 @@ class History:
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
     __slots__ = (
+        "_dropped",
         "_epochs",
-        "_external",
         "_held",
         "_max_frame_size",
         "_rooms",
@@ -116,6 +116,7 @@ class History:
         "_to_store_ids",
         "_ttl",
         "epoch",
+        "external",
         "reads",
         "to_store",
     )
@@ -131,7 +132,7 @@ class History:
         epoch: str,
     ) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
-        self._external, self._shared = external, shared
+        self.external, self._shared = external, shared
         self._rooms: dict[str, deque[Stored]] = {}
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
@@ -146,6 +147,8 @@ class History:
         self.epoch = check_epoch(epoch)
         """Every room's epoch, but those the driver's store named (``_epochs``)."""
         self._epochs: dict[str, str] = {}
+        self._dropped: dict[str, int] = {}
+        """In memory: the last seq each room dropped (by size or age)."""
 
     def epoch_of(self, room: str) -> str:
         return self._epochs.get(room, self.epoch)
@@ -153,12 +156,9 @@ class History:
     def set_epoch(self, room: str, epoch: str) -> None:
         self._epochs[room] = check_epoch(epoch)
 
-    def hold(self, message_id: str, sender: Acker, ack: bytes) -> bool:
-        """With a driver's store, keep ``ack`` until the message's record is stored (True);
-        in memory a message is stored when routed (False: send the ack now)."""
-        if self._external:
-            self._held[message_id] = (sender, ack)
-        return self._external
+    def hold(self, message_id: str, sender: Acker, ack: bytes) -> None:
+        """With a driver's store: keep ``ack`` until the message's record is stored."""
+        self._held[message_id] = (sender, ack)
 
     def take(self) -> list[tuple[str, bytes]]:
         """The records to store now; their acks wait for ``stored``."""
@@ -202,7 +202,7 @@ class History:
         frame limit) is delivered but not kept. A ``remote`` one (from another node) is
         not stored in a store every node shares: its own node stores it."""
         if size > self._max_frame_size - PAGE_OVERHEAD:
-            if self._external:
+            if self.external:
                 self._release(message_id)
             return
         if remote and self._shared:
@@ -215,37 +215,62 @@ class History:
         entry: Stored = (
             seq, message_id, timestamp, sender.id, sender.name, names, type_, message, attachment
         )  # fmt: skip
-        if self._external:
+        if self.external:
             self.to_store.append((room.name, encode_entry(Entry._make(entry))))
             self._to_store_ids.append(message_id)
             return
-        entries = self._rooms.get(room.name)
+        name = room.name
+        entries = self._rooms.get(name)
         if entries is None:
-            entries = self._rooms[room.name] = deque(maxlen=self._size)
+            entries = self._rooms[name] = deque(maxlen=self._size)
         elif entries and entries[0][2] < timestamp - self._ttl:
-            self._expire(entries, timestamp)
+            self._expire(name, entries, timestamp)
+        if len(entries) == self._size:  # the oldest goes
+            self._dropped[name] = entries[0][0]
         entries.append(entry)
 
-    def _expire(self, entries: deque[Stored], now: float) -> None:
+    def _expire(self, room: str, entries: deque[Stored], now: float) -> None:
         """Drop the entries older than ``history_ttl``: on a store (a room nobody reads
         holds no stale messages) and on every read (a room nobody writes to either)."""
         oldest = now - self._ttl
         while entries and entries[0][2] < oldest:
-            entries.popleft()
+            self._dropped[room] = entries.popleft()[0]
 
     def ask(self, read: HistoryRead, now: float) -> list[Entry] | None:
-        """The entries answering ``read`` from memory, or None when the driver's store
-        answers it later (it is queued in ``reads``)."""
-        if self._external:
+        """The room's entries after ``read``'s position, from memory (for ``answer``), or
+        None when the driver's store answers it later (it is queued in ``reads``)."""
+        if self.external:
             self.reads.append(read)
             return None
         entries = self._rooms.get(read.room)
         if entries is None:
             return []
-        self._expire(entries, now)
+        self._expire(read.room, entries, now)
         since = read.after(self.epoch)
         after = -1 if since is None else since
-        return self.select(read, [Entry._make(e) for e in entries if e[0] > after], now)
+        return [Entry._make(e) for e in entries if e[0] > after]
+
+    def reset(
+        self, read: HistoryRead, epoch: str, dropped: int, entries: list[Entry], now: float
+    ) -> bool:
+        """Whether ``read``'s position could not be honoured (PROTOCOL.md §21.2): it is
+        from another epoch, or a message after it was dropped (by ``history_size`` or
+        ``history_ttl``: ``dropped`` is the last seq a store dropped, ``entries`` are those
+        it still holds after the position)."""
+        if read.since is None:
+            return False
+        if read.epoch not in {None, epoch}:
+            return True
+        oldest = now - self._ttl
+        expired = max((e.seq for e in entries if e.timestamp < oldest), default=0)
+        return read.since < max(dropped, expired, self._dropped.get(read.room, 0))
+
+    def answer(
+        self, read: HistoryRead, entries: list[Entry], epoch: str, dropped: int, now: float
+    ) -> tuple[list[Entry], bool]:
+        """What answers ``read`` of ``entries`` (those after its position), and whether
+        its position was not honoured (``reset``)."""
+        return self.select(read, entries, now), self.reset(read, epoch, dropped, entries, now)
 
     def select(self, read: HistoryRead, entries: list[Entry], now: float) -> list[Entry]:
         """Of ``entries`` (oldest first), what the reader may see: unexpired, readable by its
@@ -303,24 +328,25 @@ def decode_entry(data: bytes) -> Entry:
     )
 
 
-def history_frames(rid: int, entries: list[Entry], max_frame_size: int, epoch: str) -> list[bytes]:
+def history_frames(
+    rid: int, entries: list[Entry], max_frame_size: int, epoch: str, reset: bool
+) -> list[bytes]:
     """The reply to history request ``rid``: stream-framed pages that each fit a frame,
-    each naming the room's ``epoch``."""
+    each naming the room's ``epoch`` (and ``reset`` when the position was not honoured)."""
     records = [entry.record() for entry in entries]
     pages = page_records([encode_payload(r) for r in records], max_frame_size)
     frames, start = [], 0
-    for number, page in enumerate(pages, start=1):
-        end = start + len(page)
-        frames.append(
-            encode_frame(
-                {
-                    "t": "history",
-                    "rid": rid,
-                    "more": number < len(pages),
-                    "epoch": epoch,
-                    "messages": records[start:end],
-                }
-            )
-        )
+    for number, encoded in enumerate(pages, start=1):
+        end = start + len(encoded)
+        page: dict[str, Any] = {
+            "t": "history",
+            "rid": rid,
+            "more": number < len(pages),
+            "epoch": epoch,
+            "messages": records[start:end],
+        }
+        if reset:
+            page["reset"] = True
+        frames.append(encode_frame(page))
         start = end
     return frames

@@ -158,10 +158,19 @@ class RoomServer:
             room = self.router.room(name)
             room.seq = max(room.seq, seq)
 
-    def set_history_epoch(self, room: str, epoch: str) -> None:
+    def history_positions(self) -> dict[str, int]:
+        """Each room's last seq (messages and presence changes): what a store saves at a
+        clean stop so that ``restore_history`` continues after it."""
+        return {name: room.seq for name, room in self.router.rooms.items() if room.seq}
+
+    def set_history_epoch(self, room: str, epoch: str, last_seq: int = 0) -> None:
         """The driver's store names ``room``'s epoch (it found the room's records lost and
-        started a new one, or learned another node's)."""
+        started a new one, or learned another node's) and the last seq it holds, which the
+        room's seq continues after."""
         self.router.history.set_epoch(room, epoch)
+        if last_seq:
+            found = self.router.room(room)
+            found.seq = max(found.seq, last_seq)
 
     def history_epoch(self, room: str) -> str:
         """``room``'s history epoch, as this server knows it."""
@@ -174,22 +183,28 @@ class RoomServer:
         return reads
 
     def answer_history(
-        self, read: HistoryRead, records: list[bytes], now: float, epoch: str | None = None
+        self,
+        read: HistoryRead,
+        records: list[bytes],
+        now: float,
+        epoch: str | None = None,
+        dropped: int = 0,
     ) -> None:
         """Answer ``read`` with the room's stored records whose seq is over
-        ``read.after(epoch)``, oldest first, and the store's ``epoch`` for the room (None:
-        the one this server knows); the core picks what the reader may see. Raises
-        ``LocalProtocolError`` for a record that is not one (a corrupt store); dropped if
-        the reader has gone."""
+        ``read.after(epoch)``, oldest first, the store's ``epoch`` for the room (None: the
+        one this server knows) and the last seq the store dropped of the room (by size or
+        age; 0: none); the core picks what the reader may see and whether its position was
+        honoured. Raises ``LocalProtocolError`` for a record that is not one (a corrupt
+        store); dropped if the reader has gone."""
         entries = [decode_entry(record) for record in records]
         history = self.router.history
         if epoch is not None:
             history.set_epoch(read.room, epoch)
         connection = self._connections.get(read.connection_id)
         if connection is not None:
-            connection.queue_history(
-                read.request_id, history.select(read, entries, now), history.epoch_of(read.room)
-            )
+            room_epoch = history.epoch_of(read.room)
+            found, reset = history.answer(read, entries, room_epoch, dropped, now)
+            connection.queue_history(read.request_id, found, room_epoch, reset)
 
     # --- backplane ------------------------------------------------------------------------
 

@@ -373,8 +373,10 @@ class ServerConnection(BaseConnection):
                 )
         history = server.router.history
         ack = encode_ack(frame["rid"], message_id)
-        # With a driver's store the ack waits for the record (PROTOCOL.md §21.3).
-        if not (delivered and history.hold(message_id, self, ack)):
+        if delivered and history.external:
+            # A driver's store: the ack waits for the record (PROTOCOL.md §21.3).
+            history.hold(message_id, self, ack)
+        else:
             self._queue(ack)
         if delivered and not relaying:
             history.keep(room, seq, message_id, now, sender, to, type_, body, attachment, len(data))
@@ -425,7 +427,8 @@ class ServerConnection(BaseConnection):
         )
         entries = history.ask(read, now)
         if entries is not None:
-            self.queue_history(read.request_id, entries, history.epoch)
+            found, reset = history.answer(read, entries, history.epoch, 0, now)
+            self.queue_history(read.request_id, found, history.epoch, reset)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -470,9 +473,11 @@ class ServerConnection(BaseConnection):
         if self.state is not State.CLOSED:
             self._queue(ack)
 
-    def queue_history(self, rid: int, entries: list[Entry], epoch: str) -> None:
-        """Internal: queue the pages answering history request ``rid`` in ``epoch``."""
-        for data in history_frames(rid, entries, self._server.config.max_frame_size, epoch):
+    def queue_history(self, rid: int, entries: list[Entry], epoch: str, reset: bool) -> None:
+        """Internal: queue the pages answering history request ``rid`` in ``epoch``
+        (``reset``: its position was not honoured)."""
+        size = self._server.config.max_frame_size
+        for data in history_frames(rid, entries, size, epoch, reset):
             self._queue(data)
             # Like a snapshot, an asked-for reply is not a sign of a slow reader.
             self.outbound.exempt(len(data))

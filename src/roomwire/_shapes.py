@@ -191,7 +191,8 @@ def check_stored(f: Frame) -> None:
 def check_history_page(f: Frame) -> None:
     _require(
         _is_page(f, "messages", lambda m: type(m) is dict and _is_message(m))
-        and type(f.get("epoch", "")) is str,
+        and type(f.get("epoch", "")) is str
+        and type(f.get("reset", False)) is bool,
         "history",
     )
 

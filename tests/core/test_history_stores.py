@@ -176,6 +176,15 @@ def test_the_store_names_a_rooms_epoch_when_it_answers() -> None:
     ext.server.answer_history(read, [], ext.now)
     ext.pump()
     assert answer(ext, alice).epoch == "new"
+    ext.server.set_history_epoch("demo", "newer", last_seq=99)
+    alice.client.broadcast_message("chat", {"n": 0})
+    ext.pump()
+    ((_, record),) = ext.server.history_to_store()
+    assert cbor2.loads(record)["seq"] == 100  # it continues after the store's last
+    assert ext.server.history_epoch("demo") == "newer"
+    ext.server.history_stored(1)
+    ext.pump()
+    alice.take()
 
 
 @pytest.mark.parametrize("epoch", ["", "x" * 17])
@@ -197,6 +206,7 @@ def test_a_store_that_opens_continues_each_rooms_seq() -> None:
     ((room, record),) = ext.server.history_to_store()
     assert (room, cbor2.loads(record)["seq"]) == ("demo", 43)  # 42 was alice's joined
     assert ext.server.history_epoch("demo") == "disk1"
+    assert ext.server.history_positions() == {"demo": 43}
 
 
 def test_the_client_sends_the_epoch_it_names() -> None:
@@ -247,3 +257,59 @@ def test_a_store_of_its_own_on_each_node_gets_every_message() -> None:
         node.server.history_stored(1)  # n2 holds no ack for it: its sender is on n1
     cluster.settle()
     assert len(acks(alice)) == 1
+
+
+# --- a position the history can no longer honour ---------------------------------------------
+
+
+def test_a_position_before_what_the_room_dropped_is_reset() -> None:
+    room = Room(history_size=2)
+    alice = room.enabled("alice")
+    for n in range(3):
+        alice.client.broadcast_message("chat", {"n": n})
+    room.pump()
+    kept = history(room, alice)
+    assert [m.message["n"] for m in kept.messages] == [1, 2]
+    first = kept.messages[0].seq
+    assert not kept.reset
+    # Message 0 (seq first - 1) was dropped: a reader that stopped before it lost it.
+    lost = history(room, alice, since=first - 2)
+    assert lost.reset
+    assert [m.message["n"] for m in lost.messages] == [1, 2]
+    assert not history(room, alice, since=first - 1).reset  # it had seen message 0
+
+
+def test_a_position_before_what_expired_is_reset() -> None:
+    room = Room(history_ttl=10.0)
+    alice = room.enabled("alice")
+    alice.client.broadcast_message("chat", {"n": 0})
+    room.pump()
+    (message,) = history(room, alice).messages
+    room.now += 11
+    alice.client.broadcast_message("chat", {"n": 1})
+    room.pump()
+    assert history(room, alice, since=message.seq - 1).reset
+    assert not history(room, alice, since=message.seq).reset
+
+
+def test_a_store_says_what_it_dropped() -> None:
+    ext = Room(external_history=True, history_ttl=10.0, history_epoch="e1")
+    alice = ext.enabled("alice")
+    alice.client.broadcast_message("chat", {"n": 0})
+    ext.pump()
+    ((_, record),) = ext.server.history_to_store()
+    seq = cbor2.loads(record)["seq"]
+
+    def ask(dropped: int, records: list[bytes], since: int) -> HistoryReceived:
+        alice.client.history(since=since)
+        ext.pump()
+        (read,) = ext.server.history_reads()
+        ext.server.answer_history(read, records, ext.now, "e1", dropped)
+        ext.pump()
+        return answer(ext, alice)
+
+    assert ask(seq - 1, [record], seq - 2).reset  # the store dropped seq - 1
+    assert not ask(seq - 1, [record], seq - 1).reset
+    ext.now += 11  # the record expired: the core drops it whatever the store keeps
+    found = ask(0, [record], seq - 1)
+    assert (found.reset, found.messages) == (True, ())

@@ -27,6 +27,9 @@ from ._errors import (
     RoomError,
     TooLargeError,
 )
+from ._history_store import HistoryStore as HistoryStore
+from ._history_store import HistoryStoreError
+from ._history_store import HistoryStoreFactory as HistoryStoreFactory
 from ._messaging import Messaging
 from ._queue import Events
 from ._server import Backplane as Backplane
@@ -51,6 +54,7 @@ __all__ = [
     "Events",
     "EventsDropped",
     "ForbiddenError",
+    "HistoryStoreError",
     "InvalidRequestError",
     "MessageReceived",
     "Messaging",
