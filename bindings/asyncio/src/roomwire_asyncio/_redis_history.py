@@ -26,6 +26,8 @@ from roomwire_anyio import HistoryStoreError, redact_url
 from roomwire import HistoryRead, ServerConfig
 
 PREFIX = "roomwire:history:"
+TIMEOUT = 2.0
+"""Seconds a Redis call may take before the store counts as down."""
 
 # KEYS: stream, epoch, dropped, top. ARGV: a new epoch, history_size, then (seq, record)
 # pairs of one node, in order. Returns {epoch, the epoch's last seq}.
@@ -78,6 +80,10 @@ def keys(room: str) -> list[str]:
 class RedisStore:
     """The history store of a cluster: Redis Streams (see the module's doc)."""
 
+    acks_when_down = True
+    """Redis down is the backplane down: the node runs alone and its senders are not kept
+    waiting; the records are written when Redis is back."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._size = 0
@@ -88,7 +94,9 @@ class RedisStore:
     async def open(self, config: ServerConfig) -> tuple[str, dict[str, int]]:
         self._size = config.history_size
         try:
-            client = self._client = aioredis.Redis.from_url(self.url)
+            client = self._client = aioredis.Redis.from_url(
+                self.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+            )
         except ValueError as exc:
             raise HistoryStoreError(f"history store {redact_url(self.url)}: {exc}") from None
         self._append = client.register_script(_APPEND)
