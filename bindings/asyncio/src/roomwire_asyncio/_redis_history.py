@@ -128,11 +128,13 @@ class RedisStore:
             raise HistoryStoreError(f"Redis history: {exc}") from None
         epoch = raw_epoch.decode()
         since = read.after(epoch)
+        # Each entry's fields as Lua hands them back: s, seq, e, epoch, r, record.
+        fields = [f for _, f in entries]
         if since is None:
-            return epoch, [f[b"r"] for _, f in entries], int(dropped)
+            return epoch, [f[5] for f in fields], int(dropped)
         # A position counts in its epoch only: older epochs' records are all before it.
         ours = epoch.encode()
-        found = [f[b"r"] for _, f in entries if f[b"e"] == ours and int(f[b"s"]) > since]
+        found = [f[5] for f in fields if f[3] == ours and int(f[1]) > since]
         return epoch, found, int(dropped)
 
     async def aclose(self, positions: dict[str, int]) -> None:
