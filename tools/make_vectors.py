@@ -1157,6 +1157,14 @@ def server_history() -> JSON:
     h.call("carol", "history", "carol reads history: the broadcast and bob's note to her")
     h.call("carol", "history", "carol reads the newest one only", limit=1, reverse=True)
     h.call("bob", "history", "bob reads after the broadcast's seq", since=4)
+    h.call("bob", "history", "bob reads after seq 4 in epoch e1, the room's", since=4, epoch="e1")
+    h.call(
+        "bob",
+        "history",
+        "bob's position is from epoch e0, not the room's: reset, from the oldest kept",
+        since=4,
+        epoch="e0",
+    )
     h.call("dave", "history", "dave has no history grant: 4033 FORBIDDEN_HISTORY")
     h.expect("RequestRefused", connection="dave")
     h.inject(
@@ -1184,7 +1192,8 @@ def server_history() -> JSON:
         " messages to or from the reader's name, oldest first (reverse: newest first), after"
         " since (exclusive), at most limit. Without the history grant: 4033; a limit outside"
         " 1 to max_history_limit or a since past the room's seq: 4000. The connection stays"
-        " open."
+        " open. Every page names the room's epoch; a since from another epoch is not used"
+        " (reset: true, from the oldest kept)."
     )
 
 
