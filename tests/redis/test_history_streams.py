@@ -8,6 +8,7 @@ from __future__ import annotations
 import anyio
 import pytest
 from redis.asyncio import Redis
+from roomwire_asyncio import RoomClient
 
 from roomwire import ParticipantToken
 from roomwire.events import HistoryReceived, MessageReceived
@@ -24,6 +25,12 @@ STREAM = "roomwire:history:main"
 async def read(raw: RawClient, **args: object) -> HistoryReceived:
     raw.conn.history(**args)  # type: ignore[arg-type]
     return await raw.until(HistoryReceived)
+
+
+async def first_read(alice: RoomClient, raw: RawClient) -> HistoryReceived:
+    """alice broadcasts n=0, then the reader reads: its first position and epoch."""
+    await alice.messaging.broadcast_message(type="chat", message={"n": 0})
+    return await read(raw)
 
 
 def token(name: str) -> str:
@@ -57,8 +64,7 @@ async def test_a_lost_stream_changes_the_epoch(node: Node, join: Join, redis: Re
     alice = await join(n1.url, "alice")
     async with raw_client(n1.url, token("reader")) as raw:
         with anyio.fail_after(WAIT):
-            await alice.messaging.broadcast_message(type="chat", message={"n": 0})
-            first = await read(raw)
+            first = await first_read(alice, raw)
             assert [m.message["n"] for m in first.messages] == [0]
             position, epoch = first.messages[0].seq, first.epoch
             assert not (await read(raw, since=position, epoch=epoch)).reset
@@ -78,8 +84,7 @@ async def test_redis_restarted_empty_changes_the_epoch(
     alice = await join(n1.url, "alice")
     async with raw_client(n1.url, token("reader")) as raw:
         with anyio.fail_after(WAIT):
-            await alice.messaging.broadcast_message(type="chat", message={"n": 0})
-            before = await read(raw)
+            before = await first_read(alice, raw)
         redis.stop()
         redis.start()  # no persistence: it comes back empty
         with anyio.fail_after(WAIT * 2):
@@ -99,8 +104,7 @@ async def test_a_stream_trimmed_past_a_position_resets_it(
     alice = await join(n1.url, "alice")
     async with raw_client(n1.url, token("reader")) as raw:
         with anyio.fail_after(WAIT):
-            await alice.messaging.broadcast_message(type="chat", message={"n": 0})
-            first = await read(raw)
+            first = await first_read(alice, raw)
             position, epoch = first.messages[0].seq, first.epoch
             for n in range(1, 200):  # MAXLEN ~ trims in whole nodes: go well past them
                 await alice.messaging.broadcast_message(type="chat", message={"n": n})
