@@ -152,3 +152,21 @@ async def test_a_relative_url_names_a_file_in_the_working_directory(
     await reopened.aclose({})
     with pytest.raises(HistoryStoreError):
         SqliteStore("sqlite:rel.db")
+
+
+async def test_a_damaged_record_is_an_empty_answer_not_a_hang(
+    rw: ModuleType, tmp_path: Path, make_token: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "history.db"
+    async with (
+        rw.serve(secret=SECRET, history=url(path)) as server,
+        rw.connect(server.url, token=make_token("alice"), reconnect=False) as alice,
+    ):
+        with anyio.fail_after(WAIT):
+            await alice.messaging.enable()
+            await alice.messaging.broadcast_message(type="chat", message={"n": 0})
+            with sqlite3.connect(path) as db:
+                db.execute("UPDATE roomwire_history SET record = x'ff'")
+            assert await alice.messaging.history() == []
+            await alice.messaging.broadcast_message(type="chat", message={"n": 1})  # still up
+    assert "stored history record is malformed" in caplog.text

@@ -170,6 +170,9 @@ def test_the_store_names_a_rooms_epoch_when_it_answers() -> None:
     assert answer(ext, alice).epoch == "new"
     assert ext.server.history_epoch("demo") == "new"
     assert ext.server.history_epoch("elsewhere") == "e1"
+    ext.server.set_history_epoch("elsewhere", "e9")  # no last seq: its seq stays
+    assert ext.server.history_epoch("elsewhere") == "e9"
+    assert "elsewhere" not in ext.server.history_positions()
     alice.client.history()
     ext.pump()
     (read,) = ext.server.history_reads()
