@@ -95,3 +95,10 @@ def test_listen_since_pages_through_a_long_history(spawn: Spawner) -> None:
     listener.wait_record(lambda r: r.get("message", {}).get("n") == 11)
     printed = [r["message"]["n"] for r in listener.records() if r["event"] == "message"]
     assert printed == list(range(12))
+
+
+def test_print_config_hides_a_redis_history_password() -> None:
+    result = run_cli("serve", "--history", "redis://:hunter2@127.0.0.1:6379/0", "--print-config")
+    assert_exit(result, EXIT_OK)
+    assert 'history = "redis://:***@127.0.0.1:6379/0"' in result.stdout
+    assert "hunter2" not in result.stdout
