@@ -99,10 +99,15 @@ def decode_payload(payload: bytes) -> Frame:
     if type(obj) is not dict or type(obj.get("t")) is not str:
         raise bad_frame("a frame must be a CBOR map with a text 't' (the frame kind)")
     # cbor2's cap counts items, not containers: it lets an empty array or map through one
-    # level below MAX_DEPTH. Each level is an array or map head, one byte of 0x80-0xbf, so
-    # only a payload with more such bytes than MAX_DEPTH can hold one: counting them (in C)
-    # spares the walk for almost every frame.
-    if len(payload.translate(None, _NOT_CONTAINER_HEADS)) > MAX_DEPTH and _too_deep(obj):
+    # level below MAX_DEPTH, and nothing else. An empty one is the byte 0x80 or 0xa0, and
+    # each level is an array or map head, one byte of 0x80-0xbf, so only a payload with such
+    # a byte and more heads than MAX_DEPTH can hold one: two scans in C (the first is enough
+    # for most text) spare the walk for almost every frame.
+    if (
+        (0x80 in payload or 0xA0 in payload)
+        and len(payload.translate(None, _NOT_CONTAINER_HEADS)) > MAX_DEPTH
+        and _too_deep(obj)
+    ):
         raise bad_frame(f"arrays and maps nested over {MAX_DEPTH} levels deep")
     return obj
 

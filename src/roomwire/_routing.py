@@ -63,7 +63,7 @@ class Router:
             m.type,
             m.message,
             m.attachment,
-            len(data),
+            data,
             remote=remote,
         )
         self.queue_to(self.targets(room, m.sender.id, m.to), data)

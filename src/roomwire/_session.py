@@ -337,7 +337,7 @@ class ServerConnection(BaseConnection):
                 shown = ", ".join(repr(r[:64]) for r in missing[:5])
                 raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
         message_id = config.id_factory()
-        relaying = server.cluster.relaying
+        router, relaying = server.router, server.cluster.relaying
         sender, body, attachment = self._me, frame["message"], frame.get("att")
         routed: InterceptedMessage | None = None
         delivered = True
@@ -371,7 +371,7 @@ class ServerConnection(BaseConnection):
                     f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
                     f" {config.max_frame_size}-byte frame limit",
                 )
-        history = server.router.history
+        history = router.history
         ack = encode_ack(frame["rid"], message_id)
         if delivered and history.external:
             # A driver's store: the ack waits for the record (PROTOCOL.md §21.3).
@@ -379,16 +379,16 @@ class ServerConnection(BaseConnection):
         else:
             self._queue(ack)
         if delivered and not relaying:
-            history.keep(room, seq, message_id, now, sender, to, type_, body, attachment, len(data))
+            history.keep(room, seq, message_id, now, sender, to, type_, body, attachment, data)
         if delivered and routed is None and to is None:
-            recipients = server.router.broadcast(self.outbound, room, sender.id, data)
+            recipients = router.broadcast(self.outbound, room, sender.id, data)
         else:
-            targets = server.router.targets(room, sender.id, to) if delivered else []
+            targets = router.targets(room, sender.id, to) if delivered else []
             recipients = len(targets)
             if routed is not None and relaying:
                 server.cluster.publish_message(room, routed, message_id, now)
             else:
-                server.router.queue_to(targets, data)
+                router.queue_to(targets, data)
         stats = server.stats
         stats.messages_routed += 1
         stats.deliveries += recipients
@@ -427,8 +427,9 @@ class ServerConnection(BaseConnection):
         )
         entries = history.ask(read, now)
         if entries is not None:
-            found, reset = history.answer(read, entries, history.epoch, 0, now)
-            self.queue_history(read.request_id, found, history.epoch, reset)
+            # In memory, expired entries are gone already: only the drops count.
+            reset = history.reset(read, history.epoch, 0, [], now)
+            self.queue_history(read.request_id, entries, history.epoch, reset)
 
     # --- lifecycle ------------------------------------------------------------------------
 

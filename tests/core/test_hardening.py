@@ -64,6 +64,30 @@ def test_the_decoder_refuses_containers_one_level_over_max_depth_with_bad_frame(
     assert caught.value.reason == f"arrays and maps nested over {MAX_DEPTH} levels deep"
 
 
+def test_an_empty_map_one_level_over_max_depth_is_refused_too() -> None:
+    # The same slip through cbor2's cap with the other empty container (the byte 0xa0).
+    deepest: Any = {}
+    for _ in range(MAX_DEPTH - 1):  # the frame map, 31 arrays, the map at MAX_DEPTH + 1
+        deepest = [deepest]
+    with pytest.raises(RemoteProtocolError, match="nested over 32 levels deep"):
+        decode_payload(cbor2.dumps({"t": "x", "d": deepest}))
+
+
+def test_deep_containers_that_are_not_empty_are_left_to_the_decoders_cap() -> None:
+    # No empty container, so the decoder's own cap is exact: at MAX_DEPTH a frame decodes,
+    # one level deeper cbor2 refuses it.
+    def deep(levels: int) -> Any:
+        value: Any = [1]
+        for _ in range(levels - 1):
+            value = [value]
+        return value
+
+    frame = {"t": "x", "d": deep(MAX_DEPTH - 1)}
+    assert decode_payload(cbor2.dumps(frame)) == frame
+    with pytest.raises(RemoteProtocolError, match="undecodable CBOR"):
+        decode_payload(cbor2.dumps({"t": "x", "d": deep(MAX_DEPTH)}))
+
+
 def test_many_shallow_containers_are_not_too_deep() -> None:
     # More array heads than MAX_DEPTH, side by side: the depth walk runs and finds none deep.
     frame = {"t": "broadcast", "rid": 2, "type": "x", "message": {"a": [[]] * (MAX_DEPTH + 8)}}
