@@ -10,11 +10,13 @@ from types import ModuleType
 from typing import Any
 
 import anyio
+import attrs
+import cbor2
 import pytest
 from roomwire_anyio import HistoryStoreError
 from roomwire_anyio._history_store import SqliteStore
 
-from roomwire import ServerConfig
+from roomwire import HistoryRead, ServerConfig
 from roomwire.events import MessageReceived
 
 from . import SECRET, WAIT, next_event
@@ -170,3 +172,52 @@ async def test_a_damaged_record_is_an_empty_answer_not_a_hang(
             assert await alice.messaging.history() == []
             await alice.messaging.broadcast_message(type="chat", message={"n": 1})  # still up
     assert "stored history record is malformed" in caplog.text
+
+
+def record(seq: int) -> bytes:
+    return cbor2.dumps({"seq": seq})  # the store reads only the seq of what it keeps
+
+
+async def test_the_file_drops_what_is_past_history_ttl_and_says_so(tmp_path: Path) -> None:
+    store = SqliteStore(url(tmp_path / "history.db"))
+    epoch, _ = await store.open(ServerConfig(secret=SECRET, history_ttl=10.0))
+    await store.append([("main", record(1)), ("main", record(2))], now=1000.0)
+    await store.append([("main", record(3))], now=1011.0)  # 1 and 2 are past the ttl
+    read = HistoryRead(
+        room="main", since=0, connection_id=1, request_id=1, name="a", limit=10, reverse=False
+    )
+    assert await store.read(read) == (epoch, [record(3)], 2)
+    # A position from another epoch is not used: everything kept comes back.
+    other = attrs.evolve(read, since=5, epoch="another")
+    assert await store.read(other) == (epoch, [record(3)], 2)
+    await store.aclose({})
+
+
+async def test_a_failed_write_is_retried_and_the_ack_waits_for_it(
+    rw: ModuleType,
+    tmp_path: Path,
+    make_token: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "history.db"
+    failed: list[int] = []
+    append = SqliteStore._append
+
+    def flaky(self: SqliteStore, db: sqlite3.Connection, *args: Any) -> None:
+        if not failed:
+            failed.append(1)
+            raise sqlite3.OperationalError("disk I/O error")  # once, as a full disk would
+        append(self, db, *args)
+
+    monkeypatch.setattr(SqliteStore, "_append", flaky)
+    async with (
+        rw.serve(secret=SECRET, history=url(path)) as server,
+        rw.connect(server.url, token=make_token("alice"), reconnect=False) as alice,
+    ):
+        with anyio.fail_after(WAIT):
+            await alice.messaging.enable()
+            await alice.messaging.broadcast_message(type="chat", message={"n": 0})
+            assert len(stored(path)) == 1  # acked only once the retry stored it
+    assert failed == [1]
+    assert "history store failed" in caplog.text
