@@ -152,6 +152,7 @@ class History:
         "_ttl",
         "epoch",
         "external",
+        "holds_acks",
         "reads",
         "to_store",
     )
@@ -168,6 +169,9 @@ class History:
     ) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
         self.external, self._shared = external, shared
+        self.holds_acks = external and not shared
+        """A store of this node's own: each sender's ack waits for its record. A store every
+        node shares is written after the ack (its records follow in the next batch)."""
         self._rooms: dict[str, deque[_Row]] = {}
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
@@ -192,7 +196,7 @@ class History:
         self._epochs[room] = check_epoch(epoch)
 
     def hold(self, message_id: str, sender: Acker, ack: bytes) -> None:
-        """With a driver's store: keep ``ack`` until the message's record is stored."""
+        """With ``holds_acks``: keep ``ack`` until the message's record is stored."""
         self._held[message_id] = (sender, ack)
 
     def take(self) -> list[tuple[str, bytes]]:

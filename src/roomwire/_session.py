@@ -373,8 +373,8 @@ class ServerConnection(BaseConnection):
                 )
         history = router.history
         ack = encode_ack(frame["rid"], message_id)
-        if delivered and history.external:
-            # A driver's store: the ack waits for the record (PROTOCOL.md §21.3).
+        if delivered and history.holds_acks:
+            # A store of this node's own: the ack waits for the record (PROTOCOL.md §21.3).
             history.hold(message_id, self, ack)
         else:
             self._queue(ack)

@@ -29,7 +29,7 @@ _T = TypeVar("_T")
 
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 """Seconds before a failed store call is tried again, then again... (the last repeats);
-the senders' acks wait meanwhile."""
+the senders' acks wait meanwhile (with a store of this node's own)."""
 
 
 class HistoryStoreError(Exception):
@@ -39,10 +39,6 @@ class HistoryStoreError(Exception):
 
 class HistoryStore(Protocol):
     """What the history pump needs of a store."""
-
-    acks_when_down: bool
-    """True: while the store fails, senders are acknowledged anyway and the records wait in
-    memory (a cluster's Redis: a node runs alone through an outage); False: acks wait."""
 
     async def open(self, config: ServerConfig) -> tuple[str, dict[str, int]]:
         """Open it; return its epoch and each room's last seq (``RoomServer.restore_history``).
@@ -75,9 +71,6 @@ class HistoryPump:
         self.store = store
         self._wake = anyio.Event()
         self._records: list[tuple[str, bytes]] = []
-        self._acked = 0
-        """How many of ``_records`` (the first) had their acks released while the store was
-        down (a store that ``acks_when_down``)."""
         self._reads: list[HistoryRead] = []
         """Taken from the core and not yet done (kept across a store failure)."""
 
@@ -89,31 +82,12 @@ class HistoryPump:
         failures = 0
         while True:
             if failures:
-                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1]
-                with anyio.move_on_after(delay):
-                    while True:  # the store is down: what comes meanwhile waits for it
-                        await self._next_wake()
-                        self._take(down=True)
+                # The store failed: what comes meanwhile waits for the next try.
+                await anyio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1])
             else:
-                await self._next_wake()
+                await self._wake.wait()
+                self._wake = anyio.Event()
             failures = 0 if await self._step() else failures + 1
-
-    async def _next_wake(self) -> None:
-        await self._wake.wait()
-        self._wake = anyio.Event()
-
-    def _take(self, *, down: bool) -> None:
-        """Take the core's new records and reads; with the store ``down``, release the acks
-        of a store that ``acks_when_down``."""
-        core = self._core
-        self._records += core.history_to_store()
-        self._reads += core.history_reads()
-        if down and self.store.acks_when_down and len(self._records) > self._acked:
-            # The node runs alone meanwhile, as with a lost backplane: it keeps the
-            # records and writes them when the store is back.
-            core.history_stored(len(self._records) - self._acked)
-            self._acked = len(self._records)
-            self._pump.flush()
 
     async def aclose(self, timeout: float) -> None:
         """Store what is left (for ``timeout`` seconds at most), then close the store with
@@ -126,7 +100,8 @@ class HistoryPump:
     async def _step(self) -> bool:
         """Store what the core gave, answer its reads; False when the store failed."""
         core = self._core
-        self._take(down=False)
+        self._records += core.history_to_store()
+        self._reads += core.history_reads()
         if not self._records and not self._reads:
             return True
         try:
@@ -134,15 +109,14 @@ class HistoryPump:
                 epochs = await self.store.append(self._records, time.time())
                 for room, (epoch, last_seq) in epochs.items():
                     core.set_history_epoch(room, epoch, last_seq)
-                core.history_stored(len(self._records) - self._acked)
-                self._records, self._acked = [], 0
+                core.history_stored(len(self._records))
+                self._records = []
             while self._reads:
                 read = self._reads[0]
                 epoch, records, dropped = await self.store.read(read)
                 del self._reads[0]
                 self._answer(read, records, epoch, dropped)
         except (HistoryStoreError, OSError, sqlite3.Error) as exc:
-            self._take(down=True)
             log.warning("history store failed, retrying: %s", exc)
             return False
         finally:
@@ -219,8 +193,6 @@ class SqliteStore:
     the seqs continue after the last stored message but the epoch is new: a seq handed out
     after the last commit (a presence change, a message never acknowledged) may be handed
     out again, so no position from before is trusted (PROTOCOL.md §21.2)."""
-
-    acks_when_down = False
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -10,6 +10,10 @@ writes it decides are atomic. The epoch changes (PROTOCOL.md §21.2) when:
   last seq again, or two nodes number the room differently, PROTOCOL.md §13): the driver
   then moves the node's room seq past the stream's, so the numbering converges.
 
+A sender is acknowledged when its message is routed, as with history in memory (the core
+holds acks only for a store of the node's own, PROTOCOL.md §21.3): the record follows in the
+next batch, and while Redis is down the node keeps the records and writes them when it is back.
+
 redis-py's client is asyncio-only: this store works under asyncio, not trio.
 """
 
@@ -79,10 +83,6 @@ def keys(room: str) -> list[str]:
 
 class RedisStore:
     """The history store of a cluster: Redis Streams (see the module's doc)."""
-
-    acks_when_down = True
-    """Redis down is the backplane down: the node runs alone and its senders are not kept
-    waiting; the records are written when Redis is back."""
 
     def __init__(self, url: str) -> None:
         self.url = url
