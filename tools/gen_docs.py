@@ -162,6 +162,13 @@ INPUT_MEANINGS = {
     " already sent one).",
     "ABORT": "this side closes without waiting (protocol error, timeout, refused handshake,"
     " slow consumer, shutdown: a `close` frame is queued), or the transport ended.",
+    "CALL": "`call` request (its `result` or `error` drives REPLY on the client).",
+    "ANSWER": "`answer` request (its `ack` or `error` drives REPLY on the client).",
+    "CANCEL": "`cancel` of a waiting call, sent by its caller.",
+    "STREAM": "`open` or `accept` of a stream (its `ack` or `error` drives REPLY on the client).",
+    "STREAM_DATA": "`chunk`, `credit`, `end` or `abort` of a stream sent by the client.",
+    "STREAM_EVENT": "`chunk`, `credit`, `end` or `abort` of a stream sent by the server"
+    " (client side).",
 }
 """What each table input stands for on the wire (checked complete against ``Input``)."""
 

@@ -53,6 +53,7 @@ from tests.vectors import (  # noqa: E402
     frames_to_json,
     replay,
 )
+from tools import vectors_rpc  # noqa: E402 - participant RPC's vectors (register, below)
 
 SECRET = "roomwire-conformance-vectors-secret-0001"
 """The server secret of every vector (40 bytes)."""
@@ -286,6 +287,8 @@ class Harness:
             method: Callable[..., Any] = getattr(self.clients[name], verb)
             if "attachment" in args and args["attachment"] is not None:
                 args["attachment"] = bytes.fromhex(args["attachment"])
+            if "data" in args:
+                args["data"] = bytes.fromhex(args["data"])
             if "code" in args:
                 args["code"] = Code(args["code"])
             returns = method(**args)
@@ -1677,6 +1680,9 @@ def client_history() -> JSON:
         "A history reply may come in pages (more=true on every page but the last): the"
         " client collects them and reports one HistoryReceived with every message in order."
     )
+
+
+vectors_rpc.register(vector, sys.modules[__name__])
 
 
 # --- writing -------------------------------------------------------------------------------

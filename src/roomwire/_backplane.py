@@ -17,6 +17,7 @@ from ._participant import attributes_size, encode, from_record, is_record
 from ._registry import Checker
 from ._room import Member
 from ._routing import delivery_frame
+from ._rpc import call_frame, result_frame
 
 if TYPE_CHECKING:
     from ._config import ServerConfig
@@ -64,12 +65,52 @@ def _check_plain(record: Frame) -> None:
         raise bad_frame(f"malformed backplane {record['t']!r} record")
 
 
+def _check_call(record: Frame) -> None:
+    att = record.get("att")
+    if not (
+        _check_common(record)
+        and type(record.get("id")) is str
+        and type(record.get("to")) is str
+        and type(record.get("from")) is str
+        and type(record.get("type")) is str
+        and type(record.get("ts")) in (int, float)
+        and type(record.get("message")) is dict
+        and (att is None or type(att) is bytes)
+    ):
+        raise bad_frame("malformed backplane 'call' record")
+
+
+def _check_result(record: Frame) -> None:
+    att, code = record.get("att"), record.get("code")
+    if not (
+        _check_common(record)
+        and type(record.get("id")) is str
+        and type(record.get("from")) is str
+        and type(record.get("type")) is str
+        and type(record.get("ts")) in (int, float)
+        and (
+            (type(code) is int and type(record.get("reason")) is str)
+            if "code" in record
+            else (type(record.get("message")) is dict and (att is None or type(att) is bytes))
+        )
+    ):
+        raise bad_frame("malformed backplane 'result' record")
+
+
+def _check_cancel(record: Frame) -> None:
+    if not (_check_common(record) and type(record.get("id")) is str):
+        raise bad_frame("malformed backplane 'cancel' record")
+
+
 BACKPLANE_RECORDS: dict[str, Checker] = {
     "msg": _check_msg,
     "join": _check_join,
     "left": _check_left,
     "hb": _check_plain,
     "sync": _check_plain,
+    "call": _check_call,
+    "result": _check_result,
+    "cancel": _check_cancel,
 }
 
 
@@ -97,6 +138,8 @@ def check_content(record: Frame, size: int, config: ServerConfig) -> None:
     kind = record["t"]
     if kind == "msg":
         _check_message(record, size, config)
+    elif kind in {"call", "result"}:
+        _check_call_content(record, config)
     elif kind == "join":
         participant = from_record(record["p"])
         attributes = participant.attributes
@@ -131,3 +174,19 @@ def _check_message(record: Frame, size: int, config: ServerConfig) -> None:
     )
     if len(delivery) - PREFIX_SIZE > config.max_frame_size:
         raise bad_frame("backplane 'msg' record would make a delivery over max_frame_size")
+
+
+def _check_call_content(record: Frame, config: ServerConfig) -> None:
+    """A call or result record: the rules its client's request passed, and the frame it
+    becomes fits ``max_frame_size``."""
+    message = record.get("message")
+    if not (
+        0 < len(record["type"]) <= config.max_type_length
+        and math.isfinite(record["ts"])
+        and (message is None or is_json_object(message))
+        and -(2**63) <= record.get("code", 0) < 2**63
+    ):
+        raise bad_frame(f"backplane {record['t']!r} record over the message limits")
+    data = call_frame(record) if record["t"] == "call" else result_frame(record, LARGEST_SEQ)
+    if len(data) - PREFIX_SIZE > config.max_frame_size:
+        raise bad_frame(f"backplane {record['t']!r} record would make a frame over max_frame_size")

@@ -21,22 +21,36 @@ from ._participant import attributes_size, from_record, merge_attributes, partic
 from ._registry import FrameKind, receive
 from ._shapes import (
     LIMIT_FIELDS,
+    check_aborted,
     check_ack,
     check_bare,
+    check_call_cancelled,
+    check_chunk,
     check_close,
+    check_credit,
     check_error,
     check_history_page,
+    check_incoming_call,
     check_left,
     check_msg,
+    check_offer,
     check_presence,
+    check_result,
     check_snapshot,
+    check_stream_end,
     check_welcome,
 )
 from ._state import REPLIES, Input, State
 from .codes import Code
 from .events import (
+    CallAnswered,
+    CallCancelled,
+    CallFailed,
+    CallReceived,
+    ChunkReceived,
     Connected,
     ConnectionClosed,
+    CreditGranted,
     Event,
     HistoryReceived,
     JSONObject,
@@ -51,6 +65,9 @@ from .events import (
     RequestAcked,
     RequestRefused,
     RoomMessage,
+    StreamAborted,
+    StreamEnded,
+    StreamOffered,
 )
 
 
@@ -228,6 +245,117 @@ class ClientConnection(BaseConnection):
             frame["epoch"] = epoch
         return self._request(Input.HISTORY, frame)
 
+    # --- participant RPC (PROTOCOL.md §24) -------------------------------------------------
+
+    def call(self, to: str, type: str, message: JSONObject, attachment: bytes | None = None) -> int:
+        """Call one participant (by id). Allowed once ``enable`` was called. The one answer
+        is ``CallAnswered``, ``CallFailed`` (the callee's error) or ``RequestRefused`` (the
+        server's: not found, callee left, cancelled...)."""
+        self._check_allowed(Input.CALL, "call a participant")
+        if not isinstance(to, str):
+            raise InvalidRequest("a call names one participant id (a string)")
+        frame = self._message_frame("call", type, message, attachment)
+        frame["to"] = to
+        return self._request(Input.CALL, frame)
+
+    def answer(self, call_id: str, message: JSONObject, attachment: bytes | None = None) -> int:
+        """Answer call ``call_id`` (from ``CallReceived``); ``RequestAcked`` or
+        ``RequestRefused`` (CALL_NOT_FOUND: not asked, already answered or cancelled)."""
+        self._check_allowed(Input.ANSWER, "answer a call")
+        if not is_json_object(message):
+            raise InvalidRequest("message must be a JSON object (str keys, JSON values)")
+        frame: Frame = {"t": "answer", "id": call_id, "message": message}
+        if attachment is not None:
+            frame["att"] = _as_bytes(attachment)
+        return self._answer(frame)
+
+    def fail_call(self, call_id: str, code: int, reason: str) -> int:
+        """Answer call ``call_id`` with an error: ``code`` (any integer) and ``reason`` reach
+        the caller unchanged, as ``CallFailed``."""
+        self._check_allowed(Input.ANSWER, "answer a call")
+        # An int subclass (a ``Code``) is fine; a bool is not a code.
+        if (
+            isinstance(code, bool)
+            or not isinstance(code, int)
+            or not -(2**63) <= code < 2**63
+            or type(reason) is not str
+        ):
+            raise InvalidRequest("a call's error is an integer code and a str reason")
+        return self._answer({"t": "answer", "id": call_id, "code": int(code), "reason": reason})
+
+    def cancel_call(self, request_id: int) -> None:
+        """Give up on call ``request_id``: the callee is told (``CallCancelled``). The call
+        still gets its one answer (``RequestRefused`` with CALL_CANCELLED, or the result if
+        it crossed the cancel). The server ignores a cancel that names no waiting call."""
+        self._check_allowed(Input.CANCEL, "cancel a call")
+        self._send({"t": "cancel", "rid": request_id})
+        self._move(Input.CANCEL)
+
+    # --- streams (PROTOCOL.md §24.4) --------------------------------------------------------
+
+    def open_stream(self, to: str, header: JSONObject) -> int:
+        """Open a stream to one participant (by id). ``RequestAcked`` (its ``message_id`` is
+        the stream id) once the reader accepted; then send at most ``limits.stream_window``
+        bytes of chunk data ahead of its ``CreditGranted``. ``RequestRefused`` otherwise."""
+        self._check_allowed(Input.STREAM, "open a stream")
+        if not isinstance(to, str):
+            raise InvalidRequest("a stream goes to one participant id (a string)")
+        if not is_json_object(header):
+            raise InvalidRequest("header must be a JSON object (str keys, JSON values)")
+        return self._request(Input.STREAM, {"t": "open", "to": to, "header": header})
+
+    def accept_stream(self, stream_id: str) -> int:
+        """Accept a stream offered by ``StreamOffered``: the writer may start."""
+        self._check_allowed(Input.STREAM, "accept a stream")
+        return self._request(Input.STREAM, {"t": "accept", "sid": _stream_id(stream_id)})
+
+    def send_chunk(self, stream_id: str, data: bytes, header: JSONObject | None = None) -> None:
+        """Queue a chunk of a stream this participant writes (within the reader's credit:
+        the server aborts the stream with OVER_CREDIT otherwise)."""
+        frame: Frame = {"t": "chunk", "sid": _stream_id(stream_id), "data": _as_bytes(data, "data")}
+        if header is not None:
+            if not is_json_object(header):
+                raise InvalidRequest("a chunk's header must be a JSON object")
+            frame["header"] = header
+        self._stream_frame(frame)
+
+    def grant_credit(self, stream_id: str, n: int) -> None:
+        """Let the writer of a stream this participant reads send ``n`` more bytes (the
+        total never past ``limits.stream_window``)."""
+        if type(n) is not int or not 0 < n < 2**63:
+            raise InvalidRequest("credit is a positive integer of bytes")
+        self._stream_frame({"t": "credit", "sid": _stream_id(stream_id), "n": n})
+
+    def end_stream(self, stream_id: str) -> None:
+        """End a stream this participant writes: the reader gets ``StreamEnded`` after the
+        chunks."""
+        self._stream_frame({"t": "end", "sid": _stream_id(stream_id)})
+
+    def abort_stream(self, stream_id: str, reason: str = "") -> None:
+        """Fail a stream this participant writes or reads (or refuse one offered): the
+        other side gets ``StreamAborted`` (STREAM_ABORTED) with ``reason``."""
+        if type(reason) is not str:
+            raise InvalidRequest("reason must be a str")
+        self._stream_frame({"t": "abort", "sid": _stream_id(stream_id), "reason": reason})
+
+    def _stream_frame(self, frame: Frame) -> None:
+        self._check_allowed(Input.STREAM_DATA, "use a stream")
+        # The size check of _request, written again there: a send must not pay for a call.
+        data = encode_frame(frame)
+        most = self._limits.max_send_size
+        if len(data) - PREFIX_SIZE > most:
+            raise MessageTooLarge(
+                f"{frame['t']} frame of {len(data) - PREFIX_SIZE} bytes is over the server's"
+                f" {most}-byte limit"
+            )
+        self._queue(data)
+        self._move(Input.STREAM_DATA)
+
+    def _answer(self, frame: Frame) -> int:
+        if type(frame["id"]) is not str:
+            raise InvalidRequest("a call id is a string")
+        return self._request(Input.ANSWER, frame)
+
     def close(self, code: Code = Code.NORMAL, reason: str = "") -> None:
         """Start a clean close; ``ConnectionClosed`` follows when the server answers."""
         self._check_allowed(Input.LOCAL_CLOSE, "close")
@@ -298,6 +426,46 @@ class ClientConnection(BaseConnection):
             epoch=frame.get("epoch"),
             reset=frame.get("reset", False),
         )
+
+    def _incoming_call(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return CallReceived(call=_call_message(frame))
+
+    def _call_cancelled(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return CallCancelled(call_id=frame["id"])
+
+    def _stream_offer(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return StreamOffered(
+            stream_id=frame["sid"],
+            from_participant_id=frame["from"],
+            header=frame["header"],
+            timestamp=float(frame["ts"]),
+        )
+
+    def _stream_event(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        kind, sid = frame["t"], frame["sid"]
+        if kind == "chunk":
+            return ChunkReceived(stream_id=sid, data=frame["data"], header=frame.get("header"))
+        if kind == "credit":
+            return CreditGranted(stream_id=sid, n=frame["n"])
+        if kind == "end":
+            return StreamEnded(stream_id=sid)
+        return StreamAborted(stream_id=sid, code=Code(frame["code"]), reason=frame["reason"])
+
+    def _result(self, frame: Frame, now: float) -> Event:
+        rid = frame["rid"]
+        pending = self._pending.get(rid)
+        if pending is None or pending[0] is not Input.CALL:
+            raise RemoteProtocolError(f"a result answers {rid}, not a call")
+        self._expect(Input.REPLY, "result")
+        self._alive(now)
+        del self._pending[rid]
+        if "code" in frame:
+            return CallFailed(request_id=rid, code=frame["code"], reason=frame["reason"])
+        return CallAnswered(request_id=rid, reply=_call_message(frame))
 
     def _heartbeat(self, frame: Frame, now: float) -> None:
         """Proof of life; a ping is answered."""
@@ -456,6 +624,32 @@ def _room_message(frame: Frame) -> RoomMessage:
     )
 
 
+def _call_message(frame: Frame) -> RoomMessage:
+    """A call, or its answer, as the user sees it: outside the room's order (seq 0)."""
+    return RoomMessage(
+        id=frame["id"],
+        seq=0,
+        timestamp=float(frame["ts"]),
+        from_participant_id=frame["from"],
+        type=frame["type"],
+        message=frame["message"],
+        attachment=frame.get("att"),
+        broadcast=False,
+    )
+
+
+def _stream_id(stream_id: object) -> str:
+    if type(stream_id) is not str:
+        raise InvalidRequest("a stream id is a string")
+    return stream_id
+
+
+def _as_bytes(value: object, what: str = "attachment") -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidRequest(f"{what} must be bytes")
+    return bytes(value)
+
+
 _WRONG_REPLY = {
     "snapshot": "snapshot answers request {rid}, not an enable",
     # The server accepts every disable it is sent (only an enabled client sends one); a
@@ -479,5 +673,13 @@ SERVER_KINDS: dict[str, FrameKind[_Handler]] = {
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ClientConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ClientConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ClientConnection._peer_close),
+    "call": FrameKind(check_incoming_call, Input.DELIVERY, ClientConnection._incoming_call),
+    "result": FrameKind(check_result, None, ClientConnection._result),
+    "cancel": FrameKind(check_call_cancelled, Input.DELIVERY, ClientConnection._call_cancelled),
+    "open": FrameKind(check_offer, Input.DELIVERY, ClientConnection._stream_offer),
+    "chunk": FrameKind(check_chunk, Input.STREAM_EVENT, ClientConnection._stream_event),
+    "credit": FrameKind(check_credit, Input.STREAM_EVENT, ClientConnection._stream_event),
+    "end": FrameKind(check_stream_end, Input.STREAM_EVENT, ClientConnection._stream_event),
+    "abort": FrameKind(check_aborted, Input.STREAM_EVENT, ClientConnection._stream_event),
 }
 """Every frame kind a server sends: the client's one registry."""

@@ -15,6 +15,7 @@ from ._participant import to_record
 from ._presence import Presence
 from ._room import Room
 from ._routing import Router
+from ._rpc import Calls
 from ._shapes import check_frame
 from .events import RemoteParticipant
 
@@ -26,6 +27,7 @@ class Cluster:
         "_node_heard",
         "_records",
         "_router",
+        "calls",
         "config",
         "presence",
         "relaying",
@@ -36,6 +38,8 @@ class Cluster:
         self._router = router
         self.presence = Presence(router, self)
         """Presence, which publishes its local changes here."""
+        self.calls = Calls(router, self)
+        """Participant RPC, whose calls with an end on another node travel as records."""
         self.relaying = config.node_id is not None
         """Messages go through the backplane and are delivered when they come back."""
         self._records: list[tuple[str | None, bytes]] = []
@@ -115,6 +119,13 @@ class Cluster:
             member = room.members.get(record["id"])
             if member is not None and member.node == node:
                 presence.remove(room, member, publish=False)
+                self.calls.gone(record["id"])
+        elif kind == "call":
+            self.calls.remote_call(room, record)
+        elif kind == "result":
+            self.calls.remote_result(record)
+        elif kind == "cancel":
+            self.calls.remote_cancel(record)
         elif kind == "sync":
             # That node (re)starts its view of the room: forget what it had announced (its
             # participants are announced again after this record) and announce ours.
@@ -139,6 +150,7 @@ class Cluster:
             room.synced = False
             self._flush_pending(room)
             self._drop_node(None, [room])
+        self.calls.node_gone(None)
 
     def restored(self, now: float, rooms: Iterable[Room]) -> None:
         """See ``RoomServer.backplane_restored``; ``rooms`` are those with local connections."""
@@ -167,6 +179,7 @@ class Cluster:
             if now - heard > config.backplane_ttl:
                 del self._node_heard[node]
                 self._drop_node(node, self._router.rooms.values())
+                self.calls.node_gone(node)
 
     def _seal(self, record: dict[str, Any]) -> bytes:
         """The record's bytes as published: signed when there is a cluster key."""

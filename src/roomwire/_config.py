@@ -143,6 +143,14 @@ class ServerConfig:
     history_epoch: str | None = None
     """The history's epoch at start (PROTOCOL.md §21.2); None: a new random one. A driver's
     store names its own (``RoomServer.restore_history``)."""
+    max_pending_calls: int = attrs.field(default=256, validator=_positive)
+    """Most calls one connection may have waiting for answers (advertised in the welcome);
+    the server holds one small record per call until it is answered, cancelled or failed."""
+    stream_window: int = attrs.field(default=MiB, validator=_positive)
+    """Bytes of one stream the writer may send ahead of the reader's credit (advertised):
+    the most of a stream the server ever holds."""
+    max_open_streams: int = attrs.field(default=8, validator=_positive)
+    """Most streams one connection may write or read at once (advertised)."""
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:

@@ -18,6 +18,7 @@ from ._history import History, HistoryRead, check_epoch, decode_entry
 from ._routing import Router
 from ._session import ServerConnection
 from ._stats import ServerStats
+from ._streams import Streams
 from ._timers import Timers
 from ._token import ParticipantToken
 from .codes import Code
@@ -51,6 +52,8 @@ class RoomServer:
             )
         )
         self.cluster = Cluster(config, self.router)
+        self.calls = self.cluster.calls
+        self.streams = Streams(self.router, config.stream_window)
         self.presence = self.cluster.presence
         self.timers = Timers()
         self.authenticate = config.authenticator or _jwt_authenticator(

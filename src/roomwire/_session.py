@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import attrs
 
-from ._codec import ATTRIBUTES_DEPTH, Frame, is_json_object
+from ._codec import ATTRIBUTES_DEPTH, Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage
 from ._connection import BaseConnection, NextEvent
 from ._errors import RemoteProtocolError, TokenError
@@ -22,18 +22,28 @@ from ._participant import attributes_size, encode, merge_attributes, to_record
 from ._registry import FrameKind, receive
 from ._room import Member, Room
 from ._routing import delivery_frame
+from ._rpc import Call
 from ._shapes import (
+    check_abort,
+    check_accept,
+    check_answer,
     check_attrs,
     check_bare,
     check_broadcast,
+    check_call,
+    check_chunk,
     check_close,
+    check_credit,
     check_enable,
     check_hello,
     check_history,
+    check_open,
     check_request,
     check_send,
+    check_stream_end,
 )
 from ._state import ON_REFUSAL, Input, State
+from ._streams import Stream
 from ._token import ParticipantToken
 from .codes import Code
 from .events import (
@@ -431,11 +441,187 @@ class ServerConnection(BaseConnection):
             reset = history.reset(read, history.epoch, 0, [], now)
             self.queue_history(read.request_id, entries, history.epoch, reset)
 
+    # --- participant RPC (PROTOCOL.md §24; the calls waiting are ``_rpc.Calls``) ---------
+
+    def _call(self, frame: Frame, size: int, now: float) -> None:
+        if not self._grants.can_send:
+            raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
+        self._check_size(size)
+        config, calls, rid = self._server.config, self._server.calls, frame["rid"]
+        type_, body = frame["type"], frame["message"]
+        if not 0 < len(type_) <= config.max_type_length:
+            raise _Refusal(
+                Code.INVALID_REQUEST, f"type must have 1 to {config.max_type_length} characters"
+            )
+        if not is_json_object(body):
+            raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
+        made = calls.made(self)
+        if rid in made:
+            raise _Refusal(Code.INVALID_REQUEST, f"request id {rid} is a call still waiting")
+        if len(made) >= config.max_pending_calls:
+            raise _Refusal(
+                Code.TOO_MANY_CALLS, f"{len(made)} calls are waiting for answers already"
+            )
+        to, room = frame["to"], self._room
+        callee = room.local.get(to)
+        member = room.members.get(to)
+        if member is None:
+            raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {to[:64]!r}")
+        forward: Frame = {
+            "t": "call",
+            "id": config.id_factory(),
+            "from": self._me.id,
+            "ts": now,
+            "type": type_,
+            "message": body,
+        }
+        if "att" in frame:
+            forward["att"] = frame["att"]
+        data = self._stamped(forward)
+        if callee is not None:
+            calls.open(Call(forward["id"], self, rid, callee.connection, type_), data)
+        else:  # on another node: the call goes through the backplane
+            call = Call(forward["id"], self, rid, None, type_, to, member.node, room)
+            calls.open(call, data, {**forward, "to": to})
+
+    def _answer(self, frame: Frame, size: int, now: float) -> None:
+        self._check_size(size)
+        calls = self._server.calls
+        call = calls.asked(self, frame["id"])
+        if call is None:
+            raise _Refusal(
+                Code.CALL_NOT_FOUND,
+                f"no call {frame['id'][:64]!r} waits for this participant's answer",
+            )
+        result: Frame = {"t": "result", "rid": call.rid, "id": call.id, "from": self._me.id}
+        result.update(ts=now, type=call.type)
+        if "code" in frame:
+            result.update(code=frame["code"], reason=frame["reason"])
+        elif is_json_object(frame["message"]):
+            result["message"] = frame["message"]
+            if "att" in frame:
+                result["att"] = frame["att"]
+        else:
+            raise _Refusal(Code.INVALID_REQUEST, "message must be a JSON object")
+        calls.answered(call, self._stamped(result), result)
+        self._send({"t": "ack", "rid": frame["rid"]})
+
+    def _cancel(self, frame: Frame, size: int, now: float) -> None:
+        self._server.calls.cancel(self, frame["rid"])
+
+    # --- streams (PROTOCOL.md §24.4; the open streams are ``_streams.Streams``) ---------
+
+    def _open_stream(self, frame: Frame, size: int, now: float) -> None:
+        if not self._grants.can_send:
+            raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
+        self._check_size(size)
+        if not is_json_object(frame["header"]):
+            raise _Refusal(Code.INVALID_REQUEST, "header must be a JSON object")
+        config, streams = self._server.config, self._server.streams
+        reader = self._room.local.get(frame["to"])
+        if reader is None:
+            raise _Refusal(
+                Code.NOT_FOUND,
+                f"not present with messaging enabled on this node: {frame['to'][:64]!r}",
+            )
+        if reader is self.outbound:
+            raise _Refusal(Code.INVALID_REQUEST, "a stream needs another participant")
+        most = config.max_open_streams
+        for end, who in ((self, "this connection"), (reader.connection, "the reader")):
+            if streams.count(end) >= most:
+                raise _Refusal(Code.TOO_MANY_STREAMS, f"{who} has {most} streams open")
+        offer: Frame = {
+            "t": "open",
+            "sid": config.id_factory(),
+            "from": self._me.id,
+            "ts": now,
+            "header": frame["header"],
+        }
+        data = self._stamped(offer)
+        streams.open(Stream(offer["sid"], self, reader.connection, frame["rid"]), data)
+
+    def _accept_stream(self, frame: Frame, size: int, now: float) -> None:
+        streams = self._server.streams
+        stream = streams.of(self, frame["sid"])
+        if stream is None or stream.reader is not self or stream.accepted:
+            raise _Refusal(
+                Code.STREAM_NOT_FOUND, f"no stream {frame['sid'][:64]!r} waits for this reader"
+            )
+        streams.accept(stream)
+        self._send({"t": "ack", "rid": frame["rid"]})
+
+    def _stream_frame(self, frame: Frame, size: int, now: float) -> None:
+        """``chunk``, ``credit``, ``end`` or ``abort``: not requests, so a bad one fails its
+        stream (or is answered with an ``abort`` naming it) rather than being refused."""
+        streams, kind, sid = self._server.streams, frame["t"], frame["sid"]
+        stream = streams.of(self, sid)
+        if kind == "abort":
+            if stream is not None:  # else it crossed the stream's end or abort: nothing to do
+                streams.abort(stream, self, Code.STREAM_ABORTED, frame["reason"])
+        elif kind == "credit":
+            # A stale grant (the stream ended meanwhile) is ignored like a stale abort.
+            if stream is not None and stream.reader is self and stream.accepted:
+                if stream.credit + frame["n"] > streams.window:
+                    streams.abort(stream, None, Code.OVER_CREDIT, "credit past stream_window")
+                else:
+                    streams.credit(stream, frame)
+        elif stream is None or stream.writer is not self:
+            if kind == "chunk":
+                self._send(
+                    {
+                        "t": "abort",
+                        "sid": sid,
+                        "code": int(Code.STREAM_NOT_FOUND),
+                        "reason": "no open stream of this writer has that id",
+                    }
+                )
+        elif kind == "end":
+            if stream.accepted:
+                streams.end(stream)
+            else:
+                streams.abort(stream, None, Code.STREAM_ABORTED, "ended before it was accepted")
+        else:
+            self._chunk(stream, frame)
+
+    def _chunk(self, stream: Stream, frame: Frame) -> None:
+        streams, data = self._server.streams, frame["data"]
+        if len(data) > stream.credit:
+            reason = f"a {len(data)}-byte chunk over the {stream.credit} bytes of credit"
+            streams.abort(stream, None, Code.OVER_CREDIT, reason)
+            return
+        forward: Frame = {"t": "chunk", "sid": stream.id, "data": data}
+        header = frame.get("header")
+        if header is not None:
+            if not is_json_object(header):
+                streams.abort(stream, None, Code.INVALID_REQUEST, "chunk header not JSON")
+                return
+            forward["header"] = header
+        encoded = encode_frame(forward)
+        if len(encoded) - PREFIX_SIZE > self._server.config.max_frame_size:
+            streams.abort(stream, None, Code.TOO_LARGE, "a chunk over the frame limit")
+            return
+        streams.chunk(stream, encoded, len(data))
+
+    def _stamped(self, frame: Frame) -> bytes:
+        """A frame stamped by the server, refused if the stamps took it over the frame limit
+        (compact CBOR can grow when re-encoded)."""
+        data = encode_frame(frame)
+        most = self._server.config.max_frame_size
+        if len(data) - PREFIX_SIZE > most:
+            raise _Refusal(
+                Code.TOO_LARGE,
+                f"the stamped {frame['t']!r} would be {len(data) - PREFIX_SIZE} bytes, over"
+                f" the {most}-byte frame limit",
+            )
+        return data
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def _leave(self) -> None:
         """Remove this participant from presence; a no-op when it is not there."""
         member, self._member = self._member, None
+        self._server.calls.left(self)
+        self._server.streams.left(self)
         if member is not None:
             self._server.presence.remove(self._room, member)
         elif self._grants.hidden:
@@ -447,6 +633,7 @@ class ServerConnection(BaseConnection):
         closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
         self._leave()
+        self._server.calls.closed(self)
         self._server.forget(self)
 
     def _queue(self, data: bytes) -> None:
@@ -533,6 +720,17 @@ CLIENT_KINDS: dict[str, _Kind] = {
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),
+    "call": FrameKind(check_call, Input.CALL, ServerConnection._call, "call"),
+    "answer": FrameKind(check_answer, Input.ANSWER, ServerConnection._answer, "answer a call"),
+    "cancel": FrameKind(check_request, Input.CANCEL, ServerConnection._cancel),
+    "open": FrameKind(check_open, Input.STREAM, ServerConnection._open_stream, "open a stream"),
+    "accept": FrameKind(
+        check_accept, Input.STREAM, ServerConnection._accept_stream, "accept a stream"
+    ),
+    "chunk": FrameKind(check_chunk, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "credit": FrameKind(check_credit, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "end": FrameKind(check_stream_end, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "abort": FrameKind(check_abort, Input.STREAM_DATA, ServerConnection._stream_frame),
 }
 """Every frame kind a client sends: the server's one registry. Requests (with a verb) are
 refused with INVALID_STATE where the state does not allow them; other frames out of place

@@ -218,3 +218,111 @@ def check_frame(frame: Frame, kinds: dict[str, Checker]) -> None:
     if checker is None:
         raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
     checker(frame)
+
+
+# --- participant RPC (PROTOCOL.md §24) ----------------------------------------------------
+
+
+def _is_answer(f: Frame) -> bool:
+    """An answer's outcome: a message (and attachment), or an application code and reason."""
+    if "code" in f:
+        code = f["code"]
+        return type(code) is int and -(2**63) <= code < 2**63 and type(f.get("reason")) is str
+    return type(f.get("message")) is dict and _optional_attachment(f)
+
+
+def check_call(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("to")) is str
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and _optional_attachment(f),
+        "call",
+    )
+
+
+def check_answer(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("id")) is str and _is_answer(f), "answer")
+
+
+def check_incoming_call(f: Frame) -> None:
+    _require(
+        type(f.get("id")) is str
+        and type(f.get("from")) is str
+        and type(f.get("ts")) in (int, float)
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and _optional_attachment(f),
+        "call",
+    )
+
+
+def check_result(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("id")) is str
+        and type(f.get("from")) is str
+        and type(f.get("ts")) in (int, float)
+        and type(f.get("type")) is str
+        and _is_answer(f),
+        "result",
+    )
+
+
+def check_call_cancelled(f: Frame) -> None:
+    _require(type(f.get("id")) is str, "cancel")
+
+
+# --- streams (PROTOCOL.md §24.4) --------------------------------------------------------
+
+
+def _optional_header(f: Frame) -> bool:
+    header = f.get("header")
+    return header is None or type(header) is dict
+
+
+def check_open(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid")) and type(f.get("to")) is str and type(f.get("header")) is dict,
+        "open",
+    )
+
+
+def check_accept(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("sid")) is str, "accept")
+
+
+def check_chunk(f: Frame) -> None:
+    _require(
+        type(f.get("sid")) is str and type(f.get("data")) is bytes and _optional_header(f),
+        "chunk",
+    )
+
+
+def check_credit(f: Frame) -> None:
+    n = f.get("n")
+    _require(type(f.get("sid")) is str and type(n) is int and 0 < n < 2**63, "credit")
+
+
+def check_stream_end(f: Frame) -> None:
+    _require(type(f.get("sid")) is str, f["t"])
+
+
+def check_abort(f: Frame) -> None:
+    _require(type(f.get("sid")) is str and type(f.get("reason")) is str, "abort")
+
+
+def check_offer(f: Frame) -> None:
+    _require(
+        type(f.get("sid")) is str
+        and type(f.get("from")) is str
+        and type(f.get("ts")) in (int, float)
+        and type(f.get("header")) is dict,
+        "open",
+    )
+
+
+def check_aborted(f: Frame) -> None:
+    _require(type(f.get("sid")) is str, "abort")
+    _check_coded(f, closes=False)

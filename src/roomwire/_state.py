@@ -62,6 +62,12 @@ class Input(enum.Enum):
     LOCAL_CLOSE = "LOCAL_CLOSE"
     PEER_CLOSE = "PEER_CLOSE"
     ABORT = "ABORT"
+    CALL = "CALL"
+    ANSWER = "ANSWER"
+    CANCEL = "CANCEL"
+    STREAM = "STREAM"
+    STREAM_DATA = "STREAM_DATA"
+    STREAM_EVENT = "STREAM_EVENT"
 
 
 _S, _I = State, Input
@@ -101,6 +107,18 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     },
     (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
     (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
+    # Participant RPC (PROTOCOL.md §24): a call needs messaging enabled, as a send does; an
+    # answer or a cancel is allowed while live (the server refuses or ignores a stale one).
+    (_S.ENABLING, _I.CALL): _S.ENABLING,
+    (_S.ENABLED, _I.CALL): _S.ENABLED,
+    **{(state, _I.ANSWER): state for state in _LIVE},
+    **{(state, _I.CANCEL): state for state in _LIVE},
+    # Streams (§24.4): opened and accepted while enabled; a client's stream frames flow while
+    # live (the server answers or ignores a stale one), the server's still arrive after the
+    # client's close.
+    (_S.ENABLED, _I.STREAM): _S.ENABLED,
+    **{(state, _I.STREAM_DATA): state for state in _LIVE},
+    **{(state, _I.STREAM_EVENT): state for state in (*_LIVE, _S.CLOSING)},
 }
 
 REPLIES: dict[tuple[Input, str], Input] = {
@@ -114,6 +132,12 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.ATTRIBUTES, "error"): _I.REPLY,
     (_I.HISTORY, "history"): _I.REPLY,
     (_I.HISTORY, "error"): _I.REPLY,
+    (_I.CALL, "result"): _I.REPLY,
+    (_I.CALL, "error"): _I.REPLY,
+    (_I.ANSWER, "ack"): _I.REPLY,
+    (_I.ANSWER, "error"): _I.REPLY,
+    (_I.STREAM, "ack"): _I.REPLY,
+    (_I.STREAM, "error"): _I.REPLY,
 }
 """The input a reply drives, by the request it answers and its kind ("last snapshot" is the
 page with ``more`` false). A missing key is a reply that cannot answer that request."""

@@ -49,9 +49,20 @@ class Code(enum.IntEnum):
     FORBIDDEN_LIST = 4032
     FORBIDDEN_HISTORY = 4033
     NOT_FOUND = 4040
+    CALL_NOT_FOUND = 4041
+    CALLEE_LEFT = 4042
+    NO_HANDLER = 4043
+    STREAM_NOT_FOUND = 4044
+    STREAM_ABORTED = 4045
+    STREAM_PEER_LEFT = 4046
+    CALL_CANCELLED = 4080
     INVALID_STATE = 4090
+    TOO_MANY_CALLS = 4091
+    TOO_MANY_STREAMS = 4092
+    OVER_CREDIT = 4093
     TOO_LARGE = 4130
     RATE_LIMITED = 4290
+    HANDLER_FAILED = 4550
 
     @property
     def info(self) -> CodeInfo:
@@ -131,5 +142,49 @@ CODE_INFO: dict[Code, CodeInfo] = {
     ),
     Code.RATE_LIMITED: CodeInfo(
         "Over the connection's request rate: retry later, more slowly.", retry=True
+    ),
+    Code.CALL_NOT_FOUND: CodeInfo(
+        "An answer names a call this participant was not asked, or that is already answered,"
+        " cancelled or failed.",
+        retry=False,
+    ),
+    Code.CALLEE_LEFT: CodeInfo(
+        "The participant called left (or disabled messaging) before answering.", retry=False
+    ),
+    Code.NO_HANDLER: CodeInfo(
+        "The participant called has no handler for the request's type (sent by its client).",
+        retry=False,
+    ),
+    Code.CALL_CANCELLED: CodeInfo(
+        "The caller cancelled the call (or timed out) before it was answered.", retry=False
+    ),
+    Code.TOO_MANY_CALLS: CodeInfo(
+        "The caller has the advertised `max_pending_calls` calls waiting for answers.",
+        retry=True,
+    ),
+    Code.HANDLER_FAILED: CodeInfo(
+        "The callee's handler raised an unexpected error (sent by its client; the callee's"
+        " connection stays open).",
+        retry=False,
+    ),
+    Code.STREAM_NOT_FOUND: CodeInfo(
+        "A stream frame names no stream open on this side (never opened, ended or aborted).",
+        retry=False,
+    ),
+    Code.STREAM_ABORTED: CodeInfo(
+        "The other side aborted the stream (or refused it); the reason is theirs.", retry=False
+    ),
+    Code.STREAM_PEER_LEFT: CodeInfo(
+        "The other side of the stream left (or disabled messaging) before its end.",
+        retry=False,
+    ),
+    Code.TOO_MANY_STREAMS: CodeInfo(
+        "The writer or the reader already has the advertised `max_open_streams` open.",
+        retry=True,
+    ),
+    Code.OVER_CREDIT: CodeInfo(
+        "A chunk over the credit the reader granted (or before it accepted), or a grant past"
+        " `stream_window`: the stream is aborted.",
+        retry=False,
     ),
 }

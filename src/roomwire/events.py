@@ -78,6 +78,12 @@ class Limits:
     """Largest encoded attributes object a participant may hold."""
     max_history_limit: int = 1000
     """Most messages one ``history`` request may ask for (``ServerConfig``'s default)."""
+    max_pending_calls: int = 256
+    """Most calls one connection may have waiting for answers (``ServerConfig``'s default)."""
+    stream_window: int = 1024 * 1024
+    """Bytes of a stream a writer may send ahead of the reader's credit (§24.4)."""
+    max_open_streams: int = 8
+    """Most streams one connection may write or read at once."""
 
 
 class Event:
@@ -255,3 +261,103 @@ class MessageRouted(Event):
     """True for a broadcast."""
     recipients: int
     """How many local connections it was queued for (0 when an interceptor dropped it)."""
+
+
+@attrs.frozen(kw_only=True)
+class CallReceived(Event):
+    """Client: another participant called this one; answer with ``answer`` or
+    ``fail_call``, naming ``call.id``."""
+
+    call: RoomMessage
+    """The request: ``id`` is the call's id, ``seq`` is 0 (calls are not in the room's order
+    or history)."""
+
+
+@attrs.frozen(kw_only=True)
+class CallAnswered(Event):
+    """Client: the participant called answered ``request_id``."""
+
+    request_id: int
+    """The ``call`` request's id."""
+    reply: RoomMessage
+    """The answer: from the callee, with the call's id and type (``seq`` is 0)."""
+
+
+@attrs.frozen(kw_only=True)
+class CallFailed(Event):
+    """Client: the participant called answered ``request_id`` with an error (its handler's
+    code, passed through unchanged, or NO_HANDLER / HANDLER_FAILED)."""
+
+    request_id: int
+    """The ``call`` request's id."""
+    code: int
+    """The callee's code: any integer the application chose."""
+    reason: str
+    """The callee's reason."""
+
+
+@attrs.frozen(kw_only=True)
+class CallCancelled(Event):
+    """Client: a call this participant was asked is cancelled (the caller cancelled, timed
+    out or left): its answer is no longer wanted."""
+
+    call_id: str
+    """The call's id."""
+
+
+@attrs.frozen(kw_only=True)
+class StreamOffered(Event):
+    """Client: another participant opened a stream to this one; accept it with
+    ``accept_stream`` or refuse it with ``abort_stream``."""
+
+    stream_id: str
+    """The stream's id, stamped by the server."""
+    from_participant_id: str
+    """The writer."""
+    header: JSONObject
+    """The writer's header."""
+    timestamp: float
+    """Server time of the open."""
+
+
+@attrs.frozen(kw_only=True)
+class ChunkReceived(Event):
+    """Client: a chunk of a stream this participant reads."""
+
+    stream_id: str
+    """The stream."""
+    data: bytes
+    """The chunk's bytes (what it costs of the credit)."""
+    header: JSONObject | None
+    """The chunk's own header, if the writer gave one."""
+
+
+@attrs.frozen(kw_only=True)
+class CreditGranted(Event):
+    """Client: the reader of a stream this participant writes granted more credit."""
+
+    stream_id: str
+    """The stream."""
+    n: int
+    """Bytes added to what the writer may send."""
+
+
+@attrs.frozen(kw_only=True)
+class StreamEnded(Event):
+    """Client: the writer ended a stream this participant reads (every chunk came first)."""
+
+    stream_id: str
+    """The stream."""
+
+
+@attrs.frozen(kw_only=True)
+class StreamAborted(Event):
+    """Client: a stream this participant writes or reads failed: the other side aborted it
+    or left, a chunk broke the credit, or a frame named a stream not open."""
+
+    stream_id: str
+    """The stream."""
+    code: Code
+    """Why, as a registry code."""
+    reason: str
+    """Why, in words."""

@@ -42,6 +42,12 @@ EXIT_FORBIDDEN = 6
 EXIT_TOO_LARGE = 7
 EXIT_INVALID = 8
 EXIT_RATE_LIMITED = 9
+EXIT_ANSWERED_ERROR = 10
+"""messaging request: the participant called answered with an error."""
+EXIT_NO_ANSWER = 11
+"""messaging request: no answer within --timeout."""
+EXIT_STREAM_FAILED = 12
+"""messaging stream: the reader refused or aborted the stream, or left."""
 EXIT_INTERRUPTED = 130
 
 

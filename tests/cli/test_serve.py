@@ -14,13 +14,16 @@ from roomwire_asyncio.cli import EXIT_CODES
 from roomwire import ParticipantToken
 
 from .conftest import (
+    EXIT_ANSWERED_ERROR,
     EXIT_CONNECT,
     EXIT_FORBIDDEN,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
+    EXIT_NO_ANSWER,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_RATE_LIMITED,
+    EXIT_STREAM_FAILED,
     EXIT_TOKEN,
     EXIT_TOO_LARGE,
     EXIT_USAGE,
@@ -189,6 +192,7 @@ def test_help_documents_every_exit_code() -> None:
     assert EXIT_CODES.keys() == {
         EXIT_OK, 1, EXIT_USAGE, EXIT_CONNECT, EXIT_TOKEN, EXIT_NOT_FOUND, EXIT_FORBIDDEN,
         EXIT_TOO_LARGE, EXIT_INVALID, EXIT_RATE_LIMITED, EXIT_INTERRUPTED,
+        EXIT_ANSWERED_ERROR, EXIT_NO_ANSWER, EXIT_STREAM_FAILED,
     }  # fmt: skip
     result = run_cli("--help", env=cli_env(COLUMNS="1000"))
     assert_exit(result, EXIT_OK)

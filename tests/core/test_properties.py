@@ -93,6 +93,17 @@ def frame_of(
 BARE = {kind: frame_of(kind, {}) for kind in ("ping", "pong")}
 CLOSE = frame_of("close", {"code": CLOSE_CODES, "reason": TEXT})
 
+STREAM_FRAMES = {
+    "chunk": frame_of(
+        "chunk", {"sid": TEXT, "data": st.binary(max_size=64)}, {"header": JSON_OBJECT}
+    ),
+    "credit": frame_of("credit", {"sid": TEXT, "n": st.integers(1, 2**63 - 1)}),
+    "end": frame_of("end", {"sid": TEXT}),
+}
+"""The stream frames both sides send with the same shape."""
+APP_CODES = st.integers(-(2**63), 2**63 - 1)
+"""An answer's error code: any integer the application chose."""
+
 CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "hello": frame_of("hello", {"v": U63, "token": TEXT}, {"room": TEXT}),
     "enable": frame_of("enable", {"rid": U63}, {"presence": st.booleans()}),
@@ -113,6 +124,18 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     ),
     **BARE,
     "close": CLOSE,
+    "call": frame_of(
+        "call", {"rid": U63, "to": TEXT, "type": TEXT, "message": JSON_OBJECT}, {"att": ATTACHMENT}
+    ),
+    "answer": frame_of(
+        "answer", {"rid": U63, "id": TEXT, "message": JSON_OBJECT}, {"att": ATTACHMENT}
+    )
+    | frame_of("answer", {"rid": U63, "id": TEXT, "code": APP_CODES, "reason": TEXT}),
+    "cancel": frame_of("cancel", {"rid": U63}),
+    "open": frame_of("open", {"rid": U63, "to": TEXT, "header": JSON_OBJECT}),
+    "accept": frame_of("accept", {"rid": U63, "sid": TEXT}),
+    **STREAM_FRAMES,
+    "abort": frame_of("abort", {"sid": TEXT, "reason": TEXT}),
 }
 
 MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -125,6 +148,15 @@ MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "bc": st.booleans(),
 }
 """A ``msg`` frame's fields, also each message of a history page."""
+
+RESULT_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "rid": U63,
+    "id": TEXT,
+    "from": TEXT,
+    "ts": U63 | FINITE,
+    "type": TEXT,
+}
+"""A ``result`` frame's fields, whatever the outcome."""
 
 SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "welcome": frame_of(
@@ -160,6 +192,19 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "left": frame_of("left", {"seq": U63, "id": TEXT}),
     **BARE,
     "close": CLOSE,
+    "call": frame_of(
+        "call",
+        {"id": TEXT, "from": TEXT, "ts": U63 | FINITE, "type": TEXT, "message": JSON_OBJECT},
+        {"att": ATTACHMENT},
+    ),
+    "result": frame_of("result", {**RESULT_FIELDS, "message": JSON_OBJECT}, {"att": ATTACHMENT})
+    | frame_of("result", {**RESULT_FIELDS, "code": APP_CODES, "reason": TEXT}),
+    "cancel": frame_of("cancel", {"id": TEXT}),
+    "open": frame_of(
+        "open", {"sid": TEXT, "from": TEXT, "ts": U63 | FINITE, "header": JSON_OBJECT}
+    ),
+    **STREAM_FRAMES,
+    "abort": frame_of("abort", {"sid": TEXT, "code": REFUSAL_CODES, "reason": TEXT}),
 }
 
 ROLES: dict[str, tuple[dict[str, Checker], dict[str, st.SearchStrategy[Frame]]]] = {
@@ -423,6 +468,37 @@ def _verb_close(p: Pair, data: st.DataObject) -> None:
     p.client.close(data.draw(st.sampled_from([Code.NORMAL, Code.GOING_AWAY])), "bye")
 
 
+def _verb_call(p: Pair, data: st.DataObject) -> None:
+    p.client.call(p.bob_id, "f", {"n": data.draw(st.integers(0, 9), label="n")})
+
+
+def _verb_answer(p: Pair, data: st.DataObject) -> None:
+    p.client.answer(data.draw(st.sampled_from(["c1", "c2"]), label="call"), {})
+
+
+def _verb_stream(p: Pair, data: st.DataObject) -> None:
+    if data.draw(st.booleans(), label="open"):
+        p.client.open_stream(p.bob_id, {})
+    else:
+        p.client.accept_stream("s1")
+
+
+def _verb_stream_data(p: Pair, data: st.DataObject) -> None:
+    kind = data.draw(st.sampled_from(["chunk", "credit", "end", "abort"]), label="kind")
+    if kind == "chunk":
+        p.client.send_chunk("s1", b"x")
+    elif kind == "credit":
+        p.client.grant_credit("s1", 1)
+    elif kind == "end":
+        p.client.end_stream("s1")
+    else:
+        p.client.abort_stream("s1", "r")
+
+
+def _verb_cancel(p: Pair, data: st.DataObject) -> None:
+    p.client.cancel_call(data.draw(st.integers(1, 9), label="rid"))
+
+
 VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.ENABLE: _verb_enable,
     Input.DISABLE: _verb_disable,
@@ -430,6 +506,11 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.ATTRIBUTES: _verb_attributes,
     Input.HISTORY: _verb_history,
     Input.LOCAL_CLOSE: _verb_close,
+    Input.CALL: _verb_call,
+    Input.ANSWER: _verb_answer,
+    Input.CANCEL: _verb_cancel,
+    Input.STREAM: _verb_stream,
+    Input.STREAM_DATA: _verb_stream_data,
 }
 
 
@@ -508,6 +589,12 @@ def _hello(p: Pair, data: st.DataObject) -> Frame:
     return {"t": "hello", "v": PROTOCOL_VERSION, "token": "x"}
 
 
+def _stream_event(p: Pair, data: st.DataObject) -> Frame:
+    if data.draw(st.booleans(), label="credit"):
+        return {"t": "credit", "sid": "s1", "n": 5}
+    return {"t": "abort", "sid": "s1", "code": int(Code.STREAM_ABORTED), "reason": "r"}
+
+
 RECEIVED: dict[Input, Callable[[Pair, st.DataObject], Frame]] = {
     Input.WELCOME: _welcome,
     Input.SNAPSHOT_PAGE: _snapshot(more=True),
@@ -518,6 +605,7 @@ RECEIVED: dict[Input, Callable[[Pair, st.DataObject], Frame]] = {
     Input.DELIVERY: _delivery,
     Input.HEARTBEAT: _heartbeat,
     Input.PEER_CLOSE: _peer_close,
+    Input.STREAM_EVENT: _stream_event,
 }
 
 NEEDS = {

@@ -91,6 +91,17 @@ REFUSALS = {
     Code.INVALID_STATE,
     Code.TOO_LARGE,
     Code.RATE_LIMITED,
+    Code.CALL_NOT_FOUND,
+    Code.CALLEE_LEFT,
+    Code.NO_HANDLER,
+    Code.CALL_CANCELLED,
+    Code.TOO_MANY_CALLS,
+    Code.HANDLER_FAILED,
+    Code.STREAM_NOT_FOUND,
+    Code.STREAM_ABORTED,
+    Code.STREAM_PEER_LEFT,
+    Code.TOO_MANY_STREAMS,
+    Code.OVER_CREDIT,
 }
 
 

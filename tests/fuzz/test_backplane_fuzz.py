@@ -63,6 +63,18 @@ def _record_pool() -> list[dict[str, Any]]:
         {**msg, "to": None, "type": "halves", "message": {"f": [1.5] * 1200}},
         {"t": "join", "n": "n2", "r": "demo", "p": _participant("n2-3", a="x" * MAX_FRAME)},
     ]
+    # Participant RPC (§24.5): calls to this node's participants, results and cancels of
+    # calls that may or may not wait here, one over a frame.
+    call = {"t": "call", "n": "n2", "r": "demo", "ts": 2.0, "from": "n2-1", "type": "f"}
+    result = {"t": "result", "n": "n2", "r": "demo", "ts": 3, "from": "n2-1", "type": "f"}
+    for i, pid in enumerate([ALICE_ID, BOB_ID, "ghost"]):
+        pool += [
+            {**call, "id": f"c{i}", "to": pid, "message": {"i": i}, "att": bytes(i)},
+            {**result, "id": f"c{i}", "message": {}},
+            {**result, "id": f"n1-{i + 3}", "code": -i, "reason": "no"},
+            {"t": "cancel", "n": "n2", "r": "demo", "id": f"c{i}"},
+        ]
+    pool.append({**call, "id": "c9", "to": ALICE_ID, "message": {"text": "z" * MAX_FRAME}})
     return pool
 
 

@@ -124,6 +124,27 @@ def _client_pool() -> list[dict[str, Any]]:
             if att is not None:
                 frame["att"] = att
             pool.append(frame)
+    # Participant RPC (§24): calls to the room's ids (and a ghost), answers naming call ids
+    # the server may have stamped (and some it did not), cancels.
+    for i, rid in enumerate(RIDS):
+        pool += [
+            {
+                "t": "call",
+                "rid": rid,
+                "to": [BOB_ID, ALICE_ID, "ghost"][i % 3],
+                "type": "f",
+                "message": MESSAGES[i % len(MESSAGES)],
+            },
+            {"t": "answer", "rid": rid, "id": f"id{3 + i}", "message": {}, "att": b"r"},
+            {"t": "answer", "rid": rid, "id": f"id{3 + i}", "code": -i, "reason": "no"},
+            {"t": "cancel", "rid": rid},
+            {"t": "open", "rid": rid, "to": [BOB_ID, ALICE_ID, "ghost"][i % 3], "header": {}},
+            {"t": "accept", "rid": rid, "sid": f"id{3 + i}"},
+            {"t": "chunk", "sid": f"id{3 + i}", "data": bytes(i * 9), "header": {"i": i}},
+            {"t": "credit", "sid": f"id{3 + i}", "n": 1 + i * 100},
+            {"t": "end", "sid": f"id{3 + i}"},
+            {"t": "abort", "sid": f"id{3 + i}", "reason": "stop"},
+        ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool
 
@@ -191,6 +212,20 @@ def _server_pool() -> list[dict[str, Any]]:
                     }
                 ],
             },
+        ]
+    for rid in (1, 2, 3, 99):
+        call = {"t": "call", "id": f"c{rid}", "from": BOB_ID, "ts": 1.5, "type": "f"}
+        result = {"rid": rid, "id": f"c{rid}", "from": BOB_ID, "ts": 2, "type": "f"}
+        pool += [
+            {**call, "message": {"n": rid}},
+            {"t": "cancel", "id": f"c{rid}"},
+            {"t": "result", **result, "message": {}, "att": b"a"},
+            {"t": "result", **result, "code": 4043, "reason": "no handler"},
+            {"t": "open", "sid": f"s{rid}", "from": BOB_ID, "ts": 3, "header": {"n": rid}},
+            {"t": "chunk", "sid": f"s{rid}", "data": bytes(rid % 7)},
+            {"t": "credit", "sid": f"s{rid}", "n": rid},
+            {"t": "end", "sid": f"s{rid}"},
+            {"t": "abort", "sid": f"s{rid}", "code": 4046, "reason": "left"},
         ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool

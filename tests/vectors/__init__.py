@@ -201,6 +201,16 @@ _VERBS = (
     "set_attributes",
     "history",
     "close",
+    "call",
+    "answer",
+    "fail_call",
+    "cancel_call",
+    "open_stream",
+    "accept_stream",
+    "send_chunk",
+    "grant_credit",
+    "end_stream",
+    "abort_stream",
 )
 
 
@@ -211,6 +221,8 @@ def _call(client: ClientConnection, step: JSON) -> JSON:
     args = dict(step.get("args", {}))
     if args.get("attachment") is not None:
         args["attachment"] = bytes.fromhex(args["attachment"])
+    if "data" in args:  # a stream chunk's bytes
+        args["data"] = bytes.fromhex(args["data"])
     if "code" in args:
         args["code"] = Code(args["code"])
     try:

@@ -28,9 +28,20 @@ const REGISTRY = {
   FORBIDDEN_LIST: [4032, false],
   FORBIDDEN_HISTORY: [4033, false],
   NOT_FOUND: [4040, false],
+  CALL_NOT_FOUND: [4041, false],
+  CALLEE_LEFT: [4042, false],
+  NO_HANDLER: [4043, false],
+  STREAM_NOT_FOUND: [4044, false],
+  STREAM_ABORTED: [4045, false],
+  STREAM_PEER_LEFT: [4046, false],
+  CALL_CANCELLED: [4080, false],
   INVALID_STATE: [4090, false],
+  TOO_MANY_CALLS: [4091, true],
+  TOO_MANY_STREAMS: [4092, true],
+  OVER_CREDIT: [4093, false],
   TOO_LARGE: [4130, false],
   RATE_LIMITED: [4290, true],
+  HANDLER_FAILED: [4550, false],
 } as const satisfies Record<string, readonly [number, boolean]>;
 
 export type CodeName = keyof typeof REGISTRY;

@@ -36,6 +36,9 @@ const NO_LIMITS: Limits = {
   maxTypeLength: 0,
   maxAttributesSize: 0,
   maxHistoryLimit: 0,
+  maxPendingCalls: 0,
+  streamWindow: 0,
+  maxOpenStreams: 0,
 };
 
 /** A `msg` frame, or one message of a history page, as the user sees it. */
@@ -225,6 +228,106 @@ export class ClientConnection extends ParticipantView {
     return this.request("HISTORY", frame);
   }
 
+  // --- participant RPC (PROTOCOL.md §24) -------------------------------------------------
+
+  /** Call one participant (by id); its one answer is `CallAnswered`, `CallFailed` (the
+   * callee's error) or `RequestRefused` (the server's). */
+  call(to: string, type: string, message: JsonObject, attachment?: Uint8Array | null): number {
+    this.checkAllowed("CALL", "call a participant");
+    if (typeof to !== "string") throw new InvalidRequest("a call names one participant id (a string)");
+    const frame = this.messageFrame("call", type, message, attachment);
+    frame.to = to;
+    return this.request("CALL", frame);
+  }
+
+  /** Answer call `callId` (from `CallReceived`); `RequestAcked` or `RequestRefused`. */
+  answer(callId: string, message: JsonObject, attachment?: Uint8Array | null): number {
+    this.checkAllowed("ANSWER", "answer a call");
+    const json = checkJson(message);
+    if (!json) throw new InvalidRequest("message must be a JSON object (str keys, JSON values)");
+    const frame: Record<string, unknown> = { t: "answer", id: callId, message: json === "wide" ? widenIntegers(message) : message };
+    if (attachment !== undefined && attachment !== null) frame.att = plainBytes(attachment, "attachment");
+    return this.answerFrame(frame);
+  }
+
+  /** Answer call `callId` with an error: `code` (any integer) and `reason` reach the caller. */
+  failCall(callId: string, code: number, reason: string): number {
+    this.checkAllowed("ANSWER", "answer a call");
+    if (!Number.isSafeInteger(code) || typeof reason !== "string") {
+      throw new InvalidRequest("a call's error is an integer code and a str reason");
+    }
+    return this.answerFrame({ t: "answer", id: callId, code, reason });
+  }
+
+  /** Give up on call `requestId`: the callee is told; the call still gets its one answer. */
+  cancelCall(requestId: number): void {
+    this.checkAllowed("CANCEL", "cancel a call");
+    this.send({ t: "cancel", rid: requestId });
+    this.move("CANCEL");
+  }
+
+  // --- streams (PROTOCOL.md §24.4) ------------------------------------------------------
+
+  /** Open a stream to one participant; `RequestAcked` (its `messageId` is the stream id)
+   * once the reader accepted. */
+  openStream(to: string, header: JsonObject): number {
+    this.checkAllowed("STREAM", "open a stream");
+    if (typeof to !== "string") throw new InvalidRequest("a stream goes to one participant id (a string)");
+    const json = checkJson(header);
+    if (!json) throw new InvalidRequest("header must be a JSON object (str keys, JSON values)");
+    return this.request("STREAM", { t: "open", to, header: json === "wide" ? widenIntegers(header) : header });
+  }
+
+  /** Accept a stream offered by `StreamOffered`. */
+  acceptStream(streamId: string): number {
+    this.checkAllowed("STREAM", "accept a stream");
+    return this.request("STREAM", { t: "accept", sid: streamIdOf(streamId) });
+  }
+
+  /** Queue a chunk of a stream this participant writes (within the reader's credit). */
+  sendChunk(streamId: string, data: Uint8Array, header?: JsonObject | null): void {
+    const frame: Record<string, unknown> = { t: "chunk", sid: streamIdOf(streamId), data: plainBytes(data, "data") };
+    if (header !== undefined && header !== null) {
+      const json = checkJson(header);
+      if (!json) throw new InvalidRequest("a chunk's header must be a JSON object");
+      frame.header = json === "wide" ? widenIntegers(header) : header;
+    }
+    this.streamFrame(frame);
+  }
+
+  /** Let the writer of a stream this participant reads send `n` more bytes. */
+  grantCredit(streamId: string, n: number): void {
+    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidRequest("credit is a positive integer of bytes");
+    this.streamFrame({ t: "credit", sid: streamIdOf(streamId), n });
+  }
+
+  /** End a stream this participant writes. */
+  endStream(streamId: string): void {
+    this.streamFrame({ t: "end", sid: streamIdOf(streamId) });
+  }
+
+  /** Fail (or refuse) a stream: the other side gets `StreamAborted` with `reason`. */
+  abortStream(streamId: string, reason = ""): void {
+    if (typeof reason !== "string") throw new InvalidRequest("reason must be a str");
+    this.streamFrame({ t: "abort", sid: streamIdOf(streamId), reason });
+  }
+
+  private answerFrame(frame: Record<string, unknown>): number {
+    if (typeof frame.id !== "string") throw new InvalidRequest("a call id is a string");
+    return this.request("ANSWER", frame);
+  }
+
+  private streamFrame(frame: Record<string, unknown>): void {
+    this.checkAllowed("STREAM_DATA", "use a stream");
+    const data = encodePayload(frame);
+    const most = this._limits.maxSendSize;
+    if (data.length > most) {
+      throw new MessageTooLarge(`${String(frame.t)} frame of ${data.length} bytes is over the server's ${most}-byte limit`);
+    }
+    this.outbox.push(data);
+    this.move("STREAM_DATA");
+  }
+
   /** Start a clean close; `ConnectionClosed` follows when the server answers. */
   close(code: number = Code.NORMAL, reason = ""): void {
     this.checkAllowed("LOCAL_CLOSE", "close");
@@ -317,6 +420,27 @@ export class ClientConnection extends ParticipantView {
         return this.welcome(frame, now);
       case "close":
         return this.peerClose(frame);
+      case "call":
+      case "cancel":
+      case "open":
+        this.expect("DELIVERY", kind);
+        this.heard(now);
+        if (kind === "call") return { event: "CallReceived", call: callFromWire(frame) };
+        if (kind === "cancel") return { event: "CallCancelled", callId: frame.id as string };
+        return {
+          event: "StreamOffered",
+          streamId: frame.sid as string,
+          fromParticipantId: frame.from as string,
+          header: frame.header as JsonObject,
+          timestamp: Number(frame.ts),
+        };
+      case "result":
+        return this.result(frame, now);
+      case "chunk":
+      case "credit":
+      case "end":
+      case "abort":
+        return this.streamEvent(frame, now);
       default: // ping or pong: proof of life; a ping is answered
         this.expect("HEARTBEAT", kind);
         this.heard(now);
@@ -335,10 +459,10 @@ export class ClientConnection extends ParticipantView {
     }
     const participant = participantFromWire(frame.participant);
     const wire = asRecord(frame.limits)!;
-    const [maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize, maxHistoryLimit] = LIMIT_FIELDS.map(
-      (name) => Number(wire[name] ?? LIMIT_DEFAULTS[name]),
-    ) as [number, number, number, number, number, number];
-    const limits: Limits = { maxFrameSize, maxSendSize, maxRecipients, maxTypeLength, maxAttributesSize, maxHistoryLimit };
+    const limits = Object.fromEntries(
+      LIMIT_FIELDS.map((name) => [name.replace(/_(.)/g, (_, c: string) => c.toUpperCase()), Number(wire[name] ?? LIMIT_DEFAULTS[name])]),
+    ) as unknown as Limits;
+    const maxFrameSize = limits.maxFrameSize;
     const ceiling = this.config.maxFrameSize;
     if (maxFrameSize > ceiling) {
       throw new RemoteProtocolError(
@@ -429,6 +553,34 @@ export class ClientConnection extends ParticipantView {
     this.historyPages = [];
     const epoch = typeof frame.epoch === "string" ? frame.epoch : null;
     return { event: "HistoryReceived", requestId: rid, messages, epoch, reset: frame.reset === true };
+  }
+
+  private result(frame: Frame, now: number): ClientEvent {
+    const rid = frame.rid as number;
+    if (this.pending.get(rid)?.[0] !== "CALL") throw new RemoteProtocolError(`a result answers ${rid}, not a call`);
+    this.expect("REPLY", "result");
+    this.heard(now);
+    this.pending.delete(rid);
+    if (Object.prototype.hasOwnProperty.call(frame, "code")) {
+      return { event: "CallFailed", requestId: rid, code: Number(frame.code), reason: frame.reason as string };
+    }
+    return { event: "CallAnswered", requestId: rid, reply: callFromWire(frame) };
+  }
+
+  private streamEvent(frame: Frame, now: number): ClientEvent {
+    this.expect("STREAM_EVENT", frame.t);
+    this.heard(now);
+    const streamId = frame.sid as string;
+    switch (frame.t) {
+      case "chunk":
+        return { event: "ChunkReceived", streamId, data: frame.data as Uint8Array, header: (frame.header as JsonObject | undefined) ?? null };
+      case "credit":
+        return { event: "CreditGranted", streamId, n: Number(frame.n) };
+      case "end":
+        return { event: "StreamEnded", streamId };
+      default:
+        return { event: "StreamAborted", streamId, code: frame.code as number, reason: frame.reason as string };
+    }
   }
 
   private presenceChange(frame: Frame, now: number): ClientEvent {
@@ -536,6 +688,31 @@ export class ClientConnection extends ParticipantView {
     this.send({ t: "close", code, reason });
     return this.finish("ABORT", code, reason, false);
   }
+}
+
+/** A call, or its answer, as the user sees it: outside the room's order (seq 0). */
+function callFromWire(frame: Frame): RoomMessage {
+  return {
+    id: frame.id as string,
+    seq: 0,
+    timestamp: Number(frame.ts),
+    fromParticipantId: frame.from as string,
+    type: frame.type as string,
+    message: frame.message as JsonObject,
+    attachment: (frame.att as Uint8Array | undefined) ?? null,
+    broadcast: false,
+  };
+}
+
+/** A plain Uint8Array: cbor-x writes some subclasses (Buffer aside) with tags. */
+function plainBytes(value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new InvalidRequest(`${what} must be a Uint8Array`);
+  return value.constructor === Uint8Array ? value : new Uint8Array(value);
+}
+
+function streamIdOf(streamId: unknown): string {
+  if (typeof streamId !== "string") throw new InvalidRequest("a stream id is a string");
+  return streamId;
 }
 
 function codePoints(text: string): number {

@@ -41,6 +41,12 @@ export interface Limits {
   readonly maxAttributesSize: number;
   /** Most messages one `history` request may ask for (1000 when the server does not say). */
   readonly maxHistoryLimit: number;
+  /** Most calls this connection may have waiting for answers (256 when not said). */
+  readonly maxPendingCalls: number;
+  /** Bytes of a stream a writer may send ahead of the reader's credit (1 MiB when not said). */
+  readonly streamWindow: number;
+  /** Most streams this connection may write or read at once (8 when not said). */
+  readonly maxOpenStreams: number;
 }
 
 export type ClientEvent =
@@ -69,7 +75,22 @@ export type ClientEvent =
       readonly reset: boolean;
     }
   | { readonly event: "RequestRefused"; readonly requestId: number; readonly code: number; readonly reason: string }
-  | { readonly event: "ConnectionClosed"; readonly code: number; readonly reason: string; readonly byPeer: boolean };
+  | { readonly event: "ConnectionClosed"; readonly code: number; readonly reason: string; readonly byPeer: boolean }
+  | { readonly event: "CallReceived"; readonly call: RoomMessage }
+  | { readonly event: "CallAnswered"; readonly requestId: number; readonly reply: RoomMessage }
+  | { readonly event: "CallFailed"; readonly requestId: number; readonly code: number; readonly reason: string }
+  | { readonly event: "CallCancelled"; readonly callId: string }
+  | {
+      readonly event: "StreamOffered";
+      readonly streamId: string;
+      readonly fromParticipantId: string;
+      readonly header: JsonObject;
+      readonly timestamp: number;
+    }
+  | { readonly event: "ChunkReceived"; readonly streamId: string; readonly data: Uint8Array; readonly header: JsonObject | null }
+  | { readonly event: "CreditGranted"; readonly streamId: string; readonly n: number }
+  | { readonly event: "StreamEnded"; readonly streamId: string }
+  | { readonly event: "StreamAborted"; readonly streamId: string; readonly code: number; readonly reason: string };
 
 /** What `nextEvent` returns when no complete frame is waiting. */
 export const NEED_DATA = Symbol("NEED_DATA");

@@ -17,10 +17,18 @@ export const LIMIT_FIELDS = [
   "max_type_length",
   "max_attributes_size",
   "max_history_limit",
+  "max_pending_calls",
+  "stream_window",
+  "max_open_streams",
 ] as const;
 
 /** Limits a welcome may lack (a server older than them), with the value then assumed. */
-export const LIMIT_DEFAULTS: Readonly<Record<string, number>> = { max_history_limit: 1000 };
+export const LIMIT_DEFAULTS: Readonly<Record<string, number>> = {
+  max_history_limit: 1000,
+  max_pending_calls: 256,
+  stream_window: 1024 * 1024,
+  max_open_streams: 8,
+};
 
 export function badFrame(reason: string): RemoteProtocolError {
   return new RemoteProtocolError(reason, Code.BAD_FRAME);
@@ -43,7 +51,7 @@ export function decodeServerFrame(payload: Uint8Array): Frame {
   const check = SERVER_FRAMES.get(frame.t);
   if (check === undefined) throw badFrame(`unknown frame kind ${pyRepr([...frame.t].slice(0, 40).join(""))}`);
   if (!check(frame as Frame, decoded.floatKeys)) throw badFrame(`malformed ${pyRepr(frame.t)} frame`);
-  if (frame.t === "close" || frame.t === "error") checkCode(frame as Frame);
+  if (frame.t === "close" || frame.t === "error" || frame.t === "abort") checkCode(frame as Frame);
   return frame as Frame;
 }
 
@@ -166,7 +174,50 @@ const SERVER_FRAMES = new Map<string, Check>([
   ["ping", bare],
   ["pong", bare],
   ["close", (f, floats) => isCoded(f, floats)],
+  // Participant RPC and streams (PROTOCOL.md §24).
+  [
+    "call",
+    (f) =>
+      typeof f.id === "string" &&
+      typeof f.from === "string" &&
+      isNumber(f.ts) &&
+      typeof f.type === "string" &&
+      isDict(f.message) &&
+      isOptionalBytes(f, "att"),
+  ],
+  [
+    "result",
+    (f, floats) =>
+      isUint(f.rid, "rid", floats) &&
+      typeof f.id === "string" &&
+      typeof f.from === "string" &&
+      isNumber(f.ts) &&
+      typeof f.type === "string" &&
+      isAnswer(f, floats),
+  ],
+  ["cancel", (f) => typeof f.id === "string"],
+  ["open", (f) => typeof f.sid === "string" && typeof f.from === "string" && isNumber(f.ts) && isDict(f.header)],
+  ["chunk", (f) => typeof f.sid === "string" && f.data instanceof Uint8Array && (isNone(f, "header") || isDict(f.header))],
+  ["credit", (f, floats) => typeof f.sid === "string" && isUint(f.n, "n", floats) && Number(f.n) > 0],
+  ["end", (f) => typeof f.sid === "string"],
+  ["abort", (f, floats) => typeof f.sid === "string" && isCoded(f, floats)],
 ]);
+
+function isOptionalBytes(f: Frame, key: string): boolean {
+  return isNone(f, key) || f[key] instanceof Uint8Array;
+}
+
+/** An answer's outcome: a message (and attachment), or any signed 64-bit code and a reason. */
+function isAnswer(f: Frame, floats: Floats): boolean {
+  if (Object.prototype.hasOwnProperty.call(f, "code")) {
+    const code = f.code;
+    const integer =
+      (typeof code === "number" && Number.isInteger(code) && !floats?.has("code")) ||
+      (typeof code === "bigint" && code >= -(2n ** 63n) && code < 2n ** 63n);
+    return integer && typeof f.reason === "string";
+  }
+  return isDict(f.message) && isOptionalBytes(f, "att");
+}
 
 /** A `msg` frame's fields, also each message of a `history` page. */
 function isMessage(f: Frame, floats: Floats): boolean {
@@ -186,7 +237,8 @@ function isCoded(f: Frame, floats: Floats): boolean {
   return isUint(f.code, "code", floats) && typeof f.reason === "string";
 }
 
-/** A close carries a close code (never the local-only CONNECTION_LOST), an error a refusal. */
+/** A close carries a close code (never the local-only CONNECTION_LOST), an error or a
+ * stream's abort a refusal. */
 function checkCode(f: Frame): void {
   const code = f.code as number | bigint;
   if (typeof code === "bigint" || codeName(code) === undefined || code === Code.CONNECTION_LOST) {

@@ -20,3 +20,13 @@ export { SimpleValue } from "./decode.js";
 export type { State } from "./state.js";
 export { type ConnectOptions, DEFAULT_RECONNECT, type MessageInput, Messaging, type MessagingEventName, type Recipient, type ReconnectPolicy, Room, connect } from "./room.js";
 export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
+export {
+  type MessageStreamChunk,
+  MessageStreamReader,
+  MessageStreamWriter,
+  NoHandlerError,
+  type RequestHandler,
+  RequestError,
+  RequestTimeoutError,
+  StreamError,
+} from "./rpc.js";

@@ -7,16 +7,23 @@ import { Code } from "./codes.js";
 import { ClientConnection } from "./connection.js";
 import { ConnectionClosedError, RemoteProtocolError, RequestRefusedError, RoomError } from "./errors.js";
 import { type ClientEvent, NEED_DATA } from "./events.js";
+import { requestError } from "./rpc.js";
 import { type WebSocketConstructor, type WebSocketLike, messageBytes } from "./transport.js";
 
 export type Closed = Extract<ClientEvent, { event: "ConnectionClosed" }>;
 
 interface Waiter {
-  resolve(value: string | null): void;
+  resolve(value: unknown): void;
   reject(error: RoomError): void;
 }
 
+/** The waiter of a request nobody waits for: its answer, or refusal, is dropped. */
+const QUIET: Waiter = { resolve() {}, reject() {} };
+
 const DRAIN_POLL_MS = 5;
+
+/** The events that are only their request's answer (others also go on to the room). */
+const REPLIES = new Set(["RequestAcked", "RequestRefused", "CallAnswered", "CallFailed"]);
 
 export function now(): number {
   return Date.now() / 1000;
@@ -68,8 +75,30 @@ export class Link {
     }
   }
 
-  /** Queue a request through `verb` and wait for its reply (a message id, or null). */
-  request(verb: (conn: ClientConnection) => number): Promise<string | null> {
+  /** Whether frames can still be queued on this link. */
+  get isUp(): boolean {
+    return this.ended === null && this.conn.state !== "CLOSING" && this.conn.state !== "CLOSED";
+  }
+
+  /** Queue a frame, or a request whose answer nobody waits for (an answer to a call, a
+   * stream's accept): a refusal (the call was cancelled meanwhile) is dropped. */
+  send(verb: (conn: ClientConnection) => number | void): void {
+    const rid = verb(this.conn);
+    if (typeof rid === "number") this.waiters.set(rid, QUIET);
+    this.flush();
+  }
+
+  /** Cancel call `rid`: its waiter is dropped; the server answers the call once more. */
+  cancel(rid: number): void {
+    if (!this.isUp) return;
+    this.conn.cancelCall(rid);
+    this.waiters.set(rid, QUIET);
+    this.flush();
+  }
+
+  /** Queue a request through `verb` and wait for its reply: a message id (or null), or a
+   * call's answer. */
+  request(verb: (conn: ClientConnection) => number): Promise<unknown> {
     const rid = verb(this.conn);
     this.flush();
     return new Promise((resolve, reject) => this.waiters.set(rid, { resolve, reject }));
@@ -146,9 +175,11 @@ export class Link {
       const waiter = this.waiters.get(event.requestId);
       this.waiters.delete(event.requestId);
       if (event.event === "RequestRefused") waiter?.reject(new RequestRefusedError(event.reason, event.code));
+      else if (event.event === "CallFailed") waiter?.reject(requestError(event.code, event.reason));
+      else if (event.event === "CallAnswered") waiter?.resolve(event.reply);
       else waiter?.resolve(event.event === "RequestAcked" ? event.messageId : null);
-      // Acks and refusals are their waiter's; a detached request's go on to the room.
-      if (waiter && (event.event === "RequestAcked" || event.event === "RequestRefused")) return;
+      // Replies are their waiter's; a detached request's go on to the room.
+      if (waiter && REPLIES.has(event.event)) return;
     }
     this.onEvent(event);
   }

@@ -10,6 +10,13 @@ import { ConnectionClosedError, LocalProtocolError, RoomError } from "./errors.j
 import type { ClientEvent, Limits, RemoteParticipant, RoomMessage } from "./events.js";
 import { type Closed, Link, now } from "./link.js";
 import { ParticipantView } from "./participants.js";
+import {
+  type MessageStreamReader,
+  MessageStreamWriter,
+  Peers,
+  type RequestHandler,
+  RequestTimeoutError,
+} from "./rpc.js";
 import { type WebSocketConstructor, checkUrl, platformWebSocket } from "./transport.js";
 
 /** Capped exponential backoff with full jitter between reconnect attempts (seconds). */
@@ -81,6 +88,7 @@ export class Room {
   private readonly policy: ReconnectPolicy;
   private readonly WebSocket: WebSocketConstructor;
   /** @internal */ readonly _report: (error: unknown) => void;
+  /** @internal: the requests this room answers and its streams. */ readonly _peers: Peers;
 
   /** @internal: use `connect`. */
   constructor(
@@ -92,6 +100,7 @@ export class Room {
     this.policy = { ...DEFAULT_RECONNECT, ...(typeof reconnect === "boolean" ? { enabled: reconnect } : reconnect) };
     this.WebSocket = options.WebSocket ?? platformWebSocket();
     this._report = options.onError ?? ((error) => console.error("roomwire:", error));
+    this._peers = new Peers(this._report);
     this.messaging = new Messaging(this);
   }
 
@@ -139,7 +148,7 @@ export class Room {
     const welcome = new Promise<void>((resolve) => (welcomed = resolve));
     const link = new Link(this.url, this.WebSocket, conn, (event) => {
       if (event.event === "Connected") welcomed();
-      else this.messaging._dispatch(event);
+      else if (!this._peers.dispatch(event, link)) this.messaging._dispatch(event);
     });
     const closed = await Promise.race([welcome.then(() => null), link.closed]);
     if (closed !== null) {
@@ -164,6 +173,7 @@ export class Room {
     for (;;) {
       this.wakeUpWaiters();
       const closed = await link.closed;
+      this._peers.lost(new ConnectionClosedError(closed.reason, closed.code));
       this.me = link.conn.localParticipant;
       this._link = null;
       if (this.closing || !this.policy.enabled || !(isRetryable(closed.code) || closed.code === Code.CONNECTION_LOST)) {
@@ -228,10 +238,43 @@ export class Room {
     return this._link;
   }
 
-  /** @internal: one request, answered by a message id (or null), or a typed error. */
-  async _request(verb: (conn: ClientConnection) => number): Promise<string | null> {
+  /** @internal: a call and its one answer; a timeout (seconds, or null) cancels it. */
+  async _call(verb: (conn: ClientConnection) => number, timeout: number | null): Promise<RoomMessage> {
+    let rid = -1;
+    let link: Link | null = null;
+    const answer = this._request((conn) => (rid = verb(conn)), (used) => (link = used));
+    if (timeout === null) return (await answer) as RoomMessage;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RequestTimeoutError(`no answer within ${timeout} s`, Code.CALL_CANCELLED)), timeout * 1000);
+    });
+    try {
+      return (await Promise.race([answer, late])) as RoomMessage;
+    } catch (error) {
+      if (error instanceof RequestTimeoutError && rid >= 0) (link as Link | null)?.cancel(rid); // the callee's handler is aborted
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      answer.catch(() => {}); // settled after a timeout: nobody waits any more
+    }
+  }
+
+  /** @internal: open a stream; its writer once the reader accepted. */
+  async _openStream(to: string, header: JsonObject): Promise<MessageStreamWriter> {
+    let link: Link | null = null;
+    const id = (await this._request((conn) => conn.openStream(to, header), (used) => (link = used))) as string;
+    const used = link as unknown as Link;
+    const writer = new MessageStreamWriter(id, used, to, header, used.conn.limits?.streamWindow ?? 0);
+    this._peers.addWriter(writer);
+    return writer;
+  }
+
+  /** @internal: one request, answered by a message id (or null), a call's answer, or a
+   * typed error. `onLink` learns the link it went on. */
+  async _request(verb: (conn: ClientConnection) => number, onLink?: (link: Link) => void): Promise<unknown> {
     const link = await this._linkUp();
     await link.drained(this.options.maxPendingBytes ?? MAX_PENDING_BYTES);
+    onLink?.(link);
     try {
       return await link.request(verb);
     } catch (error) {
@@ -263,8 +306,14 @@ export class Messaging extends ParticipantView {
     return this._enabled;
   }
 
-  /** Enable messaging; resolves once the presence snapshot is in. */
-  async enable({ presence = true }: { presence?: boolean } = {}): Promise<void> {
+  /** Enable messaging; resolves once the presence snapshot is in. `onStreamAccept` accepts
+   * the streams others open to this participant (kept across reconnects); without it they
+   * are refused. */
+  async enable({
+    presence = true,
+    onStreamAccept,
+  }: { presence?: boolean; onStreamAccept?: (reader: MessageStreamReader) => unknown } = {}): Promise<void> {
+    if (onStreamAccept !== undefined) this.room._peers.onStreamAccept = onStreamAccept;
     this._presence = presence;
     await this.room._request((conn) => conn.enable({ presence }));
     this._enabled = true;
@@ -279,12 +328,46 @@ export class Messaging extends ParticipantView {
   /** Send to a participant, an id, or a list of them; resolves to the server's message id. */
   async sendMessage({ to, type, message, attachment }: MessageInput & { to: Recipient | readonly Recipient[] }): Promise<string> {
     const ids = Array.isArray(to) ? to.map(participantId) : participantId(to as Recipient);
-    return (await this.room._request((conn) => conn.sendMessage(ids, type, message, attachment)))!;
+    return (await this.room._request((conn) => conn.sendMessage(ids, type, message, attachment))) as string;
   }
 
   /** Send to every other participant with messaging enabled; resolves to the message id. */
   async broadcastMessage({ type, message, attachment }: MessageInput): Promise<string> {
-    return (await this.room._request((conn) => conn.broadcastMessage(type, message, attachment)))!;
+    return (await this.room._request((conn) => conn.broadcastMessage(type, message, attachment))) as string;
+  }
+
+  /** Call one participant's `onRequest` handler for `type`; resolves to its answer (a
+   * RoomMessage from the callee). Rejects with `RequestError` (the handler's code and
+   * reason), `NoHandlerError`, `RequestTimeoutError` after `timeout` seconds (default 10,
+   * null for none; the callee's handler is aborted), or a refusal (`NOT_FOUND`,
+   * `CALLEE_LEFT` at once when the callee leaves). */
+  async request({
+    to,
+    type,
+    message,
+    attachment,
+    timeout = 10,
+  }: MessageInput & { to: Recipient; timeout?: number | null }): Promise<RoomMessage> {
+    const id = participantId(to);
+    return await this.room._call((conn) => conn.call(id, type, message, attachment), timeout);
+  }
+
+  /** Answer requests of `type` with `handler` (registers at once, replacing an earlier
+   * one): it returns the answer's message or `[message, attachment]`, or throws
+   * `RequestError(reason, code)`; anything else thrown answers HANDLER_FAILED. Its `signal`
+   * aborts when the caller cancels or leaves. */
+  onRequest(type: string, handler: RequestHandler): void {
+    this.room._peers.onRequest(type, handler);
+  }
+
+  /** Stop answering requests of `type` (they get NO_HANDLER). */
+  offRequest(type: string): void {
+    this.room._peers.offRequest(type);
+  }
+
+  /** Open a stream to one participant; resolves to its writer once the reader accepted. */
+  async createStream({ to, header = {} }: { to: Recipient; header?: JsonObject }): Promise<MessageStreamWriter> {
+    return await this.room._openStream(participantId(to), header);
   }
 
   /** Call `callback` for each `message` (a RoomMessage) or presence change (a participant). */

@@ -24,7 +24,13 @@ export type Input =
   | "HEARTBEAT"
   | "LOCAL_CLOSE"
   | "PEER_CLOSE"
-  | "ABORT";
+  | "ABORT"
+  | "CALL"
+  | "ANSWER"
+  | "CANCEL"
+  | "STREAM"
+  | "STREAM_DATA"
+  | "STREAM_EVENT";
 
 const LIVE: State[] = ["OPEN", "ENABLING", "ENABLED", "DISABLING"];
 
@@ -56,6 +62,16 @@ const TABLE: [State, Input, State][] = [
   ...(
     ["WELCOME", "SNAPSHOT_PAGE", "SNAPSHOT_END", "ENABLE_REFUSED", "DISABLE_ACK", "REPLY", "DELIVERY", "HEARTBEAT"] as Input[]
   ).map((i): [State, Input, State] => ["CLOSING", i, "CLOSING"]),
+  // Participant RPC and streams (PROTOCOL.md §24).
+  ["ENABLING", "CALL", "ENABLING"],
+  ["ENABLED", "CALL", "ENABLED"],
+  ...LIVE.flatMap((s): [State, Input, State][] => [
+    [s, "ANSWER", s],
+    [s, "CANCEL", s],
+  ]),
+  ["ENABLED", "STREAM", "ENABLED"],
+  ...LIVE.map((s): [State, Input, State] => [s, "STREAM_DATA", s]), // sent
+  ...([...LIVE, "CLOSING"] as State[]).map((s): [State, Input, State] => [s, "STREAM_EVENT", s]), // received
 ];
 
 /** `${state} ${input}` -> the next state. */

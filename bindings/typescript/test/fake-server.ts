@@ -13,6 +13,7 @@ export const LIMITS = {
   max_recipients: 1000,
   max_type_length: 256,
   max_attributes_size: 65536,
+  stream_window: 4096,
 };
 
 export function participant(id: string, name: string, attributes: Record<string, unknown> = {}) {
@@ -33,6 +34,10 @@ export class FakeServer {
   /** A code to refuse enables with, or null. */
   refuseEnable: number | null = null;
   private messages = 0;
+  /** Calls and streams routed between the sockets (PROTOCOL.md §24), by id. */
+  private readonly calls = new Map<string, { caller: FakeSocket; rid: unknown; callee: FakeSocket; type: unknown }>();
+  private readonly streams = new Map<string, { writer: FakeSocket; reader: FakeSocket; rid: unknown }>();
+  private ids = 0;
 
   readonly WebSocket: WebSocketConstructor;
 
@@ -63,11 +68,12 @@ export class FakeServer {
           socket.push({ t: "close", code: this.refuseWith, reason: "refused" });
           return;
         }
+        socket.id = `me${this.sockets.length}`;
         socket.push({
           t: "welcome",
           v: 1,
           room: "demo",
-          participant: participant(`me${this.sockets.length}`, "alice"),
+          participant: participant(socket.id, "alice"),
           limits: LIMITS,
           hb: this.hb,
           hbt: this.hbt,
@@ -97,11 +103,91 @@ export class FakeServer {
       case "attrs":
         socket.push({ t: "ack", rid });
         return;
+      case "call":
+      case "answer":
+      case "cancel":
+        this.routeCall(socket, frame);
+        return;
+      case "open":
+      case "accept":
+      case "chunk":
+      case "credit":
+      case "end":
+      case "abort":
+        this.routeStream(socket, frame);
+        return;
       case "close":
         if (!socket.closeSent) socket.push({ t: "close", code: frame.code, reason: frame.reason });
         socket.hangUp();
         return;
       default: // pong
+    }
+  }
+
+  /** Calls as the reference server routes them (its checks are the core tests'). */
+  private routeCall(socket: FakeSocket, frame: Frame): void {
+    const rid = frame.rid;
+    if (frame.t === "call") {
+      const callee = this.sockets.find((s) => s.id === frame.to && !s.closed);
+      if (callee === undefined) {
+        socket.push({ t: "error", rid, code: 4040, reason: "not present" });
+        return;
+      }
+      const id = `c${++this.ids}`;
+      this.calls.set(id, { caller: socket, rid, callee, type: frame.type });
+      const { t, rid: _, to: __, ...rest } = frame;
+      callee.push({ ...rest, t, id, from: socket.id, ts: 1 });
+      return;
+    }
+    if (frame.t === "cancel") {
+      for (const [id, call] of this.calls) {
+        if (call.caller !== socket || call.rid !== rid) continue;
+        this.calls.delete(id);
+        call.callee.push({ t: "cancel", id });
+        socket.push({ t: "error", rid, code: 4080, reason: "the caller cancelled the call" });
+      }
+      return;
+    }
+    const call = this.calls.get(frame.id as string);
+    if (call === undefined || call.callee !== socket) {
+      socket.push({ t: "error", rid, code: 4041, reason: "no such call" });
+      return;
+    }
+    this.calls.delete(frame.id as string);
+    socket.push({ t: "ack", rid });
+    const { t: _, rid: __, ...outcome } = frame;
+    call.caller.push({ ...outcome, t: "result", rid: call.rid, from: socket.id, ts: 2, type: call.type });
+  }
+
+  /** Streams as the reference server routes them, credit unchecked. */
+  private routeStream(socket: FakeSocket, frame: Frame): void {
+    if (frame.t === "open") {
+      const reader = this.sockets.find((s) => s.id === frame.to && !s.closed);
+      if (reader === undefined) {
+        socket.push({ t: "error", rid: frame.rid, code: 4040, reason: "not present" });
+        return;
+      }
+      const sid = `s${++this.ids}`;
+      this.streams.set(sid, { writer: socket, reader, rid: frame.rid });
+      reader.push({ t: "open", sid, from: socket.id, ts: 1, header: frame.header });
+      return;
+    }
+    const stream = this.streams.get(frame.sid as string);
+    if (stream === undefined) return;
+    const other = stream.writer === socket ? stream.reader : stream.writer;
+    if (frame.t === "accept") {
+      socket.push({ t: "ack", rid: frame.rid });
+      stream.writer.push({ t: "ack", rid: stream.rid, id: frame.sid });
+    } else if (frame.t === "abort") {
+      this.streams.delete(frame.sid as string);
+      if (other === stream.writer && !socket.accepted.has(frame.sid as string)) {
+        other.push({ t: "error", rid: stream.rid, code: 4045, reason: frame.reason });
+      } else {
+        other.push({ t: "abort", sid: frame.sid, code: 4045, reason: frame.reason });
+      }
+    } else {
+      if (frame.t === "end") this.streams.delete(frame.sid as string);
+      other.push(frame);
     }
   }
 }
@@ -116,6 +202,10 @@ export class FakeSocket implements WebSocketLike {
   onerror: ((event: unknown) => void) | null = null;
   /** Frames this client sent, decoded. */
   readonly received: Frame[] = [];
+  /** The participant id its welcome gave it. */
+  id = "";
+  /** Streams this client accepted. */
+  readonly accepted = new Set<string>();
   closed = false;
   closeSent = false;
 
@@ -132,6 +222,7 @@ export class FakeSocket implements WebSocketLike {
     if (this.binaryType !== "arraybuffer") throw new Error("the client must ask for ArrayBuffers");
     const frame = decodeItem(data).value as Frame;
     this.received.push(frame);
+    if (frame.t === "accept") this.accepted.add(frame.sid as string);
     setTimeout(() => this.server.answer(this, frame));
   }
 

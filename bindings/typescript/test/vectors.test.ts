@@ -110,6 +110,31 @@ function callVerb(conn: ClientConnection, call: string, args: Json): Json {
       case "close":
         conn.close(args.code, args.reason);
         return null;
+      case "call":
+        return conn.call(args.to, args.type, args.message, attachment);
+      case "answer":
+        return conn.answer(args.call_id, args.message, attachment);
+      case "fail_call":
+        return conn.failCall(args.call_id, args.code, args.reason);
+      case "cancel_call":
+        conn.cancelCall(args.request_id);
+        return null;
+      case "open_stream":
+        return conn.openStream(args.to, args.header);
+      case "accept_stream":
+        return conn.acceptStream(args.stream_id);
+      case "send_chunk":
+        conn.sendChunk(args.stream_id, fromHex(args.data), args.header);
+        return null;
+      case "grant_credit":
+        conn.grantCredit(args.stream_id, args.n);
+        return null;
+      case "end_stream":
+        conn.endStream(args.stream_id);
+        return null;
+      case "abort_stream":
+        conn.abortStream(args.stream_id, args.reason);
+        return null;
       default:
         throw new Error(`unknown verb ${call}`);
     }
@@ -127,12 +152,18 @@ function fromPython(expected: Json): Json {
     heartbeat_interval: "heartbeatInterval",
     heartbeat_timeout: "heartbeatTimeout",
     by_peer: "byPeer",
+    call_id: "callId",
+    stream_id: "streamId",
+    from_participant_id: "fromParticipantId",
   };
   const event: Json = {};
   for (const [key, value] of Object.entries(expected)) event[renamed[key] ?? key] = value;
   if (event.limits) event.limits = camelKeys(event.limits);
   if (event.message) event.message = messageFromPython(event.message);
   if (event.messages) event.messages = event.messages.map(messageFromPython);
+  if (event.call) event.call = messageFromPython(event.call);
+  if (event.reply) event.reply = messageFromPython(event.reply);
+  if (event.event === "ChunkReceived") event.data = fromHex(event.data);
   return event;
 }
 

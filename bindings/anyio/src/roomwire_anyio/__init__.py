@@ -25,6 +25,7 @@ from ._errors import (
     NotFoundError,
     RateLimitedError,
     RoomError,
+    StreamError,
     TooLargeError,
 )
 from ._history_store import HistoryStore as HistoryStore
@@ -32,6 +33,7 @@ from ._history_store import HistoryStoreError
 from ._history_store import HistoryStoreFactory as HistoryStoreFactory
 from ._messaging import Messaging
 from ._queue import Events
+from ._rpc import NoHandlerError, RequestError, RequestTimeoutError
 from ._server import Backplane as Backplane
 from ._server import BackplaneFactory as BackplaneFactory
 from ._server import Server
@@ -40,6 +42,7 @@ from ._server import serve as serve
 from ._session import ClientSession as ClientSession
 from ._session import Reply as Reply
 from ._stream_transport import StreamNetwork as StreamNetwork
+from ._streams import MessageStreamChunk, MessageStreamReader, MessageStreamWriter
 from ._url import parse_url
 from ._url import redact_url as redact_url
 from ._version import __version__ as __version__
@@ -57,10 +60,14 @@ __all__ = [
     "HistoryStoreError",
     "InvalidRequestError",
     "MessageReceived",
+    "MessageStreamChunk",
+    "MessageStreamReader",
+    "MessageStreamWriter",
     "Messaging",
     "MessagingDisabled",
     "MessagingEnabled",
     "MessagingEvent",
+    "NoHandlerError",
     "NotEnabledError",
     "NotFoundError",
     "ParticipantAdded",
@@ -71,11 +78,14 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnected",
     "RemoteParticipant",
+    "RequestError",
+    "RequestTimeoutError",
     "RoomClient",
     "RoomError",
     "RoomMessage",
     "SendFailed",
     "Server",
+    "StreamError",
     "TooLargeError",
     "parse_url",
 ]

@@ -11,13 +11,21 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
 from ssl import SSLContext
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
 import attrs
 
-from roomwire import ClientConfig, ClientConnection, Code, Limits, RemoteParticipant, State
+from roomwire import (
+    ClientConfig,
+    ClientConnection,
+    Code,
+    Limits,
+    RemoteParticipant,
+    RoomMessage,
+    State,
+)
 from roomwire.events import ConnectionClosed
 
 from ._client_pump import ClientPump, wait_for
@@ -25,7 +33,9 @@ from ._errors import ConnectionClosedError, RoomError, error_for
 from ._layers import client_pump
 from ._messaging import Messaging
 from ._queue import EventQueue
+from ._rpc import Answer, RequestTimeoutError, Responder
 from ._session import ClientSession, Reply, Verb, retryable
+from ._streams import MessageStreamWriter, Streams
 from ._url import parse_endpoint
 from .transport import Network
 
@@ -74,8 +84,19 @@ class RoomClient:
         self._rng = random.Random()
         self._queue = EventQueue(queue_size)
         self._session = ClientSession(emit=self._queue.put, spawn=self._spawn_callback)
+        self._session.responder = responder = Responder(self._spawn_callback, self._quiet)
+        self._session.streams = self._streams = Streams(
+            self._spawn_callback, self._wake, self._quiet
+        )
         self.messaging = Messaging(
-            self._session, self._queue, request=self._request, post=self._post
+            self._session,
+            self._queue,
+            request=self._request,
+            post=self._post,
+            call=self._call,
+            responder=responder,
+            open_stream=self._open_stream,
+            streams=self._streams,
         )
         self._pump: ClientPump | None = None
         self._up = anyio.Event()
@@ -254,6 +275,64 @@ class RoomClient:
         rid = self._session.post(pump.conn, verb)
         pump.wake()
         return rid
+
+    # --- requests between participants (PROTOCOL.md §24) ---------------------------------
+
+    async def _call(self, verb: Verb, timeout: float | None) -> RoomMessage:
+        """Make a call and wait for its one answer; on a timeout or a cancel, cancel it."""
+        pump = await self._ready()
+        conn = pump.conn
+        rid, reply = self._session.call(conn, verb)
+        pump.wake()
+        try:
+            with anyio.fail_after(timeout):
+                return cast(RoomMessage, await wait_for(reply))
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"no answer within {timeout} s", Code.CALL_CANCELLED
+            ) from None
+        finally:
+            # Still waiting (timed out, or the caller was cancelled): the callee's handler is
+            # cancelled too. The call's late answer settles a reply nobody waits for.
+            if not reply.settled and _live(conn) and self._pump is pump:
+                conn.cancel_call(rid)
+                pump.wake()
+
+    def _quiet(self, conn: ClientConnection, verb: Answer) -> None:
+        """Queue a request nobody waits for (a handler's answer, a stream's accept) on the
+        connection it belongs to, if that is still up (else the server dropped what it
+        answers already). A refusal (the caller cancelled meanwhile) is dropped."""
+        pump = self._pump
+        if pump is None or pump.conn is not conn or not _live(conn):
+            return
+        self._session.request(conn, verb)
+        pump.wake()
+
+    def _wake(self) -> None:
+        pump = self._pump
+        if pump is not None:
+            pump.wake()
+
+    # --- streams (PROTOCOL.md §24.4) ----------------------------------------------------
+
+    async def _open_stream(self, to: str, header: dict[str, Any]) -> MessageStreamWriter:
+        """Open a stream and wait for the reader to accept it; its writer."""
+        pump = await self._ready()
+        conn = pump.conn
+        opening = self._streams.opening(conn, to, header)
+        self._session.request(conn, lambda c: c.open_stream(to, header), opening)
+        pump.wake()
+        try:
+            await wait_for(opening)
+        finally:
+            # Cancelled before the accept: the stream is aborted when the accept arrives.
+            opening.abandoned = not opening.settled
+        assert opening.writer is not None  # settled without an error: the ack made it
+        return opening.writer
+
+
+def _live(conn: ClientConnection) -> bool:
+    return conn.state not in (State.CLOSING, State.CLOSED)
 
 
 async def _run_callback(name: str, awaitable: Awaitable[object]) -> None:

@@ -41,6 +41,11 @@ class ConnectionClosedError(RoomError):
     """The connection closed (or could not be opened) before the request completed."""
 
 
+class StreamError(RoomError):
+    """A stream failed: the other side aborted or refused it (STREAM_ABORTED) or left
+    (STREAM_PEER_LEFT), the credit was broken (OVER_CREDIT), or the connection closed."""
+
+
 _BY_CODE: dict[Code, type[RoomError]] = {
     Code.NOT_FOUND: NotFoundError,
     Code.FORBIDDEN_SEND: ForbiddenError,
@@ -51,6 +56,14 @@ _BY_CODE: dict[Code, type[RoomError]] = {
     Code.INVALID_REQUEST: InvalidRequestError,
     Code.INVALID_STATE: NotEnabledError,
     Code.RATE_LIMITED: RateLimitedError,
+    Code.CALL_NOT_FOUND: NotFoundError,
+    Code.CALLEE_LEFT: NotFoundError,
+    Code.TOO_MANY_CALLS: RateLimitedError,
+    Code.TOO_MANY_STREAMS: RateLimitedError,
+    Code.STREAM_NOT_FOUND: StreamError,
+    Code.STREAM_ABORTED: StreamError,
+    Code.STREAM_PEER_LEFT: StreamError,
+    Code.OVER_CREDIT: StreamError,
 }
 
 

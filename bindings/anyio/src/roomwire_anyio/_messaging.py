@@ -10,7 +10,9 @@ from typing import Any, Literal, cast, overload
 from roomwire import RemoteParticipant, RoomMessage
 
 from ._queue import EventQueue, Events
+from ._rpc import Handler, Responder
 from ._session import Callback, ClientSession, Verb
+from ._streams import AcceptCallback, MessageStreamWriter, Streams
 
 Recipient = RemoteParticipant | str
 MessageEventName = Literal["message"]
@@ -29,11 +31,19 @@ class Messaging:
         *,
         request: Callable[[Verb], Awaitable[object]],
         post: Callable[[Verb], Awaitable[int]],
+        call: Callable[[Verb, float | None], Awaitable[RoomMessage]],
+        responder: Responder,
+        open_stream: Callable[[str, dict[str, Any]], Awaitable[MessageStreamWriter]],
+        streams: Streams,
     ) -> None:
         self._session = session
         self._queue = queue
         self._request = request
         self._post = post
+        self._call = call
+        self._responder = responder
+        self._open_stream = open_stream
+        self._streams = streams
 
     # --- presence -------------------------------------------------------------------------
 
@@ -56,8 +66,16 @@ class Messaging:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def enable(self, *, presence: bool = True) -> None:
-        """Enable messaging; returns once the presence snapshot is in."""
+    async def enable(
+        self, *, presence: bool = True, on_stream_accept: AcceptCallback | None = None
+    ) -> None:
+        """Enable messaging; returns once the presence snapshot is in.
+
+        ``on_stream_accept`` accepts the streams others open to this participant: it is
+        called (sync, or async as its own task) with a ``MessageStreamReader`` for each.
+        Without it, streams offered are refused. It is kept across reconnects."""
+        if on_stream_accept is not None:
+            self._streams.on_accept = on_stream_accept
         await self._request(partial(self._session.enable, presence=presence))
 
     async def disable(self) -> None:
@@ -156,6 +174,53 @@ class Messaging:
             lambda conn: conn.history(limit=limit, since=since, reverse=reverse)
         )
         return cast(list[RoomMessage], found)
+
+    # --- requests between participants (PROTOCOL.md §24) ---------------------------------
+
+    async def request(
+        self,
+        *,
+        to: Recipient,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
+        timeout: float | None = 10.0,
+    ) -> RoomMessage:
+        """Call one participant's ``on_request`` handler for ``type`` and return its answer
+        (a ``RoomMessage`` from the callee; ``seq`` is 0: calls are outside the room's order
+        and history).
+
+        Raises ``RequestError`` with the handler's code and reason unchanged (a handler that
+        failed unexpectedly: code ``HANDLER_FAILED``), ``NoHandlerError`` when the callee has
+        no handler for ``type``, ``RequestTimeoutError`` after ``timeout`` seconds (None:
+        no limit), ``NotFoundError`` when the callee is not present or leaves before
+        answering (at once, not at the timeout). Cancelling the caller, or the timeout,
+        cancels the callee's handler."""
+        to_id = _participant_id(to)
+        return await self._call(lambda conn: conn.call(to_id, type, message, attachment), timeout)
+
+    def on_request(self, type: str, handler: Handler) -> None:
+        """Answer requests of ``type`` with ``handler``, an async function of the request
+        (a ``RoomMessage``) that returns the answer's message, a dict, or a
+        ``(dict, attachment)`` tuple, or raises ``RequestError(code, reason)`` (passed to
+        the caller unchanged). Any other exception answers ``HANDLER_FAILED`` (logged; the
+        connection stays). Registers at once, replacing an earlier handler of ``type``;
+        requests of a type with no handler are answered ``NO_HANDLER``. A handler runs as
+        its own task, cancelled if the caller cancels or leaves."""
+        self._responder.on_request(type, handler)
+
+    def off_request(self, type: str) -> None:
+        """Stop answering requests of ``type`` (they get ``NO_HANDLER``)."""
+        self._responder.off_request(type)
+
+    async def create_stream(
+        self, *, to: Recipient, header: dict[str, Any] | None = None
+    ) -> MessageStreamWriter:
+        """Open a stream to one participant; returns its writer once the reader accepted it
+        (``enable(on_stream_accept=...)`` on its side). Raises ``StreamError``
+        (STREAM_ABORTED) if the reader refuses it, ``NotFoundError`` if it is not present,
+        ``RateLimitedError`` over ``limits.max_open_streams``."""
+        return await self._open_stream(_participant_id(to), header or {})
 
     async def _send(self, verb: Verb, wait: bool) -> str | int:
         if not wait:

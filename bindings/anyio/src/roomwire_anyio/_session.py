@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomwire import (
     NEED_DATA,
@@ -28,8 +28,14 @@ from roomwire import (
     participant_named,
 )
 from roomwire.events import (
+    CallAnswered,
+    CallCancelled,
+    CallFailed,
+    CallReceived,
+    ChunkReceived,
     Connected,
     ConnectionClosed,
+    CreditGranted,
     Event,
     HistoryReceived,
     MessageReceived,
@@ -40,10 +46,17 @@ from roomwire.events import (
     ParticipantUpdated,
     RequestAcked,
     RequestRefused,
+    StreamAborted,
+    StreamEnded,
+    StreamOffered,
 )
 
 from ._errors import ConnectionClosedError, RoomError, error_for, from_local
+from ._rpc import Responder, request_error
 from .events import Disconnected, MessagingEvent, Reconnected, SendFailed
+
+if TYPE_CHECKING:
+    from ._streams import Streams
 
 log = logging.getLogger("roomwire.client")
 
@@ -63,10 +76,11 @@ class Reply:
     def __init__(self) -> None:
         self.settled = False
         self.value: object = None
-        self.error: RoomError | None = None
+        self.error: Exception | None = None
+        """A ``RoomError``, or a call's ``RequestError``."""
         self.on_settle: Callable[[], object] | None = None
 
-    def settle(self, value: object = None, error: RoomError | None = None) -> None:
+    def settle(self, value: object = None, error: Exception | None = None) -> None:
         self.settled = True
         self.value, self.error = value, error
         if self.on_settle is not None:
@@ -117,7 +131,22 @@ class ClientSession:
             ParticipantAdded: self._added,
             ParticipantUpdated: self._updated,
             ParticipantRemoved: self._removed,
+            CallAnswered: self._call_answered,
+            CallFailed: self._call_failed,
+            CallReceived: self._call_received,
+            CallCancelled: self._call_cancelled,
+            StreamOffered: self._stream_offered,
+            ChunkReceived: self._stream_event,
+            CreditGranted: self._stream_event,
+            StreamEnded: self._stream_event,
+            StreamAborted: self._stream_event,
         }
+        self.streams: Streams | None = None
+        """Routes stream events to their readers and writers (set by the driver); without
+        it, every stream offered is refused."""
+        self.responder: Responder | None = None
+        """Runs ``on_request`` handlers (set by the driver); without one, every call is
+        answered NO_HANDLER."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -154,6 +183,10 @@ class ClientSession:
                 reply.settle(error=error)
         self._pending.clear()
         self._attribute_updates.clear()
+        if self.streams is not None:
+            self.streams.lost(error)
+        if self.responder is not None:
+            self.responder.lost()
         if self._conn is not None:
             self._me = self._conn.local_participant  # as last seen, attributes included
             self._conn = None
@@ -168,9 +201,9 @@ class ClientSession:
 
     # --- requests -------------------------------------------------------------------------
 
-    def request(self, conn: ClientConnection, verb: Verb) -> Reply:
-        """Queue a request whose answer someone waits for."""
-        reply = self._pending[_issue(conn, verb)] = Reply()
+    def request(self, conn: ClientConnection, verb: Verb, reply: Reply | None = None) -> Reply:
+        """Queue a request whose answer someone waits for (in ``reply``, if given)."""
+        reply = self._pending[_issue(conn, verb)] = reply or Reply()
         return reply
 
     def post(self, conn: ClientConnection, verb: Verb) -> int:
@@ -178,6 +211,12 @@ class ClientSession:
         rid = _issue(conn, verb)
         self._pending[rid] = None
         return rid
+
+    def call(self, conn: ClientConnection, verb: Verb) -> tuple[int, Reply]:
+        """Queue a call; its request id (to cancel it) and its reply (the answer)."""
+        rid = _issue(conn, verb)
+        reply = self._pending[rid] = Reply()
+        return rid, reply
 
     def enable(self, conn: ClientConnection, *, presence: bool) -> int:
         """The enable verb; the presence choice is kept for reconnects."""
@@ -233,6 +272,42 @@ class ClientSession:
         reply = self._pending.pop(request_id, None)
         if reply is not None:
             reply.settle()
+
+    def _call_answered(self, event: CallAnswered) -> None:
+        reply = self._pending.pop(event.request_id, None)
+        if reply is not None:
+            reply.settle(event.reply)
+
+    def _call_failed(self, event: CallFailed) -> None:
+        reply = self._pending.pop(event.request_id, None)
+        if reply is not None:
+            reply.settle(error=request_error(event.code, event.reason))
+
+    def _call_received(self, event: CallReceived) -> None:
+        conn = self._conn
+        assert conn is not None  # calls arrive on the live connection only
+        if self.responder is None:
+            conn.fail_call(event.call.id, Code.NO_HANDLER, "no request handlers")
+        else:
+            self.responder.received(conn, event.call)
+
+    def _call_cancelled(self, event: CallCancelled) -> None:
+        if self.responder is not None:
+            self.responder.cancelled(event.call_id)
+
+    def _stream_offered(self, event: StreamOffered) -> None:
+        conn = self._conn
+        assert conn is not None  # offers arrive on the live connection only
+        if self.streams is None:
+            conn.abort_stream(event.stream_id, "not accepting streams")
+        else:
+            self.streams.offered(conn, event)
+
+    def _stream_event(
+        self, event: ChunkReceived | CreditGranted | StreamEnded | StreamAborted
+    ) -> None:
+        if self.streams is not None:
+            self.streams.event(event)
 
     def _enabled(self, event: MessagingEnabled) -> None:
         self.enabled = True

@@ -1,4 +1,5 @@
-"""The ``roomwire`` command: serve, token, demo, and messaging list / send / broadcast / listen.
+"""The ``roomwire`` command: serve, token, demo, and messaging list / send / broadcast /
+request / stream / listen.
 
 Settings come from flags, then ``ROOMWIRE_*`` environment variables (and for ``serve``, then
 a ``--config`` file). Errors print one line (no traceback) and exit with a documented code
@@ -17,6 +18,7 @@ import ssl
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, TextIO
 
@@ -24,6 +26,7 @@ import anyio
 import roomwire_anyio as rw
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from roomwire_anyio import demo
 
@@ -54,6 +57,10 @@ EXIT_CODES = {
     7: "too large: the message is over the server's limit",
     8: "invalid request: the server refused the message's content",
     9: "rate limited: over the server's request rate for this connection",
+    10: "request: the participant called answered with an error (no handler, handler failed,"
+    " or the application's own code; printed)",
+    11: "request: no answer within --timeout (the call was cancelled)",
+    12: "stream: the reader refused or aborted the stream, or left before the end",
     130: "interrupted (Ctrl-C or SIGTERM) before finishing; serve stops on a signal and exits 0",
 }
 _EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
@@ -63,6 +70,8 @@ _EXIT_FOR_ERROR: dict[type[rw.RoomError], int] = {
     rw.InvalidRequestError: 8,
     rw.NotEnabledError: 8,
     rw.RateLimitedError: 9,
+    rw.RequestTimeoutError: 11,
+    rw.StreamError: 12,
 }
 _TOKEN_CODES = {
     Code.TOKEN_INVALID,
@@ -240,6 +249,8 @@ def run_command(main: Callable[[], Awaitable[None]]) -> None:
             fail(4, f"token refused ({exc.code.name}): {exc.reason}")
         code = _EXIT_FOR_ERROR.get(type(exc), 3)
         fail(code, f"{exc.code.name} ({int(exc.code)}): {exc.reason}")
+    except rw.RequestError as exc:
+        fail(10, f"the participant called answered {exc.code}: {exc.reason}")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -743,6 +754,119 @@ def _print_sent(message_id: str, as_json: bool) -> None:
     print(json.dumps({"id": message_id}) if as_json else f"sent, message id {message_id}")
 
 
+OneName = Annotated[str | None, typer.Option("--to", help="The participant's name.")]
+OneId = Annotated[str | None, typer.Option(help="The participant's id.")]
+
+
+def _one_participant(to: str | None, to_participant_id: str | None) -> None:
+    if (to is None) == (to_participant_id is None):
+        fail(2, "pass exactly one of --to NAME or --to-participant-id ID")
+
+
+def _participant(
+    client: rw.RoomClient, to: str | None, to_participant_id: str | None
+) -> RemoteParticipant | str:
+    """The one participant a command is for: by name (from presence) or by id."""
+    return _by_name(client, to) if to is not None else str(to_participant_id)
+
+
+@messaging_app.command("request")
+def messaging_request(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    type_: Type,
+    data: Data,
+    to: OneName = None,
+    to_participant_id: OneId = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds to wait for the answer.")
+    ] = 10.0,
+    attachment: Attachment = None,
+    url: Url = DEFAULT_URL,
+    ca: Ca = None,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    as_json: JsonOut = False,
+) -> None:
+    """Call a participant's request handler and print its answer (exit 0); an error answer
+    exits 10, no answer within --timeout exits 11."""
+    _one_participant(to, to_participant_id)
+    message = parse_data(data)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
+    context = client_tls(ca)
+
+    async def main() -> None:
+        async with binding().connect(
+            url, token=jwt, room=room, reconnect=False, ssl=context
+        ) as client:
+            await client.messaging.enable(presence=to is not None)
+            callee = _participant(client, to, to_participant_id)
+            reply = await client.messaging.request(
+                to=callee,
+                type=type_,
+                message=message,
+                attachment=_read_attachment(client, attachment),
+                timeout=timeout,
+            )
+            names = {p.id: p.name for p in client.messaging.remote_participants}
+        _show(_message_record(reply, None, names), as_json)
+
+    run_command(main)
+
+
+@messaging_app.command("stream")
+def messaging_stream(  # noqa: PLR0917 - Typer maps parameters to options
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="File to send.")
+    ],
+    to: OneName = None,
+    to_participant_id: OneId = None,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Bytes per chunk (at most the stream window).")
+    ] = 64 * 1024,
+    url: Url = DEFAULT_URL,
+    ca: Ca = None,
+    room: Room = None,
+    token: Token = None,
+    secret: Secret = None,
+    name: Name = "roomwire-cli",
+    as_json: JsonOut = False,
+) -> None:
+    """Send FILE as a stream (header: name and size) with a progress bar on stderr; exit 0
+    once the reader has consumed every byte and the stream is closed."""
+    _one_participant(to, to_participant_id)
+    jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
+    context = client_tls(ca)
+    size = file.stat().st_size
+
+    async def main() -> None:
+        async with binding().connect(
+            url, token=jwt, room=room, reconnect=False, ssl=context
+        ) as client:
+            await client.messaging.enable(presence=to is not None)
+            reader = _participant(client, to, to_participant_id)
+            writer = await client.messaging.create_stream(
+                to=reader, header={"name": file.name, "size": size}
+            )
+            piece = min(chunk_size, writer.window)
+            with (
+                file.open("rb") as source,
+                Progress(console=err, transient=as_json) as progress,
+            ):
+                task = progress.add_task(f"{file.name} -> {to or to_participant_id}", total=size)
+                while data := source.read(piece):
+                    await writer.write(rw.MessageStreamChunk(data=data))
+                    progress.advance(task, len(data))
+                await writer.drain()
+            await writer.close()
+        record = {"event": "streamed", "id": writer.id, "file": str(file), "bytes": size}
+        print(json.dumps(record) if as_json else f"streamed {size} bytes, stream id {writer.id}")
+
+    run_command(main)
+
+
 @messaging_app.command("history")
 def messaging_history(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
@@ -791,6 +915,10 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
             min=0, help="First print the history after this seq (exclusive), then go live."
         ),
     ] = None,
+    save_streams: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Accept streams and save each in this folder."),
+    ] = None,
 ) -> None:
     """Print messages and presence changes as they happen, until interrupted (exit 130) or
     the connection is gone for good (exit 3, or 4 for a token refused on reconnecting).
@@ -799,12 +927,15 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
     context = client_tls(ca)
     if save_attachments is not None:
         save_attachments.mkdir(parents=True, exist_ok=True)
+    if save_streams is not None:
+        save_streams.mkdir(parents=True, exist_ok=True)
 
     async def main() -> None:
         async with binding().connect(
             url, token=jwt, room=room, reconnect=True, ssl=context
         ) as client:
-            await client.messaging.enable()
+            saver = None if save_streams is None else partial(_save_stream, save_streams, as_json)
+            await client.messaging.enable(on_stream_accept=saver)
             me = client.local_participant
             assert me is not None  # set by the handshake, before connect() yields
             # On stderr, so stdout stays data: scripts can wait for this line to know the
@@ -855,6 +986,36 @@ async def _replay(
             since = found[-1].seq
         if len(found) < page:
             return since
+
+
+async def _save_stream(folder: Path, as_json: bool, reader: rw.MessageStreamReader) -> None:
+    """Save one stream in ``folder`` as ``<stream id>-<name from its header>``; print a
+    record once it ended (or failed: the part received stays)."""
+    named = reader.header.get("name")
+    tail = Path(named).name if isinstance(named, str) else "stream"
+    path = folder / _safe_name(f"{reader.id}-{tail}")
+    record: dict[str, Any] = {
+        "event": "stream",
+        "id": reader.id,
+        "from": reader.from_participant_id,
+        "header": reader.header,
+        "file": str(path),
+    }
+    received = 0
+    try:
+        with path.open("wb") as sink:
+            async for chunk in reader:
+                sink.write(chunk.data)
+                received += len(chunk.data)
+    except rw.RoomError as exc:
+        record.update(event="stream failed", code=exc.code.name, reason=exc.reason)
+    record["bytes"] = received
+    _show(record, as_json)
+
+
+def _safe_name(name: str) -> str:
+    """One plain file name: the stream id and header come from others."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "_"
 
 
 def _describe(
@@ -931,6 +1092,9 @@ def _human(record: dict[str, Any]) -> str:
             else (f"{record['from_name']} ({record['from']})")
         )
         return f"[{record['type']}] {sender}: {json.dumps(record['message'])}{extra}"
+    if event in {"stream", "stream failed"}:
+        why = f" ({record['code']}: {record['reason']})" if "code" in record else ""
+        return f"* {event} {record['id']} from {record['from']}: {record['bytes']} bytes{why}"
     if event == "disconnected":
         then = "reconnecting" if record["reconnecting"] else "not reconnecting"
         return f"* disconnected: {record['code']} ({record['reason']}), {then}"
