@@ -18,3 +18,5 @@ python3 -m pytest --cov=roomwire --cov-branch --cov-report=term-missing:skip-cov
 # The examples are part of the product: both runtimes must run them.
 python3 -X dev -W error examples/alice_and_bob.py --runtime asyncio
 python3 -X dev -W error examples/alice_and_bob.py --runtime trio
+python3 -X dev -W error examples/moobius_service.py --runtime asyncio
+python3 -X dev -W error examples/moobius_service.py --runtime trio

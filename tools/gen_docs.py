@@ -153,6 +153,9 @@ INPUT_MEANINGS = {
     "SEND": "`send` or `broadcast` request.",
     "ATTRIBUTES": "`attrs` request (the client when it sends it, the server when it applies it).",
     "HISTORY": "`history` request (its `history` pages or `error` drive REPLY on the client).",
+    "REFRESH": "`refresh` request (its `ack` or `error` drive REPLY on the client).",
+    "SERVICE": "A service request (`svc_attach`, `svc_decide`, `svc_send`, `svc_puppet`,"
+    " `svc_unpuppet`, §23); its `ack` or `error` drives REPLY on the client.",
     "REPLY": "`ack`, `error` or `history` page answering a `send`, `broadcast`, `attrs` or"
     " `history` (client side; the server's replies to those ride on SEND, ATTRIBUTES and HISTORY).",
     "DELIVERY": "`msg`, `joined`, `updated` or `left` received (client side).",

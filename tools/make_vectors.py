@@ -53,7 +53,10 @@ from tests.vectors import (  # noqa: E402
     frames_to_json,
     replay,
 )
-from tools import vectors_rpc  # noqa: E402 - participant RPC's vectors (register, below)
+from tools import (  # noqa: E402 - the vectors of issue 13 and of participant RPC
+    vectors_hardening,
+    vectors_rpc,
+)
 
 SECRET = "roomwire-conformance-vectors-secret-0001"
 """The server secret of every vector (40 bytes)."""
@@ -1682,7 +1685,11 @@ def client_history() -> JSON:
     )
 
 
+VECTORS.update(vectors_hardening.vectors(sys.modules[__name__]))
 vectors_rpc.register(vector, sys.modules[__name__])
+from tools import vectors_services  # noqa: E402 - after ROOT is on the path
+
+vectors_services.add(vector, Harness)
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ._framing import Framing
 from ._history import HistoryRead
 from ._participant import participant_named
 from ._server import RoomServer
+from ._service import Interception
 from ._session import ServerConnection
 from ._state import Input, State
 from ._stats import ServerStats
@@ -36,6 +37,7 @@ __all__ = [
     "HistoryRead",
     "Input",
     "InterceptedMessage",
+    "Interception",
     "Interceptor",
     "InvalidRequest",
     "Limits",

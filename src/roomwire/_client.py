@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from types import EllipsisType
 
 import attrs
 
@@ -38,6 +39,8 @@ from ._shapes import (
     check_result,
     check_snapshot,
     check_stream_end,
+    check_svc_msg,
+    check_svc_timeout,
     check_welcome,
 )
 from ._state import REPLIES, Input, State
@@ -53,8 +56,10 @@ from .events import (
     CreditGranted,
     Event,
     HistoryReceived,
+    InterceptTimedOut,
     JSONObject,
     Limits,
+    MessageIntercepted,
     MessageReceived,
     MessagingDisabled,
     MessagingEnabled,
@@ -68,6 +73,7 @@ from .events import (
     StreamAborted,
     StreamEnded,
     StreamOffered,
+    UpwardMessage,
 )
 
 
@@ -245,6 +251,15 @@ class ClientConnection(BaseConnection):
             frame["epoch"] = epoch
         return self._request(Input.HISTORY, frame)
 
+    def refresh_token(self, token: str) -> int:
+        """Hand the server a new token before this one's ``exp`` (same room, name, role and
+        grants; a later ``exp``): it closes the connection with TOKEN_EXPIRED at the ``exp``
+        it holds. ``RequestAcked`` or ``RequestRefused`` (TOKEN_REFUSED) answers it."""
+        self._check_allowed(Input.REFRESH, "refresh the token")
+        if type(token) is not str:
+            raise InvalidRequest("a token is a string")
+        return self._request(Input.REFRESH, {"t": "refresh", "token": token})
+
     # --- participant RPC (PROTOCOL.md §24) -------------------------------------------------
 
     def call(self, to: str, type: str, message: JSONObject, attachment: bytes | None = None) -> int:
@@ -356,6 +371,99 @@ class ClientConnection(BaseConnection):
             raise InvalidRequest("a call id is a string")
         return self._request(Input.ANSWER, frame)
 
+    # --- services (docs/PROTOCOL.md §23) -------------------------------------------------
+
+    def send_to_service(
+        self, type: str, message: JSONObject, attachment: bytes | None = None
+    ) -> int:
+        """Send to the room's service only (a ``send`` with no recipients)."""
+        self._check_allowed(Input.SEND, "send a message")
+        frame = self._message_frame("send", type, message, attachment)
+        frame["to"] = []
+        return self._request(Input.SEND, frame)
+
+    def attach_service(self) -> int:
+        """Attach as the room's service (the token needs the ``intercept`` grant); from the
+        ``ack`` on, ``MessageIntercepted`` events bring the room's messages to decide."""
+        self._check_allowed(Input.SERVICE, "attach as the room's service")
+        return self._request(Input.SERVICE, {"t": "svc_attach"})
+
+    def decide(
+        self,
+        message_id: str,
+        *,
+        drop: bool = False,
+        type: str | None = None,
+        message: JSONObject | None = None,
+        attachment: bytes | EllipsisType | None = ...,
+        to: Sequence[str] | EllipsisType | None = ...,
+    ) -> int:
+        """Decide an intercepted message: deliver it (``type``, ``message``, ``attachment``
+        and ``to`` replace what was sent; ``...`` and None keep it, ``to=None`` makes it a
+        broadcast), or ``drop`` it."""
+        self._check_allowed(Input.SERVICE, "decide")
+        frame: Frame = {"t": "svc_decide", "id": message_id}
+        if drop:
+            frame["drop"] = True
+        # What replaces the sender's is checked as a send's would be.
+        if type is not None:
+            frame["type"] = self._message_frame("send", type, {}, None)["type"]
+        if message is not None:
+            frame["message"] = self._message_frame("send", "-", message, None)["message"]
+        if attachment is not ...:
+            frame["att"] = None if attachment is None else bytes(attachment)
+        if to is not ...:
+            frame["to"] = self._recipients(to)
+        return self._request(Input.SERVICE, frame)
+
+    def send_as(
+        self,
+        sender: str,
+        type: str,
+        message: JSONObject,
+        attachment: bytes | None = None,
+        to: Sequence[str] | None = None,
+    ) -> int:
+        """As the room's service: send as ``sender`` (any present participant or one of its
+        puppets) to ``to`` (None: everyone; absent ids are skipped)."""
+        self._check_allowed(Input.SERVICE, "send as another participant")
+        frame = self._message_frame("svc_send", type, message, attachment)
+        frame["from"] = sender
+        frame["to"] = self._recipients(to)
+        return self._request(Input.SERVICE, frame)
+
+    def create_puppet(self, puppet_name: str, attributes: JSONObject) -> int:
+        """As the room's service: create a puppet; its ``ack`` carries the puppet's id."""
+        self._check_allowed(Input.SERVICE, "create a puppet")
+        if type(puppet_name) is not str or not 0 < len(puppet_name) <= _MAX_NAME:
+            raise InvalidRequest(f"a name must be a string of 1 to {_MAX_NAME} characters")
+        if not is_json_object(attributes, ATTRIBUTES_DEPTH):
+            raise InvalidRequest(
+                f"attributes must be a JSON object at most {ATTRIBUTES_DEPTH} levels deep"
+            )
+        most = self._limits.max_attributes_size
+        if attributes_size(attributes) > most:
+            raise MessageTooLarge(f"attributes would be over the {most}-byte limit")
+        return self._request(
+            Input.SERVICE, {"t": "svc_puppet", "name": puppet_name, "attributes": attributes}
+        )
+
+    def remove_puppet(self, puppet_id: str) -> int:
+        """As the room's service: remove one of its puppets."""
+        self._check_allowed(Input.SERVICE, "remove a puppet")
+        return self._request(Input.SERVICE, {"t": "svc_unpuppet", "id": puppet_id})
+
+    def _recipients(self, to: Sequence[str] | None) -> list[str] | None:
+        if to is None:
+            return None
+        recipients = list(dict.fromkeys(to))
+        if not all(isinstance(r, str) for r in recipients):
+            raise InvalidRequest("recipients must be participant ids (strings)")
+        most = self._limits.max_recipients
+        if len(recipients) > most:
+            raise InvalidRequest(f"a send names at most {most} recipients")
+        return recipients
+
     def close(self, code: Code = Code.NORMAL, reason: str = "") -> None:
         """Start a clean close; ``ConnectionClosed`` follows when the server answers."""
         self._check_allowed(Input.LOCAL_CLOSE, "close")
@@ -466,6 +574,25 @@ class ClientConnection(BaseConnection):
         if "code" in frame:
             return CallFailed(request_id=rid, code=frame["code"], reason=frame["reason"])
         return CallAnswered(request_id=rid, reply=_call_message(frame))
+
+    def _intercepted(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        to = frame["to"]
+        return MessageIntercepted(
+            message=UpwardMessage(
+                id=frame["id"],
+                timestamp=float(frame["ts"]),
+                from_participant_id=frame["from"],
+                type=frame["type"],
+                message=frame["message"],
+                attachment=frame.get("att"),
+                recipients=None if to is None else list(to),
+            )
+        )
+
+    def _intercept_timeout(self, frame: Frame, now: float) -> Event:
+        self._alive(now)
+        return InterceptTimedOut(message_id=frame["id"])
 
     def _heartbeat(self, frame: Frame, now: float) -> None:
         """Proof of life; a ping is answered."""
@@ -650,6 +777,9 @@ def _as_bytes(value: object, what: str = "attachment") -> bytes:
     return bytes(value)
 
 
+_MAX_NAME = 256
+"""Longest participant name (as a token's)."""
+
 _WRONG_REPLY = {
     "snapshot": "snapshot answers request {rid}, not an enable",
     # The server accepts every disable it is sent (only an enabled client sends one); a
@@ -681,5 +811,9 @@ SERVER_KINDS: dict[str, FrameKind[_Handler]] = {
     "credit": FrameKind(check_credit, Input.STREAM_EVENT, ClientConnection._stream_event),
     "end": FrameKind(check_stream_end, Input.STREAM_EVENT, ClientConnection._stream_event),
     "abort": FrameKind(check_aborted, Input.STREAM_EVENT, ClientConnection._stream_event),
+    "svc_msg": FrameKind(check_svc_msg, Input.DELIVERY, ClientConnection._intercepted),
+    "svc_timeout": FrameKind(
+        check_svc_timeout, Input.DELIVERY, ClientConnection._intercept_timeout
+    ),
 }
 """Every frame kind a server sends: the client's one registry."""

@@ -103,7 +103,11 @@ class Cluster:
         self._node_heard[node] = now
         if kind == "hb":
             return
-        room = self._router.room(record["r"])
+        router = self._router
+        name = record["r"]
+        if name not in router.rooms and (name in router.quiet[0] or name in router.quiet[1]):
+            return  # sent before this node freed the room and stopped listening to it
+        room = router.room(name, now)
         presence = self.presence
         if kind == "msg":
             outgoing = InterceptedMessage(
@@ -138,6 +142,7 @@ class Cluster:
                 presence.add(room, member, publish=False)
             elif existing.node == node and existing.encoded != member.encoded:
                 presence.update(room, member, publish=False)
+        self._free_if_empty(room)
 
     def lost(self) -> None:
         """See ``RoomServer.backplane_lost``."""
@@ -146,7 +151,7 @@ class Cluster:
         self.relaying = False
         self._records.clear()
         self._node_heard.clear()
-        for room in self._router.rooms.values():
+        for room in list(self._router.rooms.values()):
             room.synced = False
             self._flush_pending(room)
             self._drop_node(None, [room])
@@ -172,6 +177,8 @@ class Cluster:
         """Publish this node's heartbeat; remove the participants of nodes gone silent."""
         config = self.config
         self._beat_at = now + config.backplane_heartbeat
+        router = self._router
+        router.quiet = (set(), router.quiet[0])
         if not self.relaying:
             return
         self._records.append((None, self._seal({"t": "hb", "n": config.node_id, "r": ""})))
@@ -193,10 +200,16 @@ class Cluster:
 
     def _drop_node(self, node: str | None, rooms: Iterable[Room]) -> None:
         """Remove the participants of ``node`` (of every other node if None) from ``rooms``."""
-        for room in rooms:
+        for room in list(rooms):
             for member in list(room.members.values()):
                 if member.node is not None and node in (None, member.node):
                     self.presence.remove(room, member, publish=False)
+            self._free_if_empty(room)
+
+    def _free_if_empty(self, room: Room) -> None:
+        """A room known only from records (no local connection) goes with its last member."""
+        if not room.connections and not room.members:
+            self._router.free(room)
 
     def _own_message_back(self, room_name: str, message_id: str) -> None:
         """Deliver a local message that came back from the backplane, and any sent before it

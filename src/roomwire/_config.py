@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -21,6 +21,11 @@ STRONG_KEY = 32
 # Bytes of every send frame's budget kept back for the server's stamps (sender, id, timestamp,
 # seq), so that a delivery is never larger than the frame the recipient accepts.
 STAMP_RESERVE = 1024
+
+
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -68,9 +73,14 @@ class InterceptedMessage:
     """The attachment, if any."""
 
 
-Interceptor = Callable[[InterceptedMessage], InterceptedMessage | None]
+Interceptor = Callable[
+    [InterceptedMessage],
+    InterceptedMessage | Awaitable[InterceptedMessage | None] | None,
+]
 """Pass a message (return it), rewrite or redirect it (return ``attrs.evolve(m, ...)``), or
-drop it (return None). Redirected recipients that are not present are skipped."""
+drop it (return None). Redirected recipients that are not present are skipped. It may be
+``async``: the driver awaits it (``RoomServer.interceptions``). If it raises, the message is
+refused with INTERCEPTOR_FAILED."""
 
 
 @attrs.frozen(kw_only=True)
@@ -152,6 +162,23 @@ class ServerConfig:
     max_open_streams: int = attrs.field(default=8, validator=_positive)
     """Most streams one connection may write or read at once (advertised)."""
 
+    max_connections: int | None = attrs.field(default=None, validator=_positive_or_none)
+    """Most connections open at once (None: no cap). Set it under the process's file
+    descriptor limit: a connection over it is closed at once with TOO_MANY_CONNECTIONS."""
+    max_connections_per_address: int | None = attrs.field(default=None, validator=_positive_or_none)
+    """Most connections open at once from one peer address (None: no cap); the driver
+    passes the address to ``RoomServer.accept``."""
+
+    service_policy: str = attrs.field(
+        default="bypass", validator=attrs.validators.in_(("bypass", "hold", "refuse"))
+    )
+    """What happens to a message in a room with no service attached (docs/PROTOCOL.md §23):
+    ``bypass`` delivers it as asked, ``hold`` keeps it (up to ``history_size`` per room) and
+    hands it to the next service that attaches, ``refuse`` refuses it (SERVICE_UNAVAILABLE)."""
+    service_timeout: float = attrs.field(default=10.0, validator=_positive)
+    """Seconds a service has to decide a message; past it the message is handled as if no
+    service were attached, and the service is told (``svc_timeout``)."""
+
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:
             raise ValueError(f"rate_limit must be positive or None, got {self.rate_limit!r}")
@@ -169,6 +196,10 @@ class ServerConfig:
                     f"{name} has {size} bytes: use at least {STRONG_KEY} random bytes"
                     " (allow_weak_secret=True accepts it, for development only)"
                 )
+        if self.service_policy != "bypass" and self.node_id is not None:
+            # No service can attach to a node of a cluster (PROTOCOL §23.1): every message
+            # would be held or refused for good.
+            raise ValueError("service_policy must be 'bypass' on a node of a cluster (node_id)")
         if self.max_frame_size <= 2 * STAMP_RESERVE:
             raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
 

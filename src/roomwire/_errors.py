@@ -55,3 +55,11 @@ class TokenError(ProtocolError):
 def bad_frame(reason: str) -> RemoteProtocolError:
     """The peer sent bytes that are not a well-formed frame."""
     return RemoteProtocolError(reason, Code.BAD_FRAME)
+
+
+class Refusal(Exception):
+    """Server side: a request is refused; the connection answers with an error frame and
+    stays open (raised by a request's handler, wherever the concern's module is)."""
+
+    def __init__(self, code: Code, reason: str) -> None:
+        self.code, self.reason = code, reason

@@ -13,6 +13,7 @@ position (a seq) is trusted only in the epoch it was read in; a store that loses
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
@@ -95,6 +96,10 @@ class HistoryRead:
         return self.since if self.epoch in {None, epoch} else None
 
 
+EPOCH_KEY = 16
+"""Bytes of a page's ``epoch`` key and the text head of its value."""
+
+
 def _readable(name: str, sender_name: str, to_names: frozenset[str] | None) -> bool:
     """Broadcasts are the room's; a direct message is its sender's and recipients'."""
     return to_names is None or name == sender_name or name in to_names
@@ -141,9 +146,10 @@ class History:
 
     __slots__ = (
         "_dropped",
-        "_epochs",
         "_held",
         "_max_frame_size",
+        "_named",
+        "_resume",
         "_rooms",
         "_shared",
         "_size",
@@ -165,7 +171,7 @@ class History:
         *,
         external: bool,
         shared: bool = False,
-        epoch: str,
+        epoch: str | None = None,
     ) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
         self.external, self._shared = external, shared
@@ -173,6 +179,9 @@ class History:
         """A store of this node's own: each sender's ack waits for its record. A store every
         node shares is written after the ack (its records follow in the next batch)."""
         self._rooms: dict[str, deque[_Row]] = {}
+        self._resume: dict[str, tuple[str, int]] = {}
+        """Rooms not made on this node whose epoch and last seq a room made goes on from:
+        freed rooms whose history was kept, and rooms the driver's store named (``name``)."""
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
         self._to_store_ids: list[str] = []
@@ -183,17 +192,32 @@ class History:
         """External: each sender's ack, by message id, until its record is stored."""
         self.reads: list[HistoryRead] = []
         """External: requests waiting for the store's records."""
-        self.epoch = check_epoch(epoch)
-        """Every room's epoch, but those the driver's store named (``_epochs``)."""
-        self._epochs: dict[str, str] = {}
+        self._named = epoch is not None
+        self.epoch = secrets.token_hex(8) if epoch is None else check_epoch(epoch)
+        """The node's epoch (PROTOCOL.md §21.2). Named (``history_epoch``, or a store's
+        ``restore``), it is the epoch of every room made without one of its own; else only
+        what ``epoch_of`` says of a room this node holds nothing of."""
         self._dropped: dict[str, int] = {}
         """In memory: the last seq each room dropped (by size or age)."""
 
     def epoch_of(self, room: str) -> str:
-        return self._epochs.get(room, self.epoch)
+        """The epoch of room ``room`` when this node has not made it (``Router.epoch_of``
+        asks the room first)."""
+        return self._resume.get(room, (self.epoch,))[0]
 
-    def set_epoch(self, room: str, epoch: str) -> None:
-        self._epochs[room] = check_epoch(epoch)
+    def restore(self, epoch: str) -> None:
+        """The driver's store opened in ``epoch``: the node's, named."""
+        self.epoch, self._named = check_epoch(epoch), True
+
+    def name(self, room: str, epoch: str, last_seq: int) -> None:
+        """The driver's store names ``epoch`` for room ``room``, not made on this node, and
+        the last seq it holds: the room made goes on from them (its seq never goes back)."""
+        known = self._resume.get(room)
+        self._resume[room] = (check_epoch(epoch), max(last_seq, known[1] if known else 0))
+
+    def positions(self) -> dict[str, int]:
+        """The last seq of each room not made on this node that a room made goes on from."""
+        return {room: seq for room, (_, seq) in self._resume.items() if seq}
 
     def hold(self, message_id: str, sender: Acker, ack: bytes) -> None:
         """With ``holds_acks``: keep ``ack`` until the message's record is stored."""
@@ -264,6 +288,7 @@ class History:
             )
             self.to_store.append((room.name, encode_entry(entry)))
             self._to_store_ids.append(message_id)
+            room.kept = True
             return
         name = room.name
         entries = self._rooms.get(name)
@@ -276,6 +301,24 @@ class History:
         # A plain tuple, made a Kept only when read: this runs for every message.
         entries.append((seq, timestamp, sender.name, names, data))
 
+    def freed(self, room: Room) -> None:
+        """The room was freed. Its history is the room's, not its members': it stays (within
+        ``history_size`` and ``history_ttl``), and with it the room's epoch and seq, for the
+        room made again to go on from (``resume``). A room that kept nothing leaves nothing."""
+        if room.kept or self._rooms.get(room.name):
+            self._resume[room.name] = (room.epoch, room.seq)
+        else:  # a new incarnation starts from nothing
+            self._dropped.pop(room.name, None)
+
+    def resume(self, name: str) -> tuple[str, int] | None:
+        """The epoch and last seq room ``name``, made now, goes on from: a freed room's
+        whose history was kept, the store's for the room, else (seq 0) the node's epoch if
+        named; None: the room starts a new epoch."""
+        resumed = self._resume.pop(name, None)
+        if resumed is None and self._named:
+            return self.epoch, 0
+        return resumed
+
     def _expire(self, room: str, entries: deque[_Row], now: float) -> None:
         """Drop the entries older than ``history_ttl``: on a store (a room nobody reads
         holds no stale messages) and on every read (a room nobody writes to either)."""
@@ -283,9 +326,9 @@ class History:
         while entries and entries[0][1] < oldest:
             self._dropped[room] = entries.popleft()[0]
 
-    def ask(self, read: HistoryRead, now: float) -> list[Entry] | None:
-        """The entries answering ``read`` from memory, or None when the driver's store
-        answers it later (it is queued in ``reads``)."""
+    def ask(self, read: HistoryRead, epoch: str, now: float) -> list[Entry] | None:
+        """The entries answering ``read`` from memory, the room in ``epoch``, or None when
+        the driver's store answers it later (it is queued in ``reads``)."""
         if self.external:
             self.reads.append(read)
             return None
@@ -293,7 +336,7 @@ class History:
         if entries is None:
             return []
         self._expire(read.room, entries, now)
-        since = read.after(self.epoch)
+        since = read.after(epoch)
         after = -1 if since is None else since
         kept = self.select(read, [Kept._make(e) for e in entries if e[0] > after], now)
         return [k.entry() for k in kept]
@@ -382,7 +425,8 @@ def history_frames(
     """The reply to history request ``rid``: stream-framed pages that each fit a frame,
     each naming the room's ``epoch`` (and ``reset`` when the position was not honoured)."""
     records = [entry.record() for entry in entries]
-    pages = page_records([encode_payload(r) for r in records], max_frame_size)
+    budget = max_frame_size - len(epoch.encode()) - EPOCH_KEY
+    pages = page_records([encode_payload(r) for r in records], budget)
     frames, start = [], 0
     for number, encoded in enumerate(pages, start=1):
         end = start + len(encoded)

@@ -12,6 +12,7 @@ from .events import RemoteParticipant
 if TYPE_CHECKING:
     from ._config import InterceptedMessage
     from ._outbound import Outbound
+    from ._service import ServiceSlot
 
 
 @attrs.define(eq=False)
@@ -32,6 +33,13 @@ class Member:
 @attrs.define(eq=False)
 class Room:
     name: str
+    epoch: str = ""
+    """This incarnation of the room on this node: a room is freed when its last local
+    connection closes, and made again (a new epoch, seq from 0) when one joins."""
+    connections: int = 0
+    """Local connections in the room (authenticated, not yet closed)."""
+    kept: bool = False
+    """A message of the room went to the driver's history store (``external_history``)."""
     seq: int = 0
     members: dict[str, Member] = attrs.Factory(dict)
     """Every participant with messaging enabled, by id, in the order they enabled."""
@@ -44,6 +52,8 @@ class Room:
     in the order they were sent (each is delivered locally when it comes back)."""
     synced: bool = False
     """With a backplane: this node asked the others for the room's presence (a sync record)."""
+    service: ServiceSlot | None = None
+    """The room's service slot (docs/PROTOCOL.md §23): None while no message needs one."""
 
     def next_seq(self) -> int:
         self.seq += 1

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from ._codec import Frame, encode_frame
 from ._config import InterceptedMessage
-from ._history import History
+from ._history import History, check_epoch
 from ._outbound import Batch, Outbound, Queues
 from ._room import Room
 from ._state import State
@@ -15,21 +15,73 @@ from .events import JSONObject
 
 
 class Router:
-    __slots__ = ("_batch", "history", "queues", "rooms")
+    __slots__ = ("_batch", "_made", "freed", "history", "queues", "quiet", "rooms")
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, *, track_freed: bool = False) -> None:
         self.history = history
         """Every delivered message is kept here (the session keeps local ones itself)."""
         self.rooms: dict[str, Room] = {}
+        """The rooms with local connections (a room goes with its last one)."""
+        self.freed: list[str] | None = [] if track_freed else None
+        """With a backplane: rooms freed since the driver last asked
+        (``RoomServer.rooms_freed``)."""
+        self.quiet: tuple[set[str], set[str]] = (set(), set())
+        """With a backplane: rooms freed in this heartbeat interval and the one before. The
+        records still on their way for them are dropped: they would make again a room that
+        nobody here follows, whose later departures this node would never hear."""
+        self._made = 0
         self.queues = Queues()
         self._batch: Batch | None = None
         """The open batch of the last broadcast, if nothing was queued since."""
 
-    def room(self, name: str) -> Room:
+    def room(self, name: str, now: float) -> Room:
+        """Room ``name``; made if this node has no such room: going on from the epoch and
+        seq its kept history or the driver's store names (``History.resume``), else in a
+        new epoch."""
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms[name] = Room(name)
+            resumed = self.history.resume(name)
+            if resumed is None:
+                self._made += 1
+                # Differs between incarnations on this node, restarts included (time moved).
+                room = Room(name, epoch=f"{round(now * 1000):x}.{self._made}")
+            else:  # its history was kept: the room goes on, same epoch, the next seq
+                room = Room(name, epoch=resumed[0], seq=resumed[1], kept=True)
+            self.rooms[name] = room
         return room
+
+    def name_epoch(self, name: str, epoch: str, last_seq: int) -> None:
+        """The driver's store names room ``name``'s epoch and the last seq it holds: the
+        room, now or when made, takes that epoch and goes on after that seq (PROTOCOL.md
+        §21.2)."""
+        room = self.rooms.get(name)
+        if room is None:
+            self.history.name(name, epoch, last_seq)
+        else:
+            room.epoch, room.seq = check_epoch(epoch), max(room.seq, last_seq)
+            room.kept = True  # its epoch is the store's: freed, the room keeps it
+
+    def epoch_of(self, name: str) -> str:
+        """Room ``name``'s epoch: the one its welcome and history pages carry."""
+        room = self.rooms.get(name)
+        return self.history.epoch_of(name) if room is None else room.epoch
+
+    def leave(self, room: Room) -> None:
+        """A local connection of ``room`` closed: the last one frees the room, other nodes'
+        participants included (nobody here would read them, and the backplane driver stops
+        listening to the room); its history stays (``History.freed``)."""
+        room.connections -= 1
+        if not room.connections:
+            self.free(room)
+            if self.freed is not None:
+                self.quiet[0].add(room.name)
+
+    def free(self, room: Room) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            self.history.freed(room)
+            if self.freed is not None:
+                self.freed.append(room.name)
 
     def targets(self, room: Room, sender_id: str, to: tuple[str, ...] | None) -> list[Outbound]:
         """The queues of the local connections a message is for."""

@@ -4,18 +4,20 @@ presence (``_presence``), the cluster side (``_cluster``) and the timers (``_tim
 from __future__ import annotations
 
 import math
-import secrets
+import warnings
 from collections.abc import Callable, Mapping
 from typing import cast
 
 import attrs
 
+from ._admission import Admission
 from ._cluster import Cluster
-from ._config import ServerConfig
+from ._config import STRONG_KEY, InterceptedMessage, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
-from ._history import History, HistoryRead, check_epoch, decode_entry
+from ._history import History, HistoryRead, decode_entry
 from ._routing import Router
+from ._service import Interception, Services
 from ._session import ServerConnection
 from ._stats import ServerStats
 from ._streams import Streams
@@ -48,8 +50,9 @@ class RoomServer:
                 config.max_frame_size,
                 external=config.external_history,
                 shared=config.shared_history,
-                epoch=config.history_epoch or secrets.token_hex(8),
-            )
+                epoch=config.history_epoch,
+            ),
+            track_freed=config.node_id is not None,
         )
         self.cluster = Cluster(config, self.router)
         self.calls = self.cluster.calls
@@ -62,21 +65,33 @@ class RoomServer:
         self.advertised_limits = attrs.asdict(config.limits)
         self.burst = float(config.rate_burst)
         self._connections: dict[object, ServerConnection] = {}
+        self._admission = Admission(config.max_connections, config.max_connections_per_address)
         self.stats = ServerStats()
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
+        self.services = Services(self)
+        """Rooms' services (docs/PROTOCOL.md §23)."""
 
     # --- connections ----------------------------------------------------------------------
 
     def accept(
-        self, connection_id: object, now: float, framing: Framing = Framing.STREAM
+        self,
+        connection_id: object,
+        now: float,
+        framing: Framing = Framing.STREAM,
+        address: str | None = None,
     ) -> ServerConnection:
         """Start serving a new transport under an id the driver chooses (any hashable); a
-        message transport (WebSocket) takes ``framing=Framing.MESSAGE``."""
+        message transport (WebSocket) takes ``framing=Framing.MESSAGE``. ``address`` is the
+        peer's (for ``max_connections_per_address``). Over a connection cap the connection
+        comes back CLOSED, its TOO_MANY_CONNECTIONS close frame queued."""
         if connection_id in self._connections:
             raise LocalProtocolError(f"connection id {connection_id!r} is already in use")
+        refused = self._admission.admit(connection_id, address, len(self._connections))
         connection = ServerConnection(self, connection_id, now, framing)
         self._connections[connection_id] = connection
         self.stats.connections_accepted += 1
+        if refused is not None:
+            connection.close_now(Code.TOO_MANY_CONNECTIONS, refused)
         return connection
 
     @property
@@ -119,6 +134,7 @@ class RoomServer:
     def forget(self, connection: ServerConnection) -> None:
         """Internal: ``connection`` closed; its driver still takes its close frame."""
         self._connections.pop(connection.connection_id, None)
+        self._admission.release(connection.connection_id)
         self.router.queues.dirty[connection.outbound] = None
 
     # --- time -----------------------------------------------------------------------------
@@ -126,15 +142,34 @@ class RoomServer:
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` must next run (pings, timeouts, backplane heartbeats), or
         None."""
-        when = min(self.timers.next_deadline(), self.cluster.next_beat)
+        when = min(
+            self.timers.next_deadline(), self.cluster.next_beat, self.services.next_deadline()
+        )
         return None if when == math.inf else when
 
     def handle_timer(self, now: float) -> None:
         """Send due pings, close connections that timed out; with a backplane, publish this
         node's heartbeat and remove the participants of nodes not heard within the TTL."""
         self.timers.run_due(now)
+        self.services.expire(now)
         if now >= self.cluster.next_beat:
             self.cluster.beat(now)
+        self.router.reap()
+
+    # --- an async interceptor (docs/PROTOCOL.md §23) ------------------------------------
+
+    def interceptions(self) -> list[Interception]:
+        """Messages an ``async`` interceptor is deciding: await each one's ``awaitable`` in
+        this order (per-sender order depends on it), then pass the outcome (its result, or
+        the exception it raised) to ``intercepted``."""
+        return self.services.take_interceptions()
+
+    def intercepted(
+        self, job: Interception, outcome: InterceptedMessage | Exception | None, now: float
+    ) -> None:
+        """The async interceptor decided ``job``: deliver and ack it, or refuse it
+        (INTERCEPTOR_FAILED, logged once) if the interceptor raised."""
+        self.services.resolve(job, outcome, now)
         self.router.reap()
 
     # --- history in the driver's store (config.external_history) ----------------------
@@ -152,32 +187,30 @@ class RoomServer:
         self.router.history.stored(count)
 
     def restore_history(self, epoch: str, seqs: Mapping[str, int] | None = None) -> None:
-        """The driver's store opened: its epoch (every room's, PROTOCOL.md §21.2) and the
-        last seq of each room it holds, which the rooms' seqs continue after. Call before
-        accepting connections."""
-        history = self.router.history
-        history.epoch = check_epoch(epoch)
+        """The driver's store opened: its epoch (every room's it holds and every room made
+        without one, PROTOCOL.md §21.2) and the last seq of each room it holds, which the
+        rooms' seqs continue after. Call before accepting connections."""
+        router = self.router
+        router.history.restore(epoch)
         for name, seq in (seqs or {}).items():
-            room = self.router.room(name)
-            room.seq = max(room.seq, seq)
+            router.name_epoch(name, epoch, seq)
 
     def history_positions(self) -> dict[str, int]:
         """Each room's last seq (messages and presence changes): what a store saves at a
         clean stop so that ``restore_history`` continues after it."""
-        return {name: room.seq for name, room in self.router.rooms.items() if room.seq}
+        router = self.router
+        live = {name: room.seq for name, room in router.rooms.items() if room.seq}
+        return router.history.positions() | live
 
     def set_history_epoch(self, room: str, epoch: str, last_seq: int = 0) -> None:
         """The driver's store names ``room``'s epoch (it found the room's records lost and
         started a new one, or learned another node's) and the last seq it holds, which the
-        room's seq continues after."""
-        self.router.history.set_epoch(room, epoch)
-        if last_seq:
-            found = self.router.room(room)
-            found.seq = max(found.seq, last_seq)
+        room's seq continues after: the room, now or when made, carries that epoch."""
+        self.router.name_epoch(room, epoch, last_seq)
 
     def history_epoch(self, room: str) -> str:
-        """``room``'s history epoch, as this server knows it."""
-        return self.router.history.epoch_of(room)
+        """``room``'s history epoch, as this server knows it (the one its welcome says)."""
+        return self.router.epoch_of(room)
 
     def history_reads(self) -> list[HistoryRead]:
         """History requests waiting for the store: answer each with ``answer_history``."""
@@ -200,14 +233,25 @@ class RoomServer:
         honoured. Raises ``LocalProtocolError`` for a record that is not one (a corrupt
         store); dropped if the reader has gone."""
         entries = [decode_entry(record) for record in records]
-        history = self.router.history
+        router = self.router
         if epoch is not None:
-            history.set_epoch(read.room, epoch)
+            router.name_epoch(read.room, epoch, 0)
         connection = self._connections.get(read.connection_id)
         if connection is not None:
-            room_epoch = history.epoch_of(read.room)
-            found, reset = history.answer(read, entries, room_epoch, dropped, now)
+            room_epoch = router.epoch_of(read.room)
+            found, reset = router.history.answer(read, entries, room_epoch, dropped, now)
             connection.queue_history(read.request_id, found, room_epoch, reset)
+
+    def rooms_freed(self) -> list[str]:
+        """With a backplane (``node_id``): rooms freed since the last call (their last local
+        connection closed) and not made again since. The driver unsubscribes from their
+        channels, and must call this as often as ``backplane_records``."""
+        router = self.router
+        freed = router.freed
+        if not freed:
+            return []
+        router.freed = []
+        return [name for name in dict.fromkeys(freed) if name not in router.rooms]
 
     # --- backplane ------------------------------------------------------------------------
 
@@ -255,4 +299,17 @@ def _jwt_authenticator(secret: str | bytes) -> Callable[[str, float], Participan
     def authenticate(token: str, now: float) -> ParticipantToken:
         return ParticipantToken.from_jwt(token, secret, now=now)
 
-    return authenticate
+    if len(secret.encode() if isinstance(secret, str) else secret) >= STRONG_KEY:
+        return authenticate
+
+    def authenticate_weak(token: str, now: float) -> ParticipantToken:
+        # Only with allow_weak_secret (the config refuses it otherwise): the server accepted
+        # the key once, at its start. PyJWT's warning would repeat at every token check, and
+        # under -W error turn each hello into a failure.
+        from jwt.warnings import InsecureKeyLengthWarning  # noqa: PLC0415 - see _token
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            return authenticate(token, now)
+
+    return authenticate_weak

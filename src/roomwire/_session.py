@@ -4,6 +4,8 @@ frame kind a client sends."""
 
 from __future__ import annotations
 
+import logging
+import math
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -13,6 +15,7 @@ import attrs
 from ._codec import ATTRIBUTES_DEPTH, Frame, encode_frame, is_json_object
 from ._config import PROTOCOL_VERSION, InterceptedMessage
 from ._connection import BaseConnection, NextEvent
+from ._errors import Refusal as _Refusal
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import PREFIX_SIZE, Framing
@@ -38,9 +41,14 @@ from ._shapes import (
     check_hello,
     check_history,
     check_open,
+    check_refresh,
     check_request,
     check_send,
     check_stream_end,
+    check_svc_decide,
+    check_svc_puppet,
+    check_svc_send,
+    check_svc_unpuppet,
 )
 from ._state import ON_REFUSAL, Input, State
 from ._streams import Stream
@@ -60,12 +68,7 @@ from .events import (
 if TYPE_CHECKING:
     from ._server import RoomServer
 
-
-class _Refusal(Exception):
-    """A request is refused; the connection answers with an error frame and stays open."""
-
-    def __init__(self, code: Code, reason: str) -> None:
-        self.code, self.reason = code, reason
+log = logging.getLogger("roomwire.server")
 
 
 class ServerConnection(BaseConnection):
@@ -80,6 +83,7 @@ class ServerConnection(BaseConnection):
     __slots__ = (
         "_allowance",
         "_bucket_at",
+        "_expires_at",
         "_grants",
         "_heard_at",
         "_joined",
@@ -108,6 +112,8 @@ class ServerConnection(BaseConnection):
         self._joined = False
         self._member: Member | None = None
         self._heard_at = self._pinged_at = now
+        self._expires_at = math.inf
+        """The token's ``exp``: the connection is closed then unless a refresh moved it."""
         self.outbound = Outbound(self, server.config.outbound_limit)
         """Internal: this connection's queue, which fan-out appends to."""
         self._queues = server.router.queues
@@ -199,13 +205,17 @@ class ServerConnection(BaseConnection):
             id=config.id_factory(), name=token.name, role=token.role, attributes={}
         )
         self._me, self._grants, self._joined = participant, token, True
-        self._room = server.router.room(token.room)
+        self._expires_at = _expiry(token)
+        self._room = server.router.room(token.room, now)
+        self._room.connections += 1
         server.cluster.sync(self._room)
+        server.services.watch(self._room)
         self._send(
             {
                 "t": "welcome",
                 "v": PROTOCOL_VERSION,
                 "room": token.room,
+                "epoch": self._room.epoch,
                 "participant": to_record(participant),
                 "limits": server.advertised_limits,
                 "hb": config.heartbeat_interval,
@@ -239,11 +249,7 @@ class ServerConnection(BaseConnection):
             refused = ON_REFUSAL.get(self._state)
             if refused is not None:
                 self._move(refused)
-            self._send(
-                {"t": "error", "rid": rid, "code": int(refusal.code), "reason": refusal.reason}
-            )
-            refusals = self._server.stats.refusals
-            refusals[refusal.code] = refusals.get(refusal.code, 0) + 1
+            self.refuse(rid, refusal.code, refusal.reason)
             return RequestRefused(request_id=rid, code=refusal.code, reason=refusal.reason)
 
     def _spend(self, now: float, rate: float) -> bool:
@@ -320,7 +326,7 @@ class ServerConnection(BaseConnection):
             self._server.presence.update(self._room, self._member)
         return AttributesChanged(participant=self._me)
 
-    def _message(self, frame: Frame, size: int, now: float) -> Event:
+    def _message(self, frame: Frame, size: int, now: float) -> Event | None:
         broadcast = frame["t"] == "broadcast"
         server, config, room = self._server, self._server.config, self._room
         if broadcast and not self._grants.can_broadcast:
@@ -338,7 +344,8 @@ class ServerConnection(BaseConnection):
         to: tuple[str, ...] | None = None
         if not broadcast:
             to = tuple(dict.fromkeys(frame["to"]))
-            if not 0 < len(to) <= config.max_recipients:
+            # [] is "to the service only" (§23): for rooms with a service slot.
+            if not 0 < len(to) <= config.max_recipients and (to or room.service is None):
                 raise _Refusal(
                     Code.INVALID_REQUEST, f"a send names 1 to {config.max_recipients} recipients"
                 )
@@ -346,6 +353,10 @@ class ServerConnection(BaseConnection):
             if missing:
                 shown = ", ".join(repr(r[:64]) for r in missing[:5])
                 raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
+        if room.service is not None:
+            return server.services.intercept(
+                self, room.service, frame["rid"], to, type_, frame["message"], frame.get("att"), now
+            )
         message_id = config.id_factory()
         router, relaying = server.router, server.cluster.relaying
         sender, body, attachment = self._me, frame["message"], frame.get("att")
@@ -362,7 +373,19 @@ class ServerConnection(BaseConnection):
                 attachment=attachment,
             )
             if config.interceptor is not None:
-                routed = config.interceptor(routed)
+                try:
+                    decided = config.interceptor(routed)
+                except Exception:
+                    log.exception("the interceptor failed on a message from %s", sender.id)
+                    raise _Refusal(
+                        Code.INTERCEPTOR_FAILED, "the server's interceptor failed on this message"
+                    ) from None
+                if not isinstance(decided, InterceptedMessage | None):
+                    # An async interceptor: the driver awaits it (RoomServer.interceptions),
+                    # and the message goes on, acked or refused, once it has decided.
+                    server.services.defer(self, frame["rid"], message_id, decided)
+                    return None
+                routed = decided
             delivered = routed is not None
             if routed is not None:
                 sender, to, type_ = routed.sender, routed.to, routed.type
@@ -419,7 +442,7 @@ class ServerConnection(BaseConnection):
         room, epoch = self._room, frame.get("epoch")
         history = self._server.router.history
         # A position from another epoch is not checked: it is not used (§21.2).
-        trusted = epoch is None or epoch == history.epoch_of(room.name)
+        trusted = epoch is None or epoch == room.epoch
         if since is not None and trusted and not 0 <= since <= room.seq:
             raise _Refusal(
                 Code.INVALID_REQUEST,
@@ -435,11 +458,26 @@ class ServerConnection(BaseConnection):
             reverse=frame.get("reverse", False),
             epoch=epoch,
         )
-        entries = history.ask(read, now)
+        entries = history.ask(read, room.epoch, now)
         if entries is not None:
             # In memory, expired entries are gone already: only the drops count.
-            reset = history.reset(read, history.epoch, 0, [], now)
-            self.queue_history(read.request_id, entries, history.epoch, reset)
+            reset = history.reset(read, room.epoch, 0, [], now)
+            self.queue_history(read.request_id, entries, room.epoch, reset)
+
+    def _refresh(self, frame: Frame, size: int, now: float) -> None:
+        try:
+            token = self._server.authenticate(frame["token"], now)
+        except TokenError as exc:
+            raise _Refusal(Code.TOKEN_REFUSED, exc.reason) from None
+        if attrs.evolve(token, expires_at=None) != attrs.evolve(self._grants, expires_at=None):
+            raise _Refusal(
+                Code.TOKEN_REFUSED,
+                "a refresh token must name the same room, name, role and grants",
+            )
+        self._grants = attrs.evolve(self._grants, expires_at=token.expires_at)
+        self._expires_at = _expiry(token)
+        self._send({"t": "ack", "rid": frame["rid"]})
+        # A later exp needs no re-arming: the timer at the old one finds nothing due.
 
     # --- participant RPC (PROTOCOL.md §24; the calls waiting are ``_rpc.Calls``) ---------
 
@@ -615,6 +653,9 @@ class ServerConnection(BaseConnection):
             )
         return data
 
+    def _service(self, frame: Frame, size: int, now: float) -> Event | None:
+        return self._server.services.request(self, self._room, frame, size, now)
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def _leave(self) -> None:
@@ -632,7 +673,10 @@ class ServerConnection(BaseConnection):
         closes = self._server.stats.closes
         closes[code] = closes.get(code, 0) + 1
         self._server.timers.cancel(self)
+        self._server.services.closed(self)
         self._leave()
+        if self._joined:
+            self._server.router.leave(self._room)
         self._server.calls.closed(self)
         self._server.forget(self)
 
@@ -662,13 +706,19 @@ class ServerConnection(BaseConnection):
             self._queue(ack)
 
     def queue_history(self, rid: int, entries: list[Entry], epoch: str, reset: bool) -> None:
-        """Internal: queue the pages answering history request ``rid`` in ``epoch``
-        (``reset``: its position was not honoured)."""
+        """Internal: queue the pages answering history request ``rid`` in ``epoch`` (the
+        room's) (``reset``: its position was not honoured)."""
         size = self._server.config.max_frame_size
         for data in history_frames(rid, entries, size, epoch, reset):
             self._queue(data)
             # Like a snapshot, an asked-for reply is not a sign of a slow reader.
             self.outbound.exempt(len(data))
+
+    def refuse(self, rid: int, code: Code, reason: str) -> None:
+        """Internal: answer request ``rid`` with an error frame (and count it)."""
+        self._send({"t": "error", "rid": rid, "code": int(code), "reason": reason})
+        refusals = self._server.stats.refusals
+        refusals[code] = refusals.get(code, 0) + 1
 
     def close_now(self, code: Code, reason: str) -> None:
         """Internal: close from the server's side (shutdown)."""
@@ -680,6 +730,7 @@ class ServerConnection(BaseConnection):
         return min(
             self._pinged_at + config.heartbeat_interval,
             self._heard_at + config.heartbeat_interval + config.heartbeat_timeout,
+            self._expires_at,
         )
 
     def on_timer(self, now: float) -> None:
@@ -690,6 +741,9 @@ class ServerConnection(BaseConnection):
             # handle_timer runs a timer only once it is due.
             self._abort(Code.HANDSHAKE_TIMEOUT, "no valid hello within the handshake timeout")
             return
+        if now >= self._expires_at:
+            self._abort(Code.TOKEN_EXPIRED, "the token expired: refresh it before its exp")
+            return
         if now >= self._heard_at + config.heartbeat_interval + config.heartbeat_timeout:
             self._abort(Code.HEARTBEAT_TIMEOUT, "nothing heard within the heartbeat timeout")
             return
@@ -697,6 +751,10 @@ class ServerConnection(BaseConnection):
             self._send({"t": "ping"})
             self._pinged_at = now
         self._server.timers.arm(self, self._next_timer())
+
+
+def _expiry(token: ParticipantToken) -> float:
+    return math.inf if token.expires_at is None else token.expires_at
 
 
 _NOBODY = RemoteParticipant(id="", name="", role="")
@@ -717,6 +775,9 @@ CLIENT_KINDS: dict[str, _Kind] = {
         check_attrs, Input.ATTRIBUTES, ServerConnection._attributes, "set attributes"
     ),
     "history": FrameKind(check_history, Input.HISTORY, ServerConnection._history, "read history"),
+    "refresh": FrameKind(
+        check_refresh, Input.REFRESH, ServerConnection._refresh, "refresh the token"
+    ),
     "ping": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "pong": FrameKind(check_bare, Input.HEARTBEAT, ServerConnection._heartbeat),
     "close": FrameKind(check_close, Input.PEER_CLOSE, ServerConnection._peer_close),
@@ -731,6 +792,15 @@ CLIENT_KINDS: dict[str, _Kind] = {
     "credit": FrameKind(check_credit, Input.STREAM_DATA, ServerConnection._stream_frame),
     "end": FrameKind(check_stream_end, Input.STREAM_DATA, ServerConnection._stream_frame),
     "abort": FrameKind(check_abort, Input.STREAM_DATA, ServerConnection._stream_frame),
+    "svc_attach": FrameKind(check_request, Input.SERVICE, ServerConnection._service, "attach"),
+    "svc_decide": FrameKind(check_svc_decide, Input.SERVICE, ServerConnection._service, "decide"),
+    "svc_send": FrameKind(check_svc_send, Input.SERVICE, ServerConnection._service, "send as"),
+    "svc_puppet": FrameKind(
+        check_svc_puppet, Input.SERVICE, ServerConnection._service, "create a puppet"
+    ),
+    "svc_unpuppet": FrameKind(
+        check_svc_unpuppet, Input.SERVICE, ServerConnection._service, "remove a puppet"
+    ),
 }
 """Every frame kind a client sends: the server's one registry. Requests (with a verb) are
 refused with INVALID_STATE where the state does not allow them; other frames out of place

@@ -99,6 +99,10 @@ def check_history(f: Frame) -> None:
     )
 
 
+def check_refresh(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("token")) is str, "refresh")
+
+
 def check_bare(f: Frame) -> None:
     """ping and pong carry nothing."""
 
@@ -326,3 +330,61 @@ def check_offer(f: Frame) -> None:
 def check_aborted(f: Frame) -> None:
     _require(type(f.get("sid")) is str, "abort")
     _check_coded(f, closes=False)
+
+
+# --- services (docs/PROTOCOL.md §23) ---------------------------------------------------------
+
+
+def _is_recipients(to: object) -> bool:
+    """A list of participant ids, or None (everyone)."""
+    return to is None or (type(to) is list and all(type(r) is str for r in to))
+
+
+def check_svc_decide(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid"))
+        and type(f.get("id")) is str
+        and type(f.get("drop", False)) is bool
+        and type(f.get("type", "")) is str
+        and type(f.get("message", {})) is dict
+        and _optional_attachment(f)
+        and _is_recipients(f.get("to")),
+        "svc_decide",
+    )
+
+
+def _is_upward(f: Frame) -> bool:
+    """What a service sends or is handed: a sender, a message, and its recipients."""
+    return (
+        type(f.get("from")) is str
+        and type(f.get("type")) is str
+        and type(f.get("message")) is dict
+        and _optional_attachment(f)
+        and _is_recipients(f.get("to"))
+    )
+
+
+def check_svc_send(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and _is_upward(f), "svc_send")
+
+
+def check_svc_puppet(f: Frame) -> None:
+    _require(
+        _is_int(f.get("rid")) and type(f.get("name")) is str and type(f.get("attributes")) is dict,
+        "svc_puppet",
+    )
+
+
+def check_svc_unpuppet(f: Frame) -> None:
+    _require(_is_int(f.get("rid")) and type(f.get("id")) is str, "svc_unpuppet")
+
+
+def check_svc_msg(f: Frame) -> None:
+    _require(
+        type(f.get("id")) is str and type(f.get("ts")) in (int, float) and _is_upward(f),
+        "svc_msg",
+    )
+
+
+def check_svc_timeout(f: Frame) -> None:
+    _require(type(f.get("id")) is str, "svc_timeout")

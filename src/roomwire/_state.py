@@ -56,6 +56,8 @@ class Input(enum.Enum):
     SEND = "SEND"
     ATTRIBUTES = "ATTRIBUTES"
     HISTORY = "HISTORY"
+    REFRESH = "REFRESH"
+    SERVICE = "SERVICE"
     REPLY = "REPLY"
     DELIVERY = "DELIVERY"
     HEARTBEAT = "HEARTBEAT"
@@ -89,6 +91,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     **{(state, _I.ATTRIBUTES): state for state in _LIVE},
     **{(state, _I.REPLY): state for state in _LIVE},
     **{(state, _I.HISTORY): state for state in _LIVE},
+    **{(state, _I.REFRESH): state for state in _LIVE},
     **{(state, _I.HEARTBEAT): state for state in _LIVE},
     **{(state, _I.LOCAL_CLOSE): _S.CLOSING for state in (_S.HANDSHAKE, *_LIVE)},
     **{(state, _I.PEER_CLOSE): _S.CLOSED for state in (_S.HANDSHAKE, *_LIVE, _S.CLOSING)},
@@ -106,6 +109,10 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
         )
     },
     (_S.CLOSING, _I.DELIVERY): _S.CLOSING,
+    # Services (§23): every service request is made with messaging enabled; a reconnecting
+    # service attaches again right after its re-enable (the server enables it first).
+    (_S.ENABLED, _I.SERVICE): _S.ENABLED,
+    (_S.ENABLING, _I.SERVICE): _S.ENABLING,
     (_S.CLOSING, _I.HEARTBEAT): _S.CLOSING,
     # Participant RPC (PROTOCOL.md §24): a call needs messaging enabled, as a send does; an
     # answer or a cancel is allowed while live (the server refuses or ignores a stale one).
@@ -132,12 +139,16 @@ REPLIES: dict[tuple[Input, str], Input] = {
     (_I.ATTRIBUTES, "error"): _I.REPLY,
     (_I.HISTORY, "history"): _I.REPLY,
     (_I.HISTORY, "error"): _I.REPLY,
+    (_I.REFRESH, "ack"): _I.REPLY,
+    (_I.REFRESH, "error"): _I.REPLY,
     (_I.CALL, "result"): _I.REPLY,
     (_I.CALL, "error"): _I.REPLY,
     (_I.ANSWER, "ack"): _I.REPLY,
     (_I.ANSWER, "error"): _I.REPLY,
     (_I.STREAM, "ack"): _I.REPLY,
     (_I.STREAM, "error"): _I.REPLY,
+    (_I.SERVICE, "ack"): _I.REPLY,
+    (_I.SERVICE, "error"): _I.REPLY,
 }
 """The input a reply drives, by the request it answers and its kind ("last snapshot" is the
 page with ``more`` false). A missing key is a reply that cannot answer that request."""

@@ -41,6 +41,9 @@ class ParticipantToken:
     """Enable messaging without entering presence: the others get no ``joined``/``left`` for
     this participant and no snapshot lists it; it may send and broadcast (as its grants say)
     but receives no messages. For one-shot senders such as ``roomwire messaging send``."""
+    intercept: bool = False
+    """Grant: attach as the room's service (docs/PROTOCOL.md §23): see every message before
+    it goes down, decide it, speak as any member and create puppets."""
     expires_at: float | None = None
     """Unix time after which the token is refused; None for no expiry."""
 
@@ -60,6 +63,7 @@ class ParticipantToken:
                 # what they were.
                 **({} if self.can_history else {"history": False}),
                 **({"hidden": True} if self.hidden else {}),
+                **({"intercept": True} if self.intercept else {}),
             },
         }
         if self.expires_at is not None:
@@ -122,5 +126,6 @@ class ParticipantToken:
             can_list=grants.get("list", True),
             can_history=grants.get("history", True),
             hidden=grants.get("hidden", False),
+            intercept=grants.get("intercept", False),
             expires_at=exp,
         )

@@ -36,6 +36,7 @@ class Code(enum.IntEnum):
     HANDSHAKE_TIMEOUT = 3002
     SLOW_CONSUMER = 3003
     RATE_LIMIT_EXCEEDED = 3004
+    TOO_MANY_CONNECTIONS = 3005
     UNSUPPORTED_VERSION = 3010
     TOKEN_INVALID = 3020
     TOKEN_EXPIRED = 3021
@@ -44,10 +45,12 @@ class Code(enum.IntEnum):
     ROOM_MISMATCH = 3024
     # Refusals of one request (the connection stays open).
     INVALID_REQUEST = 4000
+    TOKEN_REFUSED = 4001
     FORBIDDEN_SEND = 4030
     FORBIDDEN_BROADCAST = 4031
     FORBIDDEN_LIST = 4032
     FORBIDDEN_HISTORY = 4033
+    FORBIDDEN_INTERCEPT = 4035
     NOT_FOUND = 4040
     CALL_NOT_FOUND = 4041
     CALLEE_LEFT = 4042
@@ -63,6 +66,10 @@ class Code(enum.IntEnum):
     TOO_LARGE = 4130
     RATE_LIMITED = 4290
     HANDLER_FAILED = 4550
+    SERVICE_UNAVAILABLE = 4500
+    SERVICE_TAKEN = 4501
+    NOT_INTERCEPTED = 4502
+    INTERCEPTOR_FAILED = 4503
 
     @property
     def info(self) -> CodeInfo:
@@ -102,6 +109,10 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.RATE_LIMIT_EXCEEDED: CodeInfo(
         "Requests kept arriving faster than the rate limit after being refused.", retry=True
     ),
+    Code.TOO_MANY_CONNECTIONS: CodeInfo(
+        "The server (or the client's address) is at its connection cap: connect again later.",
+        retry=True,
+    ),
     Code.UNSUPPORTED_VERSION: CodeInfo(
         "The hello asked for a protocol version the server does not speak.", retry=False
     ),
@@ -122,6 +133,11 @@ CODE_INFO: dict[Code, CodeInfo] = {
         " recipient count).",
         retry=False,
     ),
+    Code.TOKEN_REFUSED: CodeInfo(
+        "A `refresh` token was not accepted (invalid, expired, or another room, name, role or"
+        " grants); the connection stays open until the current token's `exp`.",
+        retry=False,
+    ),
     Code.FORBIDDEN_SEND: CodeInfo("The token does not grant sending direct messages.", False),
     Code.FORBIDDEN_BROADCAST: CodeInfo("The token does not grant broadcasting.", retry=False),
     Code.FORBIDDEN_LIST: CodeInfo(
@@ -129,6 +145,10 @@ CODE_INFO: dict[Code, CodeInfo] = {
     ),
     Code.FORBIDDEN_HISTORY: CodeInfo(
         "The token does not grant reading the room's history.", retry=False
+    ),
+    Code.FORBIDDEN_INTERCEPT: CodeInfo(
+        "The token does not grant acting as the room's service (the `intercept` grant).",
+        retry=False,
     ),
     Code.NOT_FOUND: CodeInfo(
         "A recipient is unknown, left, or does not have messaging enabled.", retry=False
@@ -185,6 +205,24 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.OVER_CREDIT: CodeInfo(
         "A chunk over the credit the reader granted (or before it accepted), or a grant past"
         " `stream_window`: the stream is aborted.",
+        retry=False,
+    ),
+    Code.SERVICE_UNAVAILABLE: CodeInfo(
+        "No service is attached and the room's `service_policy` refuses messages (or its"
+        " hold queue is full), or services cannot attach on this server.",
+        retry=True,
+    ),
+    Code.SERVICE_TAKEN: CodeInfo(
+        "The room already has a service attached: the first keeps it until it leaves.",
+        retry=True,
+    ),
+    Code.NOT_INTERCEPTED: CodeInfo(
+        "No message with that id awaits this service's decision (decided, timed out, or"
+        " never intercepted).",
+        retry=False,
+    ),
+    Code.INTERCEPTOR_FAILED: CodeInfo(
+        "The server's in-process interceptor raised on this message: it was not delivered.",
         retry=False,
     ),
 }

@@ -361,3 +361,40 @@ class StreamAborted(Event):
     """Why, as a registry code."""
     reason: str
     """Why, in words."""
+
+
+@attrs.frozen(kw_only=True)
+class UpwardMessage:
+    """A message a user sent, as the room's service receives it (docs/PROTOCOL.md §23)."""
+
+    id: str
+    """The message id (the one the sender's ack carried): name it in the decision."""
+    timestamp: float
+    """Server time when the message was accepted."""
+    from_participant_id: str
+    """The true sender."""
+    type: str
+    """Its type."""
+    message: JSONObject
+    """Its JSON payload."""
+    attachment: bytes | None
+    """Its attachment, or None."""
+    recipients: list[str] | None
+    """The ids the sender asked for: ``[]`` for "the service only", None for a broadcast."""
+
+
+@attrs.frozen(kw_only=True)
+class MessageIntercepted(Event):
+    """Client, as a room's service: a message awaits this service's decision."""
+
+    message: UpwardMessage
+    """The message."""
+
+
+@attrs.frozen(kw_only=True)
+class InterceptTimedOut(Event):
+    """Client, as a room's service: a message was not decided within the server's
+    ``service_timeout`` and was handled by the room's ``service_policy`` instead."""
+
+    message_id: str
+    """The message's id."""

@@ -98,6 +98,7 @@ async def join(rw: ModuleType, server: Any, make_token: Callable[..., str]) -> A
     do not reconnect unless asked: a lost connection should fail a test, not be papered over.
     """
     token_fields = {"role", "can_send", "can_broadcast", "can_list", "can_history", "expires_at"}
+    token_fields |= {"intercept", "hidden"}  # services (§23)
     async with AsyncExitStack() as stack:
 
         async def connect(

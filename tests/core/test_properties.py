@@ -122,6 +122,7 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
         {"rid": U63},
         {"limit": JSON_INT, "since": st.none() | JSON_INT, "reverse": st.booleans()},
     ),
+    "refresh": frame_of("refresh", {"rid": U63, "token": TEXT}),
     **BARE,
     "close": CLOSE,
     "call": frame_of(
@@ -136,6 +137,25 @@ CLIENT_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     "accept": frame_of("accept", {"rid": U63, "sid": TEXT}),
     **STREAM_FRAMES,
     "abort": frame_of("abort", {"sid": TEXT, "reason": TEXT}),
+    "svc_attach": frame_of("svc_attach", {"rid": U63}),
+    "svc_decide": frame_of(
+        "svc_decide",
+        {"rid": U63, "id": TEXT},
+        {
+            "drop": st.booleans(),
+            "type": TEXT,
+            "message": JSON_OBJECT,
+            "att": ATTACHMENT,
+            "to": st.none() | st.lists(TEXT, max_size=4),
+        },
+    ),
+    "svc_send": frame_of(
+        "svc_send",
+        {"rid": U63, "from": TEXT, "type": TEXT, "message": JSON_OBJECT},
+        {"att": ATTACHMENT, "to": st.none() | st.lists(TEXT, max_size=4)},
+    ),
+    "svc_puppet": frame_of("svc_puppet", {"rid": U63, "name": TEXT, "attributes": JSON_OBJECT}),
+    "svc_unpuppet": frame_of("svc_unpuppet", {"rid": U63, "id": TEXT}),
 }
 
 MESSAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -205,6 +225,19 @@ SERVER_FRAME_STRATEGIES: dict[str, st.SearchStrategy[Frame]] = {
     ),
     **STREAM_FRAMES,
     "abort": frame_of("abort", {"sid": TEXT, "code": REFUSAL_CODES, "reason": TEXT}),
+    "svc_msg": frame_of(
+        "svc_msg",
+        {
+            "id": TEXT,
+            "ts": U63 | FINITE,
+            "from": TEXT,
+            "type": TEXT,
+            "message": JSON_OBJECT,
+            "to": st.none() | st.lists(TEXT, max_size=4),
+        },
+        {"att": ATTACHMENT},
+    ),
+    "svc_timeout": frame_of("svc_timeout", {"id": TEXT}),
 }
 
 ROLES: dict[str, tuple[dict[str, Checker], dict[str, st.SearchStrategy[Frame]]]] = {
@@ -464,6 +497,14 @@ def _verb_history(p: Pair, data: st.DataObject) -> None:
     p.client.history(limit=data.draw(st.integers(1, 100), label="limit"))
 
 
+def _verb_refresh(p: Pair, data: st.DataObject) -> None:
+    p.client.refresh_token(data.draw(st.sampled_from(["a.b.c", "x"]), label="token"))
+
+
+def _verb_service(p: Pair, data: st.DataObject) -> None:
+    p.client.attach_service()
+
+
 def _verb_close(p: Pair, data: st.DataObject) -> None:
     p.client.close(data.draw(st.sampled_from([Code.NORMAL, Code.GOING_AWAY])), "bye")
 
@@ -505,12 +546,14 @@ VERBS: dict[Input, Callable[[Pair, st.DataObject], None]] = {
     Input.SEND: _verb_send,
     Input.ATTRIBUTES: _verb_attributes,
     Input.HISTORY: _verb_history,
+    Input.REFRESH: _verb_refresh,
     Input.LOCAL_CLOSE: _verb_close,
     Input.CALL: _verb_call,
     Input.ANSWER: _verb_answer,
     Input.CANCEL: _verb_cancel,
     Input.STREAM: _verb_stream,
     Input.STREAM_DATA: _verb_stream_data,
+    Input.SERVICE: _verb_service,
 }
 
 

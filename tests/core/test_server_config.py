@@ -91,6 +91,7 @@ REFUSALS = {
     Code.INVALID_STATE,
     Code.TOO_LARGE,
     Code.RATE_LIMITED,
+    Code.TOKEN_REFUSED,
     Code.CALL_NOT_FOUND,
     Code.CALLEE_LEFT,
     Code.NO_HANDLER,
@@ -102,6 +103,12 @@ REFUSALS = {
     Code.STREAM_PEER_LEFT,
     Code.TOO_MANY_STREAMS,
     Code.OVER_CREDIT,
+    # Services (§23).
+    Code.FORBIDDEN_INTERCEPT,
+    Code.SERVICE_UNAVAILABLE,
+    Code.SERVICE_TAKEN,
+    Code.NOT_INTERCEPTED,
+    Code.INTERCEPTOR_FAILED,
 }
 
 

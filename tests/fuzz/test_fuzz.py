@@ -119,11 +119,21 @@ def _client_pool() -> list[dict[str, Any]]:
             {"t": "history", "rid": rid},
             {"t": "history", "rid": rid, "limit": i * 400, "since": i - 1, "reverse": bool(i % 2)},
         ]
+        # Services (§23): mallory has no intercept grant, so these are refused.
+        pool += [
+            {"t": "svc_attach", "rid": rid},
+            {"t": "svc_decide", "rid": rid, "id": f"m{i}", "drop": bool(i % 2)},
+            {"t": "svc_decide", "rid": rid, "id": f"m{i}", "message": message, "to": None},
+            {"t": "svc_send", "rid": rid, "from": ALICE_ID, "type": "chat", "message": message},
+            {"t": "svc_puppet", "rid": rid, "name": "Meow", "attributes": message},
+            {"t": "svc_unpuppet", "rid": rid, "id": f"id{i}"},
+        ]
         for to in RECIPIENTS:
             frame = {"t": "send", "rid": rid, "to": to, "type": "chat", "message": message}
             if att is not None:
                 frame["att"] = att
             pool.append(frame)
+    pool += [{"t": "refresh", "rid": rid, "token": MALLORY_TOKEN} for rid in RIDS]
     # Participant RPC (§24): calls to the room's ids (and a ghost), answers naming call ids
     # the server may have stamped (and some it did not), cancels.
     for i, rid in enumerate(RIDS):
@@ -227,6 +237,19 @@ def _server_pool() -> list[dict[str, Any]]:
             {"t": "end", "sid": f"s{rid}"},
             {"t": "abort", "sid": f"s{rid}", "code": 4046, "reason": "left"},
         ]
+    pool += [
+        {"t": "svc_timeout", "id": "m1"},
+        {
+            "t": "svc_msg",
+            "id": "m2",
+            "ts": 1000.5,
+            "from": ALICE_ID,
+            "type": "chat",
+            "message": {},
+            "to": [],
+            "att": b"a",
+        },
+    ]
     pool += [{"t": "close", "code": code, "reason": "bye"} for code in CLOSE_CODES]
     return pool
 

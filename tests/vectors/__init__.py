@@ -211,6 +211,12 @@ _VERBS = (
     "grant_credit",
     "end_stream",
     "abort_stream",
+    "attach_service",
+    "send_to_service",
+    "decide",
+    "send_as",
+    "create_puppet",
+    "remove_puppet",
 )
 
 

@@ -237,3 +237,34 @@ def test_a_client_sends_frames_masked_and_nothing_once_closed() -> None:
     c.data_to_send()
     c.send_frames([HEADER.pack(2) + b"hi"])
     assert c.data_to_send() == b""
+
+
+def test_hardening_the_first_message_has_the_hello_bound_and_later_ones_the_frame_bound() -> None:
+    # Issue 13: before the hello nobody is authenticated, so a WebSocket's first message is
+    # held to max_hello_size (here 10 bytes), not to max_frame_size (100).
+    raw = WSConnection(ConnectionType.CLIENT)
+    s = WebSocketLayer.server(max_message_size=100, first_message_size=10)
+    s.receive_data(raw.send(ws.Request(host="h", target="/")))
+    raw.receive_data(s.data_to_send())
+    assert s.receive_data(raw.send(ws.BytesMessage(data=b"h" * 10))) == [b"h" * 10]
+    assert s.receive_data(raw.send(ws.BytesMessage(data=b"x" * 100))) == [b"x" * 100]
+    big_first = WebSocketLayer.server(max_message_size=100, first_message_size=10)
+    other = WSConnection(ConnectionType.CLIENT)
+    big_first.receive_data(other.send(ws.Request(host="h", target="/")))
+    other.receive_data(big_first.data_to_send())
+    frame = other.send(ws.BytesMessage(data=b"z" * 100, message_finished=False))
+    assert big_first.receive_data(frame[:20]) == []  # closed before the 100 bytes are in
+    assert big_first.closed == (MESSAGE_TOO_BIG, "a message is over the 10-byte limit")
+
+
+def test_hardening_a_fragmented_first_message_counts_against_the_hello_bound() -> None:
+    s = WebSocketLayer.server(max_message_size=100, first_message_size=10)
+    raw = WSConnection(ConnectionType.CLIENT)
+    s.receive_data(raw.send(ws.Request(host="h", target="/")))
+    raw.receive_data(s.data_to_send())
+    data = raw.send(ws.BytesMessage(data=b"12345", message_finished=False))
+    data += raw.send(ws.BytesMessage(data=b"678", message_finished=True))
+    assert s.receive_data(data) == [b"12345678"]
+    data = raw.send(ws.BytesMessage(data=b"a" * 60, message_finished=False))
+    data += raw.send(ws.BytesMessage(data=b"b" * 40, message_finished=True))
+    assert s.receive_data(data) == [b"a" * 60 + b"b" * 40]  # later: the frame bound

@@ -16,6 +16,7 @@ const REGISTRY = {
   HANDSHAKE_TIMEOUT: [3002, true],
   SLOW_CONSUMER: [3003, true],
   RATE_LIMIT_EXCEEDED: [3004, true],
+  TOO_MANY_CONNECTIONS: [3005, true],
   UNSUPPORTED_VERSION: [3010, false],
   TOKEN_INVALID: [3020, false],
   TOKEN_EXPIRED: [3021, false],
@@ -23,6 +24,7 @@ const REGISTRY = {
   TOKEN_BAD_ALGORITHM: [3023, false],
   ROOM_MISMATCH: [3024, false],
   INVALID_REQUEST: [4000, false],
+  TOKEN_REFUSED: [4001, false],
   FORBIDDEN_SEND: [4030, false],
   FORBIDDEN_BROADCAST: [4031, false],
   FORBIDDEN_LIST: [4032, false],
@@ -42,6 +44,12 @@ const REGISTRY = {
   TOO_LARGE: [4130, false],
   RATE_LIMITED: [4290, true],
   HANDLER_FAILED: [4550, false],
+  // Services (PROTOCOL.md §23).
+  FORBIDDEN_INTERCEPT: [4035, false],
+  SERVICE_UNAVAILABLE: [4500, true],
+  SERVICE_TAKEN: [4501, true],
+  NOT_INTERCEPTED: [4502, false],
+  INTERCEPTOR_FAILED: [4503, false],
 } as const satisfies Record<string, readonly [number, boolean]>;
 
 export type CodeName = keyof typeof REGISTRY;

@@ -11,7 +11,15 @@
 import { Code, closesConnection, codeName } from "./codes.js";
 import { checkJson, encodePayload, widenIntegers, type JsonObject } from "./encode.js";
 import { InvalidRequest, LocalProtocolError, MessageTooLarge, RemoteProtocolError } from "./errors.js";
-import { type ClientEvent, type Limits, NEED_DATA, type NeedData, type RemoteParticipant, type RoomMessage } from "./events.js";
+import {
+  type ClientEvent,
+  type Limits,
+  NEED_DATA,
+  type NeedData,
+  type RemoteParticipant,
+  type RoomMessage,
+  type UpwardMessage,
+} from "./events.js";
 import { LIMIT_DEFAULTS, LIMIT_FIELDS, asRecord, badFrame, decodeServerFrame, pyRepr, type Frame } from "./frames.js";
 import { ParticipantView } from "./participants.js";
 import { type Input, type State, TRANSITIONS } from "./state.js";
@@ -52,6 +60,19 @@ function messageFromWire(frame: Record<string, unknown>): RoomMessage {
     message: frame.message as JsonObject,
     attachment: (frame.att as Uint8Array | undefined) ?? null,
     broadcast: frame.bc as boolean,
+  };
+}
+
+/** A `svc_msg` frame, as the room's service sees it. */
+function upwardFromWire(frame: Record<string, unknown>): UpwardMessage {
+  return {
+    id: frame.id as string,
+    timestamp: Number(frame.ts),
+    fromParticipantId: frame.from as string,
+    type: frame.type as string,
+    message: frame.message as JsonObject,
+    attachment: (frame.att as Uint8Array | undefined) ?? null,
+    recipients: frame.to as string[] | null,
   };
 }
 
@@ -328,6 +349,23 @@ export class ClientConnection extends ParticipantView {
     this.move("STREAM_DATA");
   }
 
+  // --- services (PROTOCOL.md §23) ----------------------------------------------------------
+
+  /** Send to the room's service only (a `send` with no recipients). */
+  sendToService(type: string, message: JsonObject, attachment?: Uint8Array | null): number {
+    this.checkAllowed("SEND", "send a message");
+    const frame = this.messageFrame("send", type, message, attachment);
+    frame.to = [];
+    return this.request("SEND", frame);
+  }
+
+  /** Attach as the room's service (the token needs the `intercept` grant); from the `ack` on,
+   * `MessageIntercepted` events bring the room's messages to decide. */
+  attachService(): number {
+    this.checkAllowed("SERVICE", "attach as the room's service");
+    return this.request("SERVICE", { t: "svc_attach" });
+  }
+
   /** Start a clean close; `ConnectionClosed` follows when the server answers. */
   close(code: number = Code.NORMAL, reason = ""): void {
     this.checkAllowed("LOCAL_CLOSE", "close");
@@ -441,6 +479,13 @@ export class ClientConnection extends ParticipantView {
       case "end":
       case "abort":
         return this.streamEvent(frame, now);
+      case "svc_msg":
+      case "svc_timeout":
+        this.expect("DELIVERY", kind);
+        this.heard(now);
+        return kind === "svc_timeout"
+          ? { event: "InterceptTimedOut", messageId: frame.id as string }
+          : { event: "MessageIntercepted", message: upwardFromWire(frame) };
       default: // ping or pong: proof of life; a ping is answered
         this.expect("HEARTBEAT", kind);
         this.heard(now);

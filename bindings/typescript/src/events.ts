@@ -49,6 +49,20 @@ export interface Limits {
   readonly maxOpenStreams: number;
 }
 
+/** A message a user sent, as the room's service receives it (PROTOCOL.md §23). */
+export interface UpwardMessage {
+  /** The message id: name it in the decision. */
+  readonly id: string;
+  /** Server time in seconds when the message was accepted. */
+  readonly timestamp: number;
+  readonly fromParticipantId: string;
+  readonly type: string;
+  readonly message: JsonObject;
+  readonly attachment: Uint8Array | null;
+  /** The ids the sender asked for: `[]` for the service only, null for a broadcast. */
+  readonly recipients: readonly string[] | null;
+}
+
 export type ClientEvent =
   | {
       readonly event: "Connected";
@@ -90,7 +104,9 @@ export type ClientEvent =
   | { readonly event: "ChunkReceived"; readonly streamId: string; readonly data: Uint8Array; readonly header: JsonObject | null }
   | { readonly event: "CreditGranted"; readonly streamId: string; readonly n: number }
   | { readonly event: "StreamEnded"; readonly streamId: string }
-  | { readonly event: "StreamAborted"; readonly streamId: string; readonly code: number; readonly reason: string };
+  | { readonly event: "StreamAborted"; readonly streamId: string; readonly code: number; readonly reason: string }
+  | { readonly event: "MessageIntercepted"; readonly message: UpwardMessage }
+  | { readonly event: "InterceptTimedOut"; readonly messageId: string };
 
 /** What `nextEvent` returns when no complete frame is waiting. */
 export const NEED_DATA = Symbol("NEED_DATA");

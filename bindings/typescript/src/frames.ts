@@ -201,6 +201,18 @@ const SERVER_FRAMES = new Map<string, Check>([
   ["credit", (f, floats) => typeof f.sid === "string" && isUint(f.n, "n", floats) && Number(f.n) > 0],
   ["end", (f) => typeof f.sid === "string"],
   ["abort", (f, floats) => typeof f.sid === "string" && isCoded(f, floats)],
+  [
+    "svc_msg",
+    (f) =>
+      typeof f.id === "string" &&
+      isNumber(f.ts) &&
+      typeof f.from === "string" &&
+      typeof f.type === "string" &&
+      isDict(f.message) &&
+      (isNone(f, "att") || f.att instanceof Uint8Array) &&
+      (f.to === null || (Array.isArray(f.to) && f.to.every((r: unknown) => typeof r === "string"))),
+  ],
+  ["svc_timeout", (f) => typeof f.id === "string"],
 ]);
 
 function isOptionalBytes(f: Frame, key: string): boolean {

@@ -15,7 +15,15 @@ export {
   RequestRefusedError,
   RoomError,
 } from "./errors.js";
-export { type ClientEvent, type Limits, NEED_DATA, type NeedData, type RemoteParticipant, type RoomMessage } from "./events.js";
+export {
+  type ClientEvent,
+  type Limits,
+  NEED_DATA,
+  type NeedData,
+  type RemoteParticipant,
+  type RoomMessage,
+  type UpwardMessage,
+} from "./events.js";
 export { SimpleValue } from "./decode.js";
 export type { State } from "./state.js";
 export { type ConnectOptions, DEFAULT_RECONNECT, type MessageInput, Messaging, type MessagingEventName, type Recipient, type ReconnectPolicy, Room, connect } from "./room.js";

@@ -14,9 +14,16 @@ export class ParticipantView {
     return this.present.get(id) ?? null;
   }
 
-  /** The first present participant with this name (names are not unique). */
+  /** The one present participant with this name, or null when none or several carry it
+   * (PROTOCOL.md §9.5: names are not unique, and a newcomer taking a present participant's
+   * name must not capture what is addressed to that name). */
   getParticipantByName(name: string): RemoteParticipant | null {
-    for (const participant of this.present.values()) if (participant.name === name) return participant;
-    return null;
+    let found: RemoteParticipant | null = null;
+    for (const participant of this.present.values()) {
+      if (participant.name !== name) continue;
+      if (found !== null) return null;
+      found = participant;
+    }
+    return found;
   }
 }

@@ -30,7 +30,8 @@ export type Input =
   | "CANCEL"
   | "STREAM"
   | "STREAM_DATA"
-  | "STREAM_EVENT";
+  | "STREAM_EVENT"
+  | "SERVICE";
 
 const LIVE: State[] = ["OPEN", "ENABLING", "ENABLED", "DISABLING"];
 
@@ -72,6 +73,10 @@ const TABLE: [State, Input, State][] = [
   ["ENABLED", "STREAM", "ENABLED"],
   ...LIVE.map((s): [State, Input, State] => [s, "STREAM_DATA", s]), // sent
   ...([...LIVE, "CLOSING"] as State[]).map((s): [State, Input, State] => [s, "STREAM_EVENT", s]), // received
+  // Services (PROTOCOL.md §23): every service request is made with messaging enabled (or
+  // enabling: a reconnecting service attaches again right after its re-enable).
+  ["ENABLED", "SERVICE", "ENABLED"],
+  ["ENABLING", "SERVICE", "ENABLING"],
 ];
 
 /** `${state} ${input}` -> the next state. */

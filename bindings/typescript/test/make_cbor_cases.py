@@ -138,7 +138,7 @@ CASES: list[tuple[str, str]] = [
     (frame(t="ack", rid=2**63 - 1), "the largest rid"),
     (frame(t="ack", rid=2**63), "a rid of 2^63"),
     (frame(t="error", rid=1, code=4040, reason="x"), "an error"),
-    (frame(t="error", rid=1, code=4001, reason="x"), "an unregistered code"),
+    (frame(t="error", rid=1, code=4999, reason="x"), "an unregistered code"),
     (frame(t="error", rid=1, code=1000, reason="x"), "a close code in an error"),
     (frame(t="error", rid=1, code=4040.0, reason="x"), "a float code"),
     (frame(t="close", code=1001, reason="bye"), "a close"),

@@ -135,6 +135,10 @@ function callVerb(conn: ClientConnection, call: string, args: Json): Json {
       case "abort_stream":
         conn.abortStream(args.stream_id, args.reason);
         return null;
+      case "attach_service":
+        return conn.attachService();
+      case "send_to_service":
+        return conn.sendToService(args.type, args.message, attachment);
       default:
         throw new Error(`unknown verb ${call}`);
     }

@@ -15,6 +15,7 @@ from roomwire.events import (
     ParticipantUpdated,
 )
 
+from ._accept import TcpListener as TcpListener
 from ._client import ReconnectPolicy, RoomClient
 from ._client import connect as connect
 from ._errors import (
@@ -25,6 +26,7 @@ from ._errors import (
     NotFoundError,
     RateLimitedError,
     RoomError,
+    ServiceError,
     StreamError,
     TooLargeError,
 )
@@ -39,6 +41,7 @@ from ._server import BackplaneFactory as BackplaneFactory
 from ._server import Server
 from ._server import ServerPump as ServerPump
 from ._server import serve as serve
+from ._service import InterceptedMessage, Service
 from ._session import ClientSession as ClientSession
 from ._session import Reply as Reply
 from ._stream_transport import StreamNetwork as StreamNetwork
@@ -50,7 +53,7 @@ from .events import Disconnected, EventsDropped, MessagingEvent, Reconnected, Se
 
 # Not in __all__: the building blocks of the runtime packages, which pick a network and
 # define ``connect`` and ``serve`` with it (``Backplane(Factory)``, ``ClientSession``,
-# ``Reply``, ``ServerPump``, ``StreamNetwork``, the ``transport`` module).
+# ``Reply``, ``ServerPump``, ``StreamNetwork``, ``TcpListener``, the ``transport`` module).
 __all__ = [
     "ConnectionClosedError",
     "Disconnected",
@@ -58,6 +61,7 @@ __all__ = [
     "EventsDropped",
     "ForbiddenError",
     "HistoryStoreError",
+    "InterceptedMessage",
     "InvalidRequestError",
     "MessageReceived",
     "MessageStreamChunk",
@@ -85,6 +89,8 @@ __all__ = [
     "RoomMessage",
     "SendFailed",
     "Server",
+    "Service",
+    "ServiceError",
     "StreamError",
     "TooLargeError",
     "parse_url",

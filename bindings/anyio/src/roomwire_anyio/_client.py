@@ -34,8 +34,10 @@ from ._layers import client_pump
 from ._messaging import Messaging
 from ._queue import EventQueue
 from ._rpc import Answer, RequestTimeoutError, Responder
+from ._service import Service
 from ._session import ClientSession, Reply, Verb, retryable
 from ._streams import MessageStreamWriter, Streams
+from ._token_refresh import TokenKeeper, TokenProvider
 from ._url import parse_endpoint
 from .transport import Network
 
@@ -63,7 +65,8 @@ class RoomClient:
         self,
         url: str,
         *,
-        token: str,
+        token: str | None,
+        token_provider: TokenProvider | None = None,
         room: str | None,
         config: ClientConfig | None,
         reconnect: ReconnectPolicy,
@@ -75,7 +78,7 @@ class RoomClient:
         self.url = url
         self._endpoint = parse_endpoint(url)
         self._ssl = ssl
-        self._token = token
+        self._tokens = TokenKeeper(token, token_provider)
         self._room_name = room
         self._config = config or ClientConfig()
         self._policy = reconnect
@@ -98,6 +101,11 @@ class RoomClient:
             open_stream=self._open_stream,
             streams=self._streams,
         )
+        self.service = Service(
+            self.messaging, self._session, request=self._request, post=self._post
+        )
+        """``room.service``: this client as its room's service (docs/PROTOCOL.md §23)."""
+        self._session.on_service = self.service.arrived
         self._pump: ClientPump | None = None
         self._up = anyio.Event()
         self._closing = False
@@ -135,6 +143,8 @@ class RoomClient:
         self._tg = tg
         tg.start_soon(self._spawner)
         tg.start_soon(self._supervise, pump, reenable)
+        if self._tokens.provider is not None:
+            tg.start_soon(self._tokens.run, self._refresh_token)
 
     async def _open(
         self, tg: anyio.abc.TaskGroup, *, again: bool = False
@@ -142,8 +152,14 @@ class RoomClient:
         """Connect (the transport's tasks run in ``tg``) and handshake; returns the pump
         once the welcome is in, and the re-enable queued on it, if any."""
         endpoint = self._endpoint
+        try:
+            token = await self._tokens.for_connect(again=again)
+        except Exception as exc:  # the application's provider: a reconnect may try again
+            raise ConnectionClosedError(
+                f"the token provider failed: {exc!r}", Code.CONNECTION_LOST
+            ) from exc
         conn = ClientConnection(
-            token=self._token,
+            token=token,
             now=time.time(),
             room=self._room_name,
             config=self._config,
@@ -209,6 +225,7 @@ class RoomClient:
     def _finish(self, reason: RoomError) -> None:
         self._close_reason = reason
         self._queue.close()
+        self.service.end()
         self._up.set()  # wake senders waiting for a connection: they will see the close
 
     def _spawn_callback(self, name: str, awaitable: Awaitable[object]) -> None:
@@ -268,6 +285,9 @@ class RoomClient:
         reply = self._session.request(pump.conn, verb)
         pump.wake()
         return await wait_for(reply)
+
+    async def _refresh_token(self, token: str) -> None:
+        await self._request(partial(ClientConnection.refresh_token, token=token))
 
     async def _post(self, verb: Verb) -> int:
         """Queue a request without waiting for its answer; returns its request id."""
@@ -347,7 +367,8 @@ async def connect(
     url: str,
     *,
     network: Network,
-    token: str,
+    token: str | None = None,
+    token_provider: TokenProvider | None = None,
     room: str | None = None,
     config: ClientConfig | None = None,
     reconnect: ReconnectPolicy | bool = True,
@@ -361,6 +382,10 @@ async def connect(
     in the URL. TLS verifies the server's certificate against the system's trust roots;
     ``ssl`` (a client ``SSLContext``) overrides that, e.g. to trust a private CA.
 
+    ``token_provider`` (``async () -> token``, instead of or with ``token``) keeps the
+    connection alive past a token's ``exp``: it is called at 80 % of each token's lifetime
+    (the new token goes to the server in a ``refresh`` request) and for every reconnect.
+
     Raises a ``RoomError`` subclass when the server refuses the token or cannot be reached.
     """
     policy = (
@@ -369,6 +394,7 @@ async def connect(
     client = RoomClient(
         url,
         token=token,
+        token_provider=token_provider,
         room=room,
         config=config,
         reconnect=policy,

@@ -37,6 +37,12 @@ class RateLimitedError(RoomError):
     slowly. Requests kept coming this fast close the connection (RATE_LIMIT_EXCEEDED)."""
 
 
+class ServiceError(RoomError):
+    """The room's service could not take this: none is attached and the room refuses
+    messages without one, another service is attached, the message no longer awaits a
+    decision, or the server's in-process interceptor failed on it."""
+
+
 class ConnectionClosedError(RoomError):
     """The connection closed (or could not be opened) before the request completed."""
 
@@ -56,6 +62,7 @@ _BY_CODE: dict[Code, type[RoomError]] = {
     Code.INVALID_REQUEST: InvalidRequestError,
     Code.INVALID_STATE: NotEnabledError,
     Code.RATE_LIMITED: RateLimitedError,
+    Code.TOKEN_REFUSED: ForbiddenError,
     Code.CALL_NOT_FOUND: NotFoundError,
     Code.CALLEE_LEFT: NotFoundError,
     Code.TOO_MANY_CALLS: RateLimitedError,
@@ -64,6 +71,11 @@ _BY_CODE: dict[Code, type[RoomError]] = {
     Code.STREAM_ABORTED: StreamError,
     Code.STREAM_PEER_LEFT: StreamError,
     Code.OVER_CREDIT: StreamError,
+    Code.FORBIDDEN_INTERCEPT: ForbiddenError,
+    Code.SERVICE_UNAVAILABLE: ServiceError,
+    Code.SERVICE_TAKEN: ServiceError,
+    Code.NOT_INTERCEPTED: ServiceError,
+    Code.INTERCEPTOR_FAILED: ServiceError,
 }
 
 

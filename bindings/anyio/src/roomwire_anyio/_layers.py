@@ -158,8 +158,10 @@ def server_pump(
     ssl_context: ssl.SSLContext | None,
     max_message_size: int,
     allowed_origins: frozenset[str] | None,
+    first_message_size: int | None = None,
 ) -> Pump[C] | LayeredPump[C]:
-    """The pump a listener on ``endpoint`` reports to: ``pump`` itself for plain TCP."""
+    """The pump a listener on ``endpoint`` reports to: ``pump`` itself for plain TCP.
+    ``first_message_size`` bounds a WebSocket's first message (the hello)."""
     if endpoint.tls and ssl_context is None:
         raise ValueError(f"listening on {endpoint.url()} needs ssl= (a server SSLContext)")
     if not (endpoint.tls or endpoint.websocket):
@@ -171,7 +173,10 @@ def server_pump(
         ws = None
         if endpoint.websocket:
             ws = WebSocketLayer.server(
-                max_message_size=max_message_size, allowed_origins=allowed_origins, path=path
+                max_message_size=max_message_size,
+                allowed_origins=allowed_origins,
+                path=path,
+                first_message_size=first_message_size,
             )
         return tls, ws
 

@@ -124,6 +124,10 @@ class Messaging:
             if isinstance(to, RemoteParticipant | str)
             else [_participant_id(r) for r in to]
         )
+        if not ids:  # to=[]: the room's service only (docs/PROTOCOL.md §23)
+            return await self._send(
+                lambda conn: conn.send_to_service(type, message, attachment), wait
+            )
         return await self._send(
             lambda conn: conn.send_message(ids, type, message, attachment), wait
         )

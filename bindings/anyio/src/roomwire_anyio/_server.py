@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 import socket
 import time
@@ -29,6 +30,7 @@ from roomwire import (
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
 from ._history_store import HistoryPump, HistoryStoreFactory, open_store
+from ._intercept import Interceptions
 from ._layers import server_pump
 from ._url import format_url, parse_endpoint, parse_url, redact_url
 from .transport import CLOSE_GRACE, Listener, Network, Transport
@@ -52,6 +54,9 @@ class Backplane(Protocol):
     async def drain(self, timeout: float) -> None:
         """Publish what the core still has, if connected (on close)."""
 
+
+REFUSALS_QUIET = 10.0
+"""Seconds without a refusal over a connection cap that end an episode of them."""
 
 BackplaneFactory = Callable[["ServerPump", str, float], Backplane]
 """``(pump, url, probe_interval)`` -> a backplane driver."""
@@ -77,6 +82,11 @@ class ServerPump:
         self._idle = anyio.Event()
         self.route_time: Callable[[float], None] | None = None
         """With metrics: records how long applying one read took, in seconds."""
+        self._refused_at = -math.inf
+        """When a connection was last refused over a cap: one is logged only after a quiet
+        ``REFUSALS_QUIET`` seconds (the core's stats count every one)."""
+        self.interceptions: Interceptions | None = None
+        """With an in-process interceptor: awaits it when it is async."""
 
     @property
     def connection_count(self) -> int:
@@ -88,10 +98,22 @@ class ServerPump:
         self, transport: Transport, peer: str, framing: Framing = Framing.STREAM
     ) -> ServerConnection:
         cid = next(self._ids)
-        conn = self.core.accept(cid, time.time(), framing)
+        conn = self.core.accept(cid, time.time(), framing, address=peer.rpartition(":")[0] or None)
         self._transports[cid] = transport
-        log.info("connection %s from %s", cid, peer)
-        self.flush()  # arms the handshake deadline
+        if conn.state is State.CLOSED:  # over max_connections(_per_address)
+            now = time.monotonic()
+            if now - self._refused_at > REFUSALS_QUIET:
+                log.warning(
+                    "connection %s from %s refused at a connection cap (the next refusals"
+                    " are not logged until %g s pass without one)",
+                    cid,
+                    peer,
+                    REFUSALS_QUIET,
+                )
+            self._refused_at = now
+        else:
+            log.info("connection %s from %s", cid, peer)
+        self.flush()  # arms the handshake deadline (or sends the refusal)
         return conn
 
     def received(self, conn: ServerConnection) -> bool:
@@ -128,6 +150,8 @@ class ServerPump:
             self.backplane.wake()
         if self.history is not None:
             self.history.wake()
+        if self.interceptions is not None:
+            self.interceptions.collect()
 
     async def run_timer(self) -> None:
         while True:
@@ -291,6 +315,8 @@ async def serve(
         shared = not history.startswith("sqlite:")
         config = attrs.evolve(config, external_history=True, shared_history=shared)
     pump = ServerPump(RoomServer(config))
+    if config.interceptor is not None:
+        pump.interceptions = Interceptions(pump.core, pump.flush)
     if redis is not None and backplane is not None:
         pump.backplane = backplane(pump, redis, probe_interval)
     if history is not None:
@@ -299,8 +325,17 @@ async def serve(
     endpoints = [parse_endpoint(url) for url in listen or [format_url(host, port)]]
     # Every URL is checked before anything is bound.
     size = config.max_frame_size
+    # Nothing is authenticated before the hello: its message has the core's smaller bound.
+    hello = min(config.max_hello_size, size)
     pumps = [
-        server_pump(pump, e, ssl_context=ssl, max_message_size=size, allowed_origins=origins)
+        server_pump(
+            pump,
+            e,
+            ssl_context=ssl,
+            max_message_size=size,
+            allowed_origins=origins,
+            first_message_size=hello,
+        )
         for e in endpoints
     ]
     metrics_endpoint = None
@@ -334,6 +369,8 @@ async def serve(
         tg.start_soon(pump.run_timer)
         if pump.history is not None:
             tg.start_soon(pump.history.run)
+        if pump.interceptions is not None:
+            tg.start_soon(pump.interceptions.run)
         if pump.backplane is not None and redis is not None:
             tg.start_soon(pump.backplane.run)
             log.info("node %s: backplane %s", config.node_id, redact_url(redis))

@@ -38,6 +38,8 @@ from roomwire.events import (
     CreditGranted,
     Event,
     HistoryReceived,
+    InterceptTimedOut,
+    MessageIntercepted,
     MessageReceived,
     MessagingDisabled,
     MessagingEnabled,
@@ -121,6 +123,8 @@ class ClientSession:
         self._presence = True
         self.enabled = False
         """Whether messaging is enabled (and is enabled again on every reconnect)."""
+        self.service_attached = False
+        """Whether this client attached as its room's service (again on every reconnect)."""
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             RequestAcked: self._acked,
             RequestRefused: self._refused,
@@ -140,6 +144,8 @@ class ClientSession:
             CreditGranted: self._stream_event,
             StreamEnded: self._stream_event,
             StreamAborted: self._stream_event,
+            MessageIntercepted: self._to_service,
+            InterceptTimedOut: self._to_service,
         }
         self.streams: Streams | None = None
         """Routes stream events to their readers and writers (set by the driver); without
@@ -147,6 +153,8 @@ class ClientSession:
         self.responder: Responder | None = None
         """Runs ``on_request`` handlers (set by the driver); without one, every call is
         answered NO_HANDLER."""
+        self.on_service: Callable[[Event], None] | None = None
+        """Where a service's events go (``room.service``), set by the client."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -170,6 +178,8 @@ class ClientSession:
         reenable = None
         if self.enabled:
             reenable = self._pending[conn.enable(presence=self._presence)] = Reply()
+            if self.service_attached:  # refused (another took the room): a SendFailed
+                self._pending[conn.attach_service()] = None
         if again:
             self._emit(Reconnected(participant=welcome.participant))
         return reenable
@@ -187,6 +197,7 @@ class ClientSession:
             self.streams.lost(error)
         if self.responder is not None:
             self.responder.lost()
+        self._to_service(closed)  # what it had not decided is no longer its to decide
         if self._conn is not None:
             self._me = self._conn.local_participant  # as last seen, attributes included
             self._conn = None
@@ -339,6 +350,10 @@ class ClientSession:
         self._view.pop(event.participant.id, None)
         self._emit(event)
         self._call("participant_removed", event.participant)
+
+    def _to_service(self, event: Event) -> None:
+        if self.on_service is not None:
+            self.on_service(event)
 
     def _apply_snapshot(self, participants: Sequence[RemoteParticipant]) -> None:
         """Replace the view, telling callbacks what changed (all new on first enable)."""

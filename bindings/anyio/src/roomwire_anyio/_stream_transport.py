@@ -12,6 +12,7 @@ import anyio.abc
 
 from roomwire import State
 
+from ._accept import TcpListener
 from .transport import CLOSE_GRACE, READ_SIZE, C, Pump
 
 _GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
@@ -100,36 +101,6 @@ class StreamTransport(Generic[C]):
                 return
 
 
-class StreamListener:
-    """A TCP listener whose connections are served as ``StreamTransport``s."""
-
-    def __init__(
-        self,
-        listener: anyio.abc.Listener[anyio.abc.SocketStream],
-        pump: Pump[Any],
-        write_timeout: float,
-    ) -> None:
-        self._listener = listener
-        self._pump = pump
-        self._write_timeout = write_timeout
-        self._scope = anyio.CancelScope()
-        self.port: int = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def start(self, tg: anyio.abc.TaskGroup) -> None:
-        tg.start_soon(self._accept, tg)
-
-    async def _accept(self, tg: anyio.abc.TaskGroup) -> None:
-        with self._scope:
-            async with self._listener:
-                await self._listener.serve(self._serve, tg)
-
-    async def _serve(self, stream: anyio.abc.SocketStream) -> None:
-        await StreamTransport(stream, self._pump, self._write_timeout).run()
-
-    def stop(self) -> None:
-        self._scope.cancel()
-
-
 class StreamNetwork:
     """TCP through anyio streams (a ``Network``)."""
 
@@ -139,9 +110,13 @@ class StreamNetwork:
 
     async def listen(
         self, host: str, port: int, pump: Pump[Any], write_timeout: float
-    ) -> StreamListener:
+    ) -> TcpListener:
+        async def accept_one(socket: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
+            stream = await socket.accept()
+            tg.start_soon(StreamTransport(stream, pump, write_timeout).run)
+
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        return StreamListener(listener, pump, write_timeout)
+        return TcpListener(listener, accept_one)
 
 
 def _peer(stream: anyio.abc.ByteStream) -> str:

@@ -79,10 +79,13 @@ class WebSocketLayer:
         max_message_size: int,
         allowed_origins: frozenset[str] | None = None,
         path: str | None = None,
+        first_message_size: int | None = None,
     ) -> None:
         self._ws = connection
         self._server = connection.client is False
-        self._max = max_message_size
+        self._max = max_message_size if first_message_size is None else first_message_size
+        self._later_max = max_message_size
+        """The bound after the first whole message (the hello is bounded apart)."""
         self._origins = allowed_origins
         self._path = path
         self._out = bytearray()
@@ -102,14 +105,17 @@ class WebSocketLayer:
         max_message_size: int,
         allowed_origins: frozenset[str] | None = None,
         path: str | None = None,
+        first_message_size: int | None = None,
     ) -> WebSocketLayer:
         """``allowed_origins`` None or empty: any origin (the token is the gate); ``path``
-        None: any path."""
+        None: any path. ``first_message_size`` bounds the first message (the hello, before
+        anyone is authenticated: ``max_hello_size``), ``max_message_size`` the later ones."""
         return cls(
             wsproto.WSConnection(wsproto.ConnectionType.SERVER),
             max_message_size,
             allowed_origins or None,
             path,
+            first_message_size,
         )
 
     @classmethod
@@ -222,12 +228,14 @@ class WebSocketLayer:
             self.close(MESSAGE_TOO_BIG, f"a message is over the {self._max}-byte limit")
             return None
         if event.message_finished and not self._partial:
+            self._max = self._later_max
             return bytes(event.data)  # the common case: one frame, one message, no copy kept
         self._partial += event.data
         if not event.message_finished:
             return None
         message = bytes(self._partial)
         self._partial.clear()
+        self._max = self._later_max
         return message
 
     def _answer_upgrade(self, request: ws.Request) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from typing import Any, Generic, cast
 
 import anyio.abc
+from roomwire_anyio import TcpListener
 from roomwire_anyio.transport import CLOSE_GRACE, C, Pump
 
 from roomwire import State
@@ -137,20 +139,6 @@ class ProtocolTransport(asyncio.Protocol, Generic[C]):
             self._hangup = self._flusher.loop.call_later(CLOSE_GRACE, transport.abort)
 
 
-class ProtocolListener:
-    """A TCP listener whose connections are ``ProtocolTransport``s."""
-
-    def __init__(self, server: asyncio.Server) -> None:
-        self._server = server
-        self.port: int = server.sockets[0].getsockname()[1]
-
-    async def start(self, tg: anyio.abc.TaskGroup) -> None:
-        await self._server.start_serving()
-
-    def stop(self) -> None:
-        self._server.close()
-
-
 class ProtocolNetwork:
     """TCP through asyncio Protocols (a ``Network``): what ``roomwire_asyncio`` uses."""
 
@@ -161,13 +149,24 @@ class ProtocolNetwork:
 
     async def listen(
         self, host: str, port: int, pump: Pump[Any], write_timeout: float
-    ) -> ProtocolListener:
+    ) -> TcpListener:
         loop = asyncio.get_running_loop()
         flusher = TurnFlusher(loop)
-        server = await loop.create_server(
-            lambda: ProtocolTransport(pump, flusher, write_timeout),
-            host,
-            port,
-            start_serving=False,
-        )
-        return ProtocolListener(server)
+
+        def protocol() -> ProtocolTransport[Any]:
+            return ProtocolTransport(pump, flusher, write_timeout)
+
+        async def accept_one(listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
+            # Our own accept (not loop.create_server's): running out of descriptors backs off
+            # with one log line, on uvloop too (which would accept and drop peers silently).
+            raw, _ = await loop.sock_accept(listener.extra(anyio.abc.SocketAttribute.raw_socket))
+            try:
+                # asyncio sets TCP_NODELAY only on sockets made with proto IPPROTO_TCP.
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.connect_accepted_socket(protocol, raw)
+            except OSError:
+                raw.close()
+                raise
+
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        return TcpListener(listener, accept_one)

@@ -220,17 +220,25 @@ class RedisBackplane:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
+            # Both asked at once: a room freed by now needs no channel, even if these records
+            # are its first (its last departures are published all the same).
             records = core.backplane_records()
-            if not records:
-                continue
-            new = {topic for topic, _ in records if topic is not None} - self._rooms
-            if new:
-                # Subscribe first, so that the answers to this node's sync are heard.
-                self._rooms |= new
-                channels = [room_channel(room) for room in new]
-                await self._subscribe(pubsub, channels)
-                await self._await_confirmed(channels)
-            await _send(client, records)
+            freed = set(core.rooms_freed())
+            gone = self._rooms & freed
+            self._rooms -= gone
+            if records:
+                topics = {topic for topic, _ in records if topic is not None}
+                new = topics - self._rooms - freed
+                if new:
+                    # Subscribe first, so that the answers to this node's sync are heard.
+                    self._rooms |= new
+                    channels = [room_channel(room) for room in new]
+                    await self._subscribe(pubsub, channels)
+                    await self._await_confirmed(channels)
+                await _send(client, records)
+            if gone:
+                # Nobody here is in those rooms any more: stop hearing them.
+                await pubsub.unsubscribe(*map(room_channel, gone))
 
     async def drain(self, timeout: float) -> None:
         """Publish what the core still has (a closing node's departures), if connected."""

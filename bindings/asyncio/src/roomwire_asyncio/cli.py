@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from roomwire_anyio import demo
+from roomwire_anyio import demo, demo_service
 
 import roomwire
 from roomwire import Code, ParticipantToken, RemoteParticipant, RoomMessage, TokenError
@@ -371,6 +371,23 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Requests a connection may make at once (with --rate-limit).",
         ),
     ] = 10,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="ROOMWIRE_MAX_CONNECTIONS",
+            help="Most connections open at once (keep it under `ulimit -n`); more are closed"
+            " at once with 3005 TOO_MANY_CONNECTIONS.",
+        ),
+    ] = None,
+    max_connections_per_address: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="ROOMWIRE_MAX_CONNECTIONS_PER_ADDRESS",
+            help="Most connections open at once from one client address.",
+        ),
+    ] = None,
     metrics: Annotated[
         str | None,
         typer.Option(
@@ -484,6 +501,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 heartbeat_interval=heartbeat,
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
+                max_connections=max_connections,
+                max_connections_per_address=max_connections_per_address,
                 metrics=metrics,
                 allow_weak_secret=allow_weak_secret,
                 listen=listen or None,
@@ -560,6 +579,10 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
         typer.Option("--hidden", help="Send without entering presence (a one-shot sender)."),
     ] = False,
     as_json: JsonOut = False,
+    intercept: Annotated[
+        bool,
+        typer.Option("--intercept", help="May attach as the room's service (PROTOCOL §23)."),
+    ] = False,
 ) -> None:
     """Print a participant token signed with the server's secret."""
     if not secret:
@@ -576,6 +599,7 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
             can_list=not no_list,
             can_history=not no_history,
             hidden=hidden,
+            intercept=intercept,
             expires_at=None if no_expiry else time.time() + ttl,
         )
     except TokenError as exc:
@@ -598,9 +622,20 @@ def token(  # noqa: PLR0917 - Typer maps parameters to options
 
 
 @app.command("demo")
-def run_demo() -> None:
+def run_demo(
+    service: Annotated[
+        bool,
+        typer.Option(
+            "--service",
+            help="Run Moobius's channel-service tutorial (examples/moobius_service.py).",
+        ),
+    ] = False,
+) -> None:
     """Start a server on a free port and run Alice and Bob's exchange, then exit."""
-    run_command(lambda: demo.main(binding()))
+    if service:
+        run_command(lambda: demo_service.main(binding()))
+    else:
+        run_command(lambda: demo.main(binding()))
 
 
 def _participant_json(participant: RemoteParticipant) -> dict[str, Any]:

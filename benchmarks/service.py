@@ -1,0 +1,161 @@
+"""A pass-through service against direct delivery, side by side in one run (issue 16's goals).
+
+Run: ``python benchmarks/service.py [--quick]``.
+
+One roomwire server (asyncio, uvloop) on 127.0.0.1 in a child process; the clients run here.
+Three rooms on it: in ``direct`` messages go straight to their recipients; in the two others
+a service (``room.service``) attaches and forwards every message as sent, its decisions
+pipelined (``forward(up, wait=False)``): once running in the clients' process, once in a
+process of its own (as a deployed one would be).
+
+- echo latency: a participant sends to itself and waits for the delivery, one message at a
+  time; p50 and p99 (goal: serviced p50 <= 2x direct);
+- throughput: a sender queues N messages to a receiver (``wait=False``); messages/s until the
+  last one arrives (goal: serviced >= 0.5x direct).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import roomwire_asyncio as rw
+from _service_server import pass_through
+
+from roomwire import ParticipantToken, RoomMessage
+
+HERE = Path(__file__).resolve().parent
+SECRET = "benchmark-secret-that-is-long-enough-for-hs256"
+
+
+def token(room: str, name: str, **grants: Any) -> str:
+    return ParticipantToken(room=room, name=name, **grants).to_jwt(SECRET)
+
+
+async def echo_latency(url: str, room: str, count: int) -> list[float]:
+    async with rw.connect(url, token=token(room, "echo")) as client:
+        got = anyio.Event()
+
+        def arrived(message: RoomMessage) -> None:
+            got.set()
+
+        client.messaging.on("message", arrived)
+        await client.messaging.enable()
+        me = client.local_participant
+        assert me is not None
+        times = []
+        for n in range(count + count // 10):  # the first tenth warms up
+            got = anyio.Event()
+            start = time.perf_counter()
+            await client.messaging.send_message(to=me, type="echo", message={"n": n}, wait=False)
+            with anyio.fail_after(10):
+                await got.wait()
+            if n >= count // 10:
+                times.append(time.perf_counter() - start)
+        return times
+
+
+async def throughput(url: str, room: str, count: int) -> float:
+    async with (
+        rw.connect(url, token=token(room, "rx")) as rx,
+        rw.connect(url, token=token(room, "tx")) as tx,
+    ):
+        done = anyio.Event()
+        seen = 0
+
+        def arrived(message: RoomMessage) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == count:
+                done.set()
+
+        rx.messaging.on("message", arrived)
+        await rx.messaging.enable()
+        await tx.messaging.enable()
+        to = rx.local_participant
+        assert to is not None
+        start = time.perf_counter()
+        for n in range(count):
+            await tx.messaging.send_message(to=to, type="t", message={"n": n}, wait=False)
+        with anyio.fail_after(120):
+            await done.wait()
+        return count / (time.perf_counter() - start)
+
+
+async def measure(url: str, room: str, args: argparse.Namespace) -> tuple[list[float], float]:
+    return await echo_latency(url, room, args.echoes), await throughput(url, room, args.messages)
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "_service_server.py"), *args], stdout=subprocess.PIPE, text=True
+    )
+
+
+def first_line(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.readline().strip()
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = start("serve")
+    service = None
+    try:
+        url = first_line(server)
+        direct = await measure(url, "direct", args)
+        async with anyio.create_task_group() as tg:
+            ready = anyio.Event()
+            tg.start_soon(pass_through, url, "beside", ready.set)
+            await ready.wait()
+            beside = await measure(url, "beside", args)
+            tg.cancel_scope.cancel()
+        service = start("pass", url, "apart")
+        assert first_line(service) == "READY"
+        apart = await measure(url, "apart", args)
+    finally:
+        for process in (service, server):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+    report(direct, {"in the clients' process": beside, "in its own process": apart}, args)
+
+
+def report(
+    direct: tuple[list[float], float],
+    serviced: dict[str, tuple[list[float], float]],
+    args: argparse.Namespace,
+) -> None:
+    def p50(times: list[float]) -> float:
+        return statistics.median(times) * 1e6
+
+    def p99(times: list[float]) -> float:
+        return statistics.quantiles(times, n=100)[98] * 1e6
+
+    print(f"{args.echoes} echoes, {args.messages} messages; the server on uvloop in its own")
+    print("process, the clients here; the pass-through service here, then in its own process")
+    print("| | direct | service | ratio | goal |")
+    print("|---|---|---|---|---|")
+    (d_times, d_rate) = direct
+    for where, (s_times, s_rate) in serviced.items():
+        d50, s50 = p50(d_times), p50(s_times)
+        print(
+            f"| echo p50 (us), service {where} | {d50:.0f} | {s50:.0f} | {s50 / d50:.2f}x | <= 2x |"
+        )
+        d99, s99 = p99(d_times), p99(s_times)
+        print(f"| echo p99 (us), service {where} | {d99:.0f} | {s99:.0f} | {s99 / d99:.2f}x | |")
+        ratio = s_rate / d_rate
+        print(f"| msg/s, service {where} | {d_rate:.0f} | {s_rate:.0f} | {ratio:.2f}x | >= 0.5x |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    options = parser.parse_args()
+    options.echoes, options.messages = (100, 1000) if options.quick else (2000, 20000)
+    rw.run(main(options))
