@@ -1148,7 +1148,11 @@ def server_trailing_bytes() -> JSON:
 
 @vector
 def server_history() -> JSON:
-    h = Harness("server", {"alice": {}, "bob": {}, "carol": {}, "dave": {"can_history": False}})
+    h = Harness(
+        "server",
+        {"alice": {}, "bob": {}, "carol": {}, "dave": {"can_history": False}},
+        server={"history_epoch": "e1"},
+    )
     h.pump()
     for name in ("alice", "bob", "carol"):
         h.call(name, "enable", f"{name} enables messaging")
@@ -1159,6 +1163,14 @@ def server_history() -> JSON:
     h.call("carol", "history", "carol reads history: the broadcast and bob's note to her")
     h.call("carol", "history", "carol reads the newest one only", limit=1, reverse=True)
     h.call("bob", "history", "bob reads after the broadcast's seq", since=4)
+    h.call("bob", "history", "bob reads after seq 4 in epoch e1, the room's", since=4, epoch="e1")
+    h.call(
+        "bob",
+        "history",
+        "bob's position is from epoch e0, not the room's: reset, from the oldest kept",
+        since=4,
+        epoch="e0",
+    )
     h.call("dave", "history", "dave has no history grant: 4033 FORBIDDEN_HISTORY")
     h.expect("RequestRefused", connection="dave")
     h.inject(
@@ -1186,7 +1198,8 @@ def server_history() -> JSON:
         " messages to or from the reader's name, oldest first (reverse: newest first), after"
         " since (exclusive), at most limit. Without the history grant: 4033; a limit outside"
         " 1 to max_history_limit or a since past the room's seq: 4000. The connection stays"
-        " open."
+        " open. Every page names the room's epoch; a since from another epoch is not used"
+        " (reset: true, from the oldest kept)."
     )
 
 
@@ -1653,7 +1666,7 @@ def client_message_before_enable() -> JSON:
 
 @vector
 def client_history() -> JSON:
-    h = _client({"bob": {}}, server={"max_frame_size": 4096})
+    h = _client({"bob": {}}, server={"max_frame_size": 4096, "history_epoch": "e1"})
     h.call("alice", "enable", "alice enables")
     h.call("bob", "enable", "bob enables")
     for n in range(3):

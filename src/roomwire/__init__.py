@@ -16,6 +16,7 @@ from ._errors import (
     TokenError,
 )
 from ._framing import Framing
+from ._history import HistoryRead
 from ._participant import participant_named
 from ._server import RoomServer
 from ._service import Interception
@@ -33,6 +34,7 @@ __all__ = [
     "ClientConnection",
     "Code",
     "Framing",
+    "HistoryRead",
     "Input",
     "InterceptedMessage",
     "Interception",

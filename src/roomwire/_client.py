@@ -224,11 +224,20 @@ class ClientConnection(BaseConnection):
             raise MessageTooLarge(f"attributes would be over the {most}-byte limit")
         return self._request(Input.ATTRIBUTES, {"t": "attrs", "attributes": attributes}, merged)
 
-    def history(self, *, limit: int = 100, since: int | None = None, reverse: bool = False) -> int:
+    def history(
+        self,
+        *,
+        limit: int = 100,
+        since: int | None = None,
+        reverse: bool = False,
+        epoch: str | None = None,
+    ) -> int:
         """Ask for the room's messages this participant may read (broadcasts, and direct
         messages to or from its name): after seq ``since`` (exclusive), oldest first, or
         newest first with ``reverse``; at most ``limit``, up to the advertised
-        ``max_history_limit``. ``HistoryReceived`` or ``RequestRefused`` answers it."""
+        ``max_history_limit``. ``HistoryReceived`` or ``RequestRefused`` answers it.
+        ``epoch``: the epoch ``since`` was seen in (``HistoryReceived.epoch``); if the
+        room's is another, ``since`` is ignored (PROTOCOL.md §21.2)."""
         self._check_allowed(Input.HISTORY, "read history")
         most = self._limits.max_history_limit
         if type(limit) is not int or not 0 < limit <= most:
@@ -238,6 +247,8 @@ class ClientConnection(BaseConnection):
         frame: Frame = {"t": "history", "limit": limit, "reverse": bool(reverse)}
         if since is not None:
             frame["since"] = since
+        if epoch is not None:
+            frame["epoch"] = epoch
         return self._request(Input.HISTORY, frame)
 
     def refresh_token(self, token: str) -> int:
@@ -517,7 +528,12 @@ class ClientConnection(BaseConnection):
             return None
         del self._pending[rid]
         messages, self._history = tuple(self._history), []
-        return HistoryReceived(request_id=rid, messages=messages)
+        return HistoryReceived(
+            request_id=rid,
+            messages=messages,
+            epoch=frame.get("epoch"),
+            reset=frame.get("reset", False),
+        )
 
     def _incoming_call(self, frame: Frame, now: float) -> Event:
         self._alive(now)

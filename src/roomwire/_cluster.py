@@ -118,7 +118,7 @@ class Cluster:
                 message=record["message"],
                 attachment=record.get("att"),
             )
-            self._router.deliver(room, outgoing, record["id"], record["ts"])
+            self._router.deliver(room, outgoing, record["id"], record["ts"], remote=True)
         elif kind == "left":
             member = room.members.get(record["id"])
             if member is not None and member.node == node:

@@ -147,6 +147,13 @@ class ServerConfig:
     external_history: bool = False
     """The driver keeps history in its own store (``RoomServer.history_to_store``,
     ``history_reads``, ``answer_history``) instead of the server's memory."""
+    shared_history: bool = False
+    """With ``external_history``: every node of the cluster reads and writes the same store
+    (Redis Streams), so each message is stored by the node it was sent on only."""
+    history_epoch: str | None = None
+    """The history's epoch at start (PROTOCOL.md §21.2): named, every room made without an
+    epoch of its own takes it and keeps it when freed; None: rooms follow the rooms-freed
+    rule (§25.3). A driver's store names its own (``RoomServer.restore_history``)."""
     max_pending_calls: int = attrs.field(default=256, validator=_positive)
     """Most calls one connection may have waiting for answers (advertised in the welcome);
     the server holds one small record per call until it is answered, cancelled or failed."""

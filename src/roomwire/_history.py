@@ -5,12 +5,17 @@ The in-memory store is the default and lives here. With ``ServerConfig.external_
 the driver's store (SQLite, Redis...) holds the records instead, through a door like the
 backplane's: the core still decides what is stored (``keep``) and what a reader sees
 (``select``); the driver only moves records (``RoomServer.history_to_store``,
-``history_reads``, ``answer_history``)."""
+``history_reads``, ``answer_history``, ``history_stored``).
+
+Every room's history has an *epoch*: a name for one unbroken run of its seqs. A reader's
+position (a seq) is trusted only in the epoch it was read in; a store that loses records
+(a restart without its file, a lost Redis stream) starts a new epoch (PROTOCOL.md §21.2)."""
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import attrs
 
@@ -23,6 +28,12 @@ from .events import JSONObject, RemoteParticipant
 
 if TYPE_CHECKING:
     from ._room import Room
+
+
+class Acker(Protocol):
+    """A sender whose ack waits for its message's record to be stored."""
+
+    def queue_ack(self, ack: bytes) -> None: ...
 
 
 class Entry(NamedTuple):
@@ -76,6 +87,13 @@ class HistoryRead:
     name: str = attrs.field(repr=False)
     limit: int = attrs.field(repr=False)
     reverse: bool = attrs.field(repr=False)
+    epoch: str | None = None
+    """The epoch ``since`` belongs to, if the reader named one."""
+
+    def after(self, epoch: str) -> int | None:
+        """The seq to read after in a store whose epoch is ``epoch``: ``since``, or None
+        (from the oldest) when the reader's position is from another epoch."""
+        return self.since if self.epoch in {None, epoch} else None
 
 
 EPOCH_KEY = 16
@@ -127,26 +145,105 @@ class History:
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
     __slots__ = (
-        "_external",
+        "_dropped",
+        "_held",
         "_max_frame_size",
+        "_named",
         "_resume",
         "_rooms",
+        "_shared",
         "_size",
+        "_storing",
+        "_to_store_ids",
         "_ttl",
+        "epoch",
+        "external",
+        "holds_acks",
         "reads",
         "to_store",
     )
 
-    def __init__(self, size: int, ttl: float, max_frame_size: int, *, external: bool) -> None:
+    def __init__(
+        self,
+        size: int,
+        ttl: float,
+        max_frame_size: int,
+        *,
+        external: bool,
+        shared: bool = False,
+        epoch: str | None = None,
+    ) -> None:
         self._size, self._ttl, self._max_frame_size = size, ttl, max_frame_size
-        self._external = external
+        self.external, self._shared = external, shared
+        self.holds_acks = external and not shared
+        """A store of this node's own: each sender's ack waits for its record. A store every
+        node shares is written after the ack (its records follow in the next batch)."""
         self._rooms: dict[str, deque[_Row]] = {}
         self._resume: dict[str, tuple[str, int]] = {}
-        """Freed rooms whose history was kept: their epoch and last seq."""
+        """Rooms not made on this node whose epoch and last seq a room made goes on from:
+        freed rooms whose history was kept, and rooms the driver's store named (``name``)."""
         self.to_store: list[tuple[str, bytes]] = []
         """External: records to append to each room's store, in order."""
+        self._to_store_ids: list[str] = []
+        """The message id of each record in ``to_store``."""
+        self._storing: deque[str] = deque()
+        """The message ids of the records the driver took and has not reported stored."""
+        self._held: dict[str, tuple[Acker, bytes]] = {}
+        """External: each sender's ack, by message id, until its record is stored."""
         self.reads: list[HistoryRead] = []
         """External: requests waiting for the store's records."""
+        self._named = epoch is not None
+        self.epoch = secrets.token_hex(8) if epoch is None else check_epoch(epoch)
+        """The node's epoch (PROTOCOL.md §21.2). Named (``history_epoch``, or a store's
+        ``restore``), it is the epoch of every room made without one of its own; else only
+        what ``epoch_of`` says of a room this node holds nothing of."""
+        self._dropped: dict[str, int] = {}
+        """In memory: the last seq each room dropped (by size or age)."""
+
+    def epoch_of(self, room: str) -> str:
+        """The epoch of room ``room`` when this node has not made it (``Router.epoch_of``
+        asks the room first)."""
+        return self._resume.get(room, (self.epoch,))[0]
+
+    def restore(self, epoch: str) -> None:
+        """The driver's store opened in ``epoch``: the node's, named."""
+        self.epoch, self._named = check_epoch(epoch), True
+
+    def name(self, room: str, epoch: str, last_seq: int) -> None:
+        """The driver's store names ``epoch`` for room ``room``, not made on this node, and
+        the last seq it holds: the room made goes on from them (its seq never goes back)."""
+        known = self._resume.get(room)
+        self._resume[room] = (check_epoch(epoch), max(last_seq, known[1] if known else 0))
+
+    def positions(self) -> dict[str, int]:
+        """The last seq of each room not made on this node that a room made goes on from."""
+        return {room: seq for room, (_, seq) in self._resume.items() if seq}
+
+    def hold(self, message_id: str, sender: Acker, ack: bytes) -> None:
+        """With ``holds_acks``: keep ``ack`` until the message's record is stored."""
+        self._held[message_id] = (sender, ack)
+
+    def take(self) -> list[tuple[str, bytes]]:
+        """The records to store now; their acks wait for ``stored``."""
+        records, self.to_store = self.to_store, []
+        self._storing.extend(self._to_store_ids)
+        self._to_store_ids = []
+        return records
+
+    def stored(self, count: int) -> None:
+        """The first ``count`` records taken are stored: release their senders' acks."""
+        storing = self._storing
+        if not 0 <= count <= len(storing):
+            raise LocalProtocolError(
+                f"{count} records reported stored, but {len(storing)} await storing"
+            )
+        for _ in range(count):
+            self._release(storing.popleft())
+
+    def _release(self, message_id: str) -> None:
+        held = self._held.pop(message_id, None)
+        if held is not None:
+            held[0].queue_ack(held[1])
 
     def keep(  # noqa: PLR0917 - the fields of one message
         self,
@@ -160,17 +257,24 @@ class History:
         message: JSONObject,
         attachment: bytes | None,
         data: bytes,
+        *,
+        remote: bool = False,
     ) -> None:
         """Store a delivered message, ``data`` its stream-framed ``msg`` frame. The rare one
         too large for a history page (an interceptor can grow a message to the frame limit)
-        is delivered but not kept."""
+        is delivered but not kept. A ``remote`` one (from another node) is not stored in a
+        store every node shares: its own node stores it."""
         if len(data) > self._max_frame_size - PAGE_OVERHEAD:
+            if self.external:
+                self._release(message_id)
+            return
+        if remote and self._shared:
             return
         names = None
         if to is not None:
             members = room.members
             names = frozenset(m.participant.name for r in to if (m := members.get(r)) is not None)
-        if self._external:
+        if self.external:
             entry = Entry(
                 seq,
                 message_id,
@@ -183,13 +287,17 @@ class History:
                 attachment,
             )
             self.to_store.append((room.name, encode_entry(entry)))
+            self._to_store_ids.append(message_id)
             room.kept = True
             return
-        entries = self._rooms.get(room.name)
+        name = room.name
+        entries = self._rooms.get(name)
         if entries is None:
-            entries = self._rooms[room.name] = deque(maxlen=self._size)
+            entries = self._rooms[name] = deque(maxlen=self._size)
         elif entries and entries[0][1] < timestamp - self._ttl:
-            self._expire(entries, timestamp)
+            self._expire(name, entries, timestamp)
+        if len(entries) == self._size:  # the oldest goes
+            self._dropped[name] = entries[0][0]
         # A plain tuple, made a Kept only when read: this runs for every message.
         entries.append((seq, timestamp, sender.name, names, data))
 
@@ -199,31 +307,61 @@ class History:
         room made again to go on from (``resume``). A room that kept nothing leaves nothing."""
         if room.kept or self._rooms.get(room.name):
             self._resume[room.name] = (room.epoch, room.seq)
+        else:  # a new incarnation starts from nothing
+            self._dropped.pop(room.name, None)
 
     def resume(self, name: str) -> tuple[str, int] | None:
-        """The epoch and last seq of a freed room whose history was kept, or None."""
-        return self._resume.pop(name, None)
+        """The epoch and last seq room ``name``, made now, goes on from: a freed room's
+        whose history was kept, the store's for the room, else (seq 0) the node's epoch if
+        named; None: the room starts a new epoch."""
+        resumed = self._resume.pop(name, None)
+        if resumed is None and self._named:
+            return self.epoch, 0
+        return resumed
 
-    def _expire(self, entries: deque[_Row], now: float) -> None:
+    def _expire(self, room: str, entries: deque[_Row], now: float) -> None:
         """Drop the entries older than ``history_ttl``: on a store (a room nobody reads
         holds no stale messages) and on every read (a room nobody writes to either)."""
         oldest = now - self._ttl
         while entries and entries[0][1] < oldest:
-            entries.popleft()
+            self._dropped[room] = entries.popleft()[0]
 
-    def ask(self, read: HistoryRead, now: float) -> list[Entry] | None:
-        """The entries answering ``read`` from memory, or None when the driver's store
-        answers it later (it is queued in ``reads``)."""
-        if self._external:
+    def ask(self, read: HistoryRead, epoch: str, now: float) -> list[Entry] | None:
+        """The entries answering ``read`` from memory, the room in ``epoch``, or None when
+        the driver's store answers it later (it is queued in ``reads``)."""
+        if self.external:
             self.reads.append(read)
             return None
         entries = self._rooms.get(read.room)
         if entries is None:
             return []
-        self._expire(entries, now)
-        after = -1 if read.since is None else read.since
+        self._expire(read.room, entries, now)
+        since = read.after(epoch)
+        after = -1 if since is None else since
         kept = self.select(read, [Kept._make(e) for e in entries if e[0] > after], now)
         return [k.entry() for k in kept]
+
+    def reset(
+        self, read: HistoryRead, epoch: str, dropped: int, entries: list[Entry], now: float
+    ) -> bool:
+        """Whether ``read``'s position could not be honoured (PROTOCOL.md §21.2): it is
+        from another epoch, or a message after it was dropped (by ``history_size`` or
+        ``history_ttl``: ``dropped`` is the last seq a store dropped, ``entries`` are those
+        it still holds after the position; in memory, this store's own drops count)."""
+        if read.since is None:
+            return False
+        if read.epoch not in {None, epoch}:
+            return True
+        oldest = now - self._ttl
+        expired = max((e.seq for e in entries if e.timestamp < oldest), default=0)
+        return read.since < max(dropped, expired, self._dropped.get(read.room, 0))
+
+    def answer(
+        self, read: HistoryRead, entries: list[Entry], epoch: str, dropped: int, now: float
+    ) -> tuple[list[Entry], bool]:
+        """What answers ``read`` of a store's ``entries`` (those after its position), and
+        whether its position was not honoured (``reset``)."""
+        return self.select(read, entries, now), self.reset(read, epoch, dropped, entries, now)
 
     def select(self, read: HistoryRead, entries: list[_E], now: float) -> list[_E]:
         """Of ``entries`` (oldest first), what the reader may see: unexpired, readable by its
@@ -237,6 +375,17 @@ class History:
                 if len(found) == read.limit:
                     break
         return found
+
+
+MAX_EPOCH_LENGTH = 16
+"""Characters an epoch may have: a history page has room for that beside its records."""
+
+
+def check_epoch(epoch: str) -> str:
+    """``epoch``, or ``LocalProtocolError`` when it is not 1 to 16 characters."""
+    if not 0 < len(epoch) <= MAX_EPOCH_LENGTH:
+        raise LocalProtocolError(f"an epoch has 1 to {MAX_EPOCH_LENGTH} characters: {epoch!r}")
+    return epoch
 
 
 def encode_entry(entry: Entry) -> bytes:
@@ -270,25 +419,26 @@ def decode_entry(data: bytes) -> Entry:
     )
 
 
-def history_frames(rid: int, entries: list[Entry], max_frame_size: int, epoch: str) -> list[bytes]:
+def history_frames(
+    rid: int, entries: list[Entry], max_frame_size: int, epoch: str, reset: bool
+) -> list[bytes]:
     """The reply to history request ``rid``: stream-framed pages that each fit a frame,
-    each naming the room's ``epoch`` (the seqs it lists are that incarnation's)."""
+    each naming the room's ``epoch`` (and ``reset`` when the position was not honoured)."""
     records = [entry.record() for entry in entries]
     budget = max_frame_size - len(epoch.encode()) - EPOCH_KEY
     pages = page_records([encode_payload(r) for r in records], budget)
     frames, start = [], 0
-    for number, page in enumerate(pages, start=1):
-        end = start + len(page)
-        frames.append(
-            encode_frame(
-                {
-                    "t": "history",
-                    "rid": rid,
-                    "more": number < len(pages),
-                    "epoch": epoch,
-                    "messages": records[start:end],
-                }
-            )
-        )
+    for number, encoded in enumerate(pages, start=1):
+        end = start + len(encoded)
+        page: dict[str, Any] = {
+            "t": "history",
+            "rid": rid,
+            "more": number < len(pages),
+            "epoch": epoch,
+            "messages": records[start:end],
+        }
+        if reset:
+            page["reset"] = True
+        frames.append(encode_frame(page))
         start = end
     return frames

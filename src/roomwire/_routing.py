@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from ._codec import Frame, encode_frame
 from ._config import InterceptedMessage
-from ._history import History
+from ._history import History, check_epoch
 from ._outbound import Batch, Outbound, Queues
 from ._room import Room
 from ._state import State
@@ -35,8 +35,9 @@ class Router:
         """The open batch of the last broadcast, if nothing was queued since."""
 
     def room(self, name: str, now: float) -> Room:
-        """Room ``name``; made if this node has no such room: in a new epoch, or going on
-        from the one its kept history belongs to."""
+        """Room ``name``; made if this node has no such room: going on from the epoch and
+        seq its kept history or the driver's store names (``History.resume``), else in a
+        new epoch."""
         room = self.rooms.get(name)
         if room is None:
             resumed = self.history.resume(name)
@@ -45,9 +46,25 @@ class Router:
                 # Differs between incarnations on this node, restarts included (time moved).
                 room = Room(name, epoch=f"{round(now * 1000):x}.{self._made}")
             else:  # its history was kept: the room goes on, same epoch, the next seq
-                room = Room(name, epoch=resumed[0], seq=resumed[1])
+                room = Room(name, epoch=resumed[0], seq=resumed[1], kept=True)
             self.rooms[name] = room
         return room
+
+    def name_epoch(self, name: str, epoch: str, last_seq: int) -> None:
+        """The driver's store names room ``name``'s epoch and the last seq it holds: the
+        room, now or when made, takes that epoch and goes on after that seq (PROTOCOL.md
+        §21.2)."""
+        room = self.rooms.get(name)
+        if room is None:
+            self.history.name(name, epoch, last_seq)
+        else:
+            room.epoch, room.seq = check_epoch(epoch), max(room.seq, last_seq)
+            room.kept = True  # its epoch is the store's: freed, the room keeps it
+
+    def epoch_of(self, name: str) -> str:
+        """Room ``name``'s epoch: the one its welcome and history pages carry."""
+        room = self.rooms.get(name)
+        return self.history.epoch_of(name) if room is None else room.epoch
 
     def leave(self, room: Room) -> None:
         """A local connection of ``room`` closed: the last one frees the room, other nodes'
@@ -74,9 +91,16 @@ class Router:
         return [o for r in to if (o := local.get(r)) is not None]
 
     def deliver(
-        self, room: Room, message: InterceptedMessage, message_id: str, timestamp: float
+        self,
+        room: Room,
+        message: InterceptedMessage,
+        message_id: str,
+        timestamp: float,
+        *,
+        remote: bool = False,
     ) -> None:
-        """Stamp a message with the room's next seq and queue it for every local recipient."""
+        """Stamp a message with the room's next seq and queue it for every local recipient
+        (``remote``: it came from another node)."""
         seq, m = room.next_seq(), message
         data = delivery_frame(
             message_id, seq, timestamp, m.sender.id, m.to, m.type, m.message, m.attachment
@@ -92,6 +116,7 @@ class Router:
             m.message,
             m.attachment,
             data,
+            remote=remote,
         )
         self.queue_to(self.targets(room, m.sender.id, m.to), data)
 

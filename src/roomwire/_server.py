@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import attrs
@@ -49,6 +49,8 @@ class RoomServer:
                 config.history_ttl,
                 config.max_frame_size,
                 external=config.external_history,
+                shared=config.shared_history,
+                epoch=config.history_epoch,
             ),
             track_freed=config.node_id is not None,
         )
@@ -174,11 +176,41 @@ class RoomServer:
 
     def history_to_store(self) -> list[tuple[str, bytes]]:
         """Records to append to each room's store, with the room's name, in order. Keep at
-        least the last ``history_size`` of each room; acknowledge nothing of a message to
-        anyone before its record is stored (write these before the connections' output)."""
-        history = self.router.history
-        records, history.to_store = history.to_store, []
-        return records
+        least the last ``history_size`` of each room. Each sender's ack waits until
+        ``history_stored`` reports its record stored."""
+        return self.router.history.take()
+
+    def history_stored(self, count: int) -> None:
+        """The first ``count`` records taken by ``history_to_store`` (in order, not yet
+        reported) are stored: their senders' acks are queued now. ``LocalProtocolError``
+        for more than are waiting."""
+        self.router.history.stored(count)
+
+    def restore_history(self, epoch: str, seqs: Mapping[str, int] | None = None) -> None:
+        """The driver's store opened: its epoch (every room's it holds and every room made
+        without one, PROTOCOL.md §21.2) and the last seq of each room it holds, which the
+        rooms' seqs continue after. Call before accepting connections."""
+        router = self.router
+        router.history.restore(epoch)
+        for name, seq in (seqs or {}).items():
+            router.name_epoch(name, epoch, seq)
+
+    def history_positions(self) -> dict[str, int]:
+        """Each room's last seq (messages and presence changes): what a store saves at a
+        clean stop so that ``restore_history`` continues after it."""
+        router = self.router
+        live = {name: room.seq for name, room in router.rooms.items() if room.seq}
+        return router.history.positions() | live
+
+    def set_history_epoch(self, room: str, epoch: str, last_seq: int = 0) -> None:
+        """The driver's store names ``room``'s epoch (it found the room's records lost and
+        started a new one, or learned another node's) and the last seq it holds, which the
+        room's seq continues after: the room, now or when made, carries that epoch."""
+        self.router.name_epoch(room, epoch, last_seq)
+
+    def history_epoch(self, room: str) -> str:
+        """``room``'s history epoch, as this server knows it (the one its welcome says)."""
+        return self.router.epoch_of(room)
 
     def history_reads(self) -> list[HistoryRead]:
         """History requests waiting for the store: answer each with ``answer_history``."""
@@ -186,16 +218,29 @@ class RoomServer:
         reads, history.reads = history.reads, []
         return reads
 
-    def answer_history(self, read: HistoryRead, records: list[bytes], now: float) -> None:
-        """Answer ``read`` with the room's stored records whose seq is over ``read.since``,
-        oldest first; the core picks what the reader may see. Raises ``LocalProtocolError``
-        for a record that is not one (a corrupt store); dropped if the reader has gone."""
+    def answer_history(
+        self,
+        read: HistoryRead,
+        records: list[bytes],
+        now: float,
+        epoch: str | None = None,
+        dropped: int = 0,
+    ) -> None:
+        """Answer ``read`` with the room's stored records whose seq is over
+        ``read.after(epoch)``, oldest first, the store's ``epoch`` for the room (None: the
+        one this server knows) and the last seq the store dropped of the room (by size or
+        age; 0: none); the core picks what the reader may see and whether its position was
+        honoured. Raises ``LocalProtocolError`` for a record that is not one (a corrupt
+        store); dropped if the reader has gone."""
         entries = [decode_entry(record) for record in records]
+        router = self.router
+        if epoch is not None:
+            router.name_epoch(read.room, epoch, 0)
         connection = self._connections.get(read.connection_id)
         if connection is not None:
-            connection.queue_history(
-                read.request_id, self.router.history.select(read, entries, now)
-            )
+            room_epoch = router.epoch_of(read.room)
+            found, reset = router.history.answer(read, entries, room_epoch, dropped, now)
+            connection.queue_history(read.request_id, found, room_epoch, reset)
 
     def rooms_freed(self) -> list[str]:
         """With a backplane (``node_id``): rooms freed since the last call (their last local

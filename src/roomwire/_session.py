@@ -404,11 +404,15 @@ class ServerConnection(BaseConnection):
                     f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the"
                     f" {config.max_frame_size}-byte frame limit",
                 )
-        self._queue(encode_ack(frame["rid"], message_id))
+        history = router.history
+        ack = encode_ack(frame["rid"], message_id)
+        if delivered and history.holds_acks:
+            # A store of this node's own: the ack waits for the record (PROTOCOL.md §21.3).
+            history.hold(message_id, self, ack)
+        else:
+            self._queue(ack)
         if delivered and not relaying:
-            router.history.keep(
-                room, seq, message_id, now, sender, to, type_, body, attachment, data
-            )
+            history.keep(room, seq, message_id, now, sender, to, type_, body, attachment, data)
         if delivered and routed is None and to is None:
             recipients = router.broadcast(self.outbound, room, sender.id, data)
         else:
@@ -435,8 +439,11 @@ class ServerConnection(BaseConnection):
         most = self._server.config.max_history_limit
         if not 0 < limit <= most:
             raise _Refusal(Code.INVALID_REQUEST, f"limit must be 1 to {most}, not {limit}")
-        room = self._room
-        if since is not None and not 0 <= since <= room.seq:
+        room, epoch = self._room, frame.get("epoch")
+        history = self._server.router.history
+        # A position from another epoch is not checked: it is not used (§21.2).
+        trusted = epoch is None or epoch == room.epoch
+        if since is not None and trusted and not 0 <= since <= room.seq:
             raise _Refusal(
                 Code.INVALID_REQUEST,
                 f"since must be a seq from 0 to the room's last, {room.seq}, not {since}",
@@ -449,10 +456,13 @@ class ServerConnection(BaseConnection):
             name=self._me.name,
             limit=limit,
             reverse=frame.get("reverse", False),
+            epoch=epoch,
         )
-        entries = self._server.router.history.ask(read, now)
+        entries = history.ask(read, room.epoch, now)
         if entries is not None:
-            self.queue_history(read.request_id, entries)
+            # In memory, expired entries are gone already: only the drops count.
+            reset = history.reset(read, room.epoch, 0, [], now)
+            self.queue_history(read.request_id, entries, room.epoch, reset)
 
     def _refresh(self, frame: Frame, size: int, now: float) -> None:
         try:
@@ -690,10 +700,16 @@ class ServerConnection(BaseConnection):
         limit = self.outbound.limit
         self._abort(Code.SLOW_CONSUMER, f"over {limit} bytes queued: the client reads too slowly")
 
-    def queue_history(self, rid: int, entries: list[Entry]) -> None:
-        """Internal: queue the pages answering history request ``rid``."""
-        config = self._server.config
-        for data in history_frames(rid, entries, config.max_frame_size, self._room.epoch):
+    def queue_ack(self, ack: bytes) -> None:
+        """Internal: the ack of a message whose record is now stored; dropped once closed."""
+        if self.state is not State.CLOSED:
+            self._queue(ack)
+
+    def queue_history(self, rid: int, entries: list[Entry], epoch: str, reset: bool) -> None:
+        """Internal: queue the pages answering history request ``rid`` in ``epoch`` (the
+        room's) (``reset``: its position was not honoured)."""
+        size = self._server.config.max_frame_size
+        for data in history_frames(rid, entries, size, epoch, reset):
             self._queue(data)
             # Like a snapshot, an asked-for reply is not a sign of a slow reader.
             self.outbound.exempt(len(data))

@@ -93,7 +93,8 @@ def check_history(f: Frame) -> None:
         _is_int(f.get("rid"))
         and type(f.get("limit", 0)) is int
         and (since is None or type(since) is int)
-        and type(f.get("reverse", False)) is bool,
+        and type(f.get("reverse", False)) is bool
+        and type(f.get("epoch", "")) is str,
         "history",
     )
 
@@ -192,7 +193,12 @@ def check_stored(f: Frame) -> None:
 
 
 def check_history_page(f: Frame) -> None:
-    _require(_is_page(f, "messages", lambda m: type(m) is dict and _is_message(m)), "history")
+    _require(
+        _is_page(f, "messages", lambda m: type(m) is dict and _is_message(m))
+        and type(f.get("epoch", "")) is str
+        and type(f.get("reset", False)) is bool,
+        "history",
+    )
 
 
 def check_presence(f: Frame) -> None:

@@ -182,6 +182,13 @@ class HistoryReceived(Event):
     """The ``history`` request's id."""
     messages: tuple[RoomMessage, ...]
     """The messages, in the order asked for (oldest first unless ``reverse``)."""
+    epoch: str | None = None
+    """The room's history epoch (PROTOCOL.md §21.2): if it is not the one asked with, the
+    position asked for was not used. None from a server older than epochs."""
+    reset: bool = False
+    """True when the position asked for (``since``) was not honoured: from another epoch,
+    or messages after it were already dropped (PROTOCOL.md §21.2). ``messages`` then start
+    at the oldest kept."""
 
 
 @attrs.frozen(kw_only=True)

@@ -39,6 +39,7 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "tls_key": ("key.pem", "--tls-key"),
     "allowed_origin": (["https://a.example", "https://b.example"], "--allowed-origin"),
     "backplane_key": ("file-key-0123456789abcdef-0123456789", "--backplane-key"),
+    "history": ("sqlite:///history.db", "--history"),
     "max_connections": (900, "--max-connections"),
     "max_connections_per_address": (50, "--max-connections-per-address"),
 }

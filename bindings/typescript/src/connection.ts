@@ -228,8 +228,13 @@ export class ClientConnection extends ParticipantView {
   /** Ask for the room's messages this participant may read (broadcasts, and direct messages
    * to or from its name): after seq `since` (exclusive), oldest first, or newest first with
    * `reverse`; at most `limit`, up to the advertised `maxHistoryLimit`. `HistoryReceived` or
-   * `RequestRefused` answers it. */
-  history({ limit = 100, since = null, reverse = false }: { limit?: number; since?: number | null; reverse?: boolean } = {}): number {
+   * `RequestRefused` answers it. `epoch`: the one `since` was seen in (PROTOCOL.md §21.2). */
+  history({
+    limit = 100,
+    since = null,
+    reverse = false,
+    epoch = null,
+  }: { limit?: number; since?: number | null; reverse?: boolean; epoch?: string | null } = {}): number {
     this.checkAllowed("HISTORY", "read history");
     const most = this._limits.maxHistoryLimit;
     if (!Number.isInteger(limit) || limit < 1 || limit > most) {
@@ -240,6 +245,7 @@ export class ClientConnection extends ParticipantView {
     }
     const frame: Record<string, unknown> = { t: "history", limit, reverse };
     if (since !== null) frame.since = since;
+    if (epoch !== null) frame.epoch = epoch;
     return this.request("HISTORY", frame);
   }
 
@@ -590,7 +596,8 @@ export class ClientConnection extends ParticipantView {
     this.pending.delete(rid);
     const messages = this.historyPages;
     this.historyPages = [];
-    return { event: "HistoryReceived", requestId: rid, messages };
+    const epoch = typeof frame.epoch === "string" ? frame.epoch : null;
+    return { event: "HistoryReceived", requestId: rid, messages, epoch, reset: frame.reset === true };
   }
 
   private result(frame: Frame, now: number): ClientEvent {

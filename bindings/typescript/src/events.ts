@@ -79,7 +79,15 @@ export type ClientEvent =
   | { readonly event: "ParticipantRemoved"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
   | { readonly event: "ParticipantUpdated"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
   | { readonly event: "RequestAcked"; readonly requestId: number; readonly messageId: string | null }
-  | { readonly event: "HistoryReceived"; readonly requestId: number; readonly messages: readonly RoomMessage[] }
+  | {
+      readonly event: "HistoryReceived";
+      readonly requestId: number;
+      readonly messages: readonly RoomMessage[];
+      /** The room's history epoch (PROTOCOL.md §21.2); null from a server older than epochs. */
+      readonly epoch: string | null;
+      /** True when the position asked for was not honoured (another epoch, or dropped). */
+      readonly reset: boolean;
+    }
   | { readonly event: "RequestRefused"; readonly requestId: number; readonly code: number; readonly reason: string }
   | { readonly event: "ConnectionClosed"; readonly code: number; readonly reason: string; readonly byPeer: boolean }
   | { readonly event: "CallReceived"; readonly call: RoomMessage }

@@ -164,7 +164,9 @@ const SERVER_FRAMES = new Map<string, Check>([
       f.messages.every((m: unknown) => {
         const record = asRecord(m);
         return record !== null && isMessage(record as Frame, null);
-      }),
+      }) &&
+      (f.epoch === undefined || typeof f.epoch === "string") &&
+      (f.reset === undefined || typeof f.reset === "boolean"),
   ],
   ["joined", (f, floats) => isUint(f.seq, "seq", floats) && isParticipant(f.p)],
   ["updated", (f, floats) => isUint(f.seq, "seq", floats) && isParticipant(f.p)],

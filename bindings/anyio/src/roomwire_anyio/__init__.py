@@ -30,6 +30,9 @@ from ._errors import (
     StreamError,
     TooLargeError,
 )
+from ._history_store import HistoryStore as HistoryStore
+from ._history_store import HistoryStoreError
+from ._history_store import HistoryStoreFactory as HistoryStoreFactory
 from ._messaging import Messaging
 from ._queue import Events
 from ._rpc import NoHandlerError, RequestError, RequestTimeoutError
@@ -57,6 +60,7 @@ __all__ = [
     "Events",
     "EventsDropped",
     "ForbiddenError",
+    "HistoryStoreError",
     "InterceptedMessage",
     "InvalidRequestError",
     "MessageReceived",

@@ -29,6 +29,7 @@ from roomwire import (
 )
 from roomwire.events import ConnectionClosed, Event, ParticipantJoined, RequestRefused
 
+from ._history_store import HistoryPump, HistoryStoreFactory, open_store
 from ._intercept import Interceptions
 from ._layers import server_pump
 from ._url import format_url, parse_endpoint, parse_url, redact_url
@@ -72,6 +73,8 @@ class ServerPump:
         self.write_timeout = config.heartbeat_interval + config.heartbeat_timeout
         """Seconds a peer may take nothing we write before it is dropped."""
         self.backplane: Backplane | None = None
+        self.history: HistoryPump | None = None
+        """With ``serve(history=...)``: moves records to and from the store."""
         self._transports: dict[object, Transport] = {}
         self._ids = itertools.count(1)
         self._rearm = anyio.Event()
@@ -145,6 +148,8 @@ class ServerPump:
             self._rearm.set()
         if self.backplane is not None:
             self.backplane.wake()
+        if self.history is not None:
+            self.history.wake()
         if self.interceptions is not None:
             self.interceptions.collect()
 
@@ -166,6 +171,8 @@ class ServerPump:
         if self.backplane is not None:
             # The other nodes hear the departures now rather than at the TTL.
             await self.backplane.drain(CLOSE_GRACE)
+        if self.history is not None:
+            await self.history.aclose(CLOSE_GRACE)
         with anyio.move_on_after(CLOSE_GRACE * 2):
             while self._transports:
                 self._idle = anyio.Event()
@@ -254,6 +261,8 @@ async def serve(
     ssl: SSLContext | None = None,
     allowed_origins: Iterable[str] | None = None,
     metrics: str | None = None,
+    history: str | None = None,
+    history_store: HistoryStoreFactory | None = None,
     **settings: Any,
 ) -> AsyncIterator[Server]:
     """Run a room server on ``host:port`` (port 0 picks a free one; see ``server.url``) over
@@ -277,6 +286,12 @@ async def serve(
     ``metrics="http://127.0.0.1:9464"`` serves Prometheus metrics at ``/metrics`` and a health
     check at ``/healthz`` there (port 0 picks a free one: ``server.metrics_url``); needs
     ``prometheus-client`` (``roomwire-asyncio[metrics]``).
+
+    ``history`` says where room history lives: ``"memory://"`` (the default, on this node),
+    ``"sqlite:///relative.db"`` or ``"sqlite:////absolute/path.db"`` (survives a restart;
+    ``HistoryStoreError`` at start for a file that is not a usable SQLite database), or
+    ``"redis://..."`` (Redis Streams, shared by every node; asyncio only, the default with
+    ``redis=``). With a store, a sender's ack waits until its message is stored.
     """
     if config is None:
         config = ServerConfig(secret=secret, **settings)
@@ -292,11 +307,20 @@ async def serve(
     elif config.node_id is not None:
         # The core would wait for its own messages to come back through a backplane.
         raise TypeError("node_id names a node of a cluster: pass redis=... too")
+    if history is None and history_store is not None:
+        history = redis  # with a cluster, history is in Redis unless said otherwise
+    if history == "memory://":
+        history = None
+    if history is not None:
+        shared = not history.startswith("sqlite:")
+        config = attrs.evolve(config, external_history=True, shared_history=shared)
     pump = ServerPump(RoomServer(config))
     if config.interceptor is not None:
         pump.interceptions = Interceptions(pump.core, pump.flush)
     if redis is not None and backplane is not None:
         pump.backplane = backplane(pump, redis, probe_interval)
+    if history is not None:
+        pump.history = await open_store(pump, history, history_store)
     origins = frozenset(allowed_origins or ()) or None
     endpoints = [parse_endpoint(url) for url in listen or [format_url(host, port)]]
     # Every URL is checked before anything is bound.
@@ -328,6 +352,8 @@ async def serve(
     except BaseException:
         for listener in listeners:
             listener.stop()
+        if pump.history is not None:
+            await pump.history.aclose(0.0)
         if metrics_endpoint is not None:
             await metrics_endpoint.listener.aclose()
         raise
@@ -341,6 +367,8 @@ async def serve(
         if metrics_endpoint is not None:
             tg.start_soon(metrics_endpoint.attach(server, pump))
         tg.start_soon(pump.run_timer)
+        if pump.history is not None:
+            tg.start_soon(pump.history.run)
         if pump.interceptions is not None:
             tg.start_soon(pump.interceptions.run)
         if pump.backplane is not None and redis is not None:

@@ -72,7 +72,7 @@ def describe(ctx: typer.Context) -> str:
             lines.append(f"# {name} is not set ({where})")
         elif name in SECRETS:
             lines.append(f'{name} = "<redacted>"  # {where}')
-        elif name == "redis":
+        elif name == "redis" or (name == "history" and value.startswith("redis")):
             lines.append(f"{name} = {json.dumps(redact_url(value))}  # {where}")
         else:
             lines.append(f"{name} = {json.dumps(value, default=str)}  # {where}")  # Paths too

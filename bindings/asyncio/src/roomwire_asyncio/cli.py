@@ -428,6 +428,15 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             " any origin), e.g. https://app.example.com. Others get HTTP 403.",
         ),
     ] = None,
+    history: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ROOMWIRE_HISTORY",
+            help="Where room history lives: memory:// (the default), sqlite:///relative.db or"
+            " sqlite:////absolute/path.db (survives a restart), redis://host:6379/0 (asyncio;"
+            " the default with --redis).",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -454,6 +463,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
         return
     if redis is not None and _runtime != "asyncio":
         fail(2, "--redis needs asyncio (redis-py is asyncio-only): use `roomwire serve`")
+    if history is not None and history.startswith("redis") and _runtime != "asyncio":
+        fail(2, "--history redis://... needs asyncio (redis-py is asyncio-only)")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -497,6 +508,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 listen=listen or None,
                 ssl=tls,
                 allowed_origins=allowed_origin,
+                history=history,
                 **cluster,
             ) as srv:
                 if generated:
@@ -511,6 +523,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
     try:
         run_loop(main)
     except ImportError as exc:  # --metrics without prometheus-client
+        fail(2, str(exc))
+    except rw.HistoryStoreError as exc:  # a --history URL or file that cannot be used
         fail(2, str(exc))
     except ValueError as exc:  # a --metrics URL that is not http://host:port, a weak secret
         fail(2, str(exc).replace("allow_weak_secret=True", "--allow-weak-secret"))
@@ -930,13 +944,20 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
         typer.Option(file_okay=False, help="Save attachments in this folder, not as base64."),
     ] = None,
     as_json: JsonOut = False,
+    since: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="First print the history after this seq (exclusive), then go live."
+        ),
+    ] = None,
     save_streams: Annotated[
         Path | None,
         typer.Option(file_okay=False, help="Accept streams and save each in this folder."),
     ] = None,
 ) -> None:
     """Print messages and presence changes as they happen, until interrupted (exit 130) or
-    the connection is gone for good (exit 3, or 4 for a token refused on reconnecting)."""
+    the connection is gone for good (exit 3, or 4 for a token refused on reconnecting).
+    With --since, the history after that seq comes first, each message once."""
     jwt = credentials(ctx, url, token, secret, room=room, name=name)
     context = client_tls(ca)
     if save_attachments is not None:
@@ -962,10 +983,17 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
             for participant in client.messaging.remote_participants:
                 names[participant.id] = participant.name
                 _show({"event": "present", "participant": _participant_json(participant)}, as_json)
+            # Enabled first, so nothing falls between the history and the live messages;
+            # those in both are printed once (by seq).
+            replayed = -1
+            if since is not None:
+                replayed = await _replay(client, since, save_attachments, names, as_json)
             lost: rw.Disconnected | None = None
             async for event in client.messaging.events():
                 if isinstance(event, rw.Disconnected):
                     lost = event
+                if isinstance(event, MessageReceived) and event.message.seq <= replayed:
+                    continue
                 record = _describe(event, save_attachments, names)
                 if record is not None:
                     _show(record, as_json)
@@ -976,6 +1004,23 @@ def messaging_listen(  # noqa: PLR0917 - Typer maps parameters to options
             raise rw.ConnectionClosedError(lost.reason, lost.code)
 
     run_command(main)
+
+
+async def _replay(
+    client: rw.RoomClient, since: int, folder: Path | None, names: dict[str, str], as_json: bool
+) -> int:
+    """Print the history after seq ``since``, page by page; the last seq printed."""
+    limits = client.limits
+    assert limits is not None  # connected: the welcome said them
+    page = limits.max_history_limit
+    while True:
+        found = await client.messaging.history(limit=page, since=since)
+        for message in found:
+            _show(_message_record(message, folder, names), as_json)
+        if found:
+            since = found[-1].seq
+        if len(found) < page:
+            return since
 
 
 async def _save_stream(folder: Path, as_json: bool, reader: rw.MessageStreamReader) -> None:
