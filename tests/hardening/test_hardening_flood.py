@@ -168,7 +168,9 @@ def test_hardening_flood_without_a_cap_backs_off_and_stays_up(runtime: str, tmp_
     # Out of descriptors at least once; one line when an episode starts, one when it ends.
     assert "cannot accept connections (Too many open files)" in found["log"]
     assert found["log_lines"] <= 40, found["log"][-3000:]
-    assert found["served_during"] >= 1
+    # Without a cap nothing can promise a client a descriptor while the flood holds them
+    # all: whether one gets through during it is luck (reported, not asserted); the caps
+    # test below is the one that promises service during a flood.
     assert found["served_after"] == found["tried_after"]
 
 
