@@ -18,6 +18,7 @@ from ._registry import Checker
 from ._room import Member
 from ._routing import delivery_frame
 from ._rpc import call_frame, result_frame
+from ._service import svc_msg_frame
 
 if TYPE_CHECKING:
     from ._config import ServerConfig
@@ -35,6 +36,7 @@ def _check_common(record: Frame) -> bool:
 
 
 def _check_msg(record: Frame) -> None:
+    """A ``msg`` record, or the fields of an ``svc_up`` (which are a message's)."""
     to = record.get("to")
     att = record.get("att")
     if not (
@@ -47,7 +49,7 @@ def _check_msg(record: Frame) -> None:
         and (att is None or type(att) is bytes)
         and (to is None or (type(to) is list and all(type(r) is str for r in to)))
     ):
-        raise bad_frame("malformed backplane 'msg' record")
+        raise bad_frame(f"malformed backplane {record['t']!r} record")
 
 
 def _check_join(record: Frame) -> None:
@@ -102,6 +104,22 @@ def _check_cancel(record: Frame) -> None:
         raise bad_frame("malformed backplane 'cancel' record")
 
 
+def _check_svc_on(record: Frame) -> None:
+    if not (_check_common(record) and type(record.get("since")) in (int, float)):
+        raise bad_frame("malformed backplane 'svc_on' record")
+
+
+def _check_svc_up(record: Frame) -> None:
+    if type(record.get("since")) not in (int, float):
+        raise bad_frame("malformed backplane 'svc_up' record")
+    _check_msg(record)
+
+
+def _check_svc_id(record: Frame) -> None:
+    if not (_check_common(record) and type(record.get("id")) is str):
+        raise bad_frame(f"malformed backplane {record['t']!r} record")
+
+
 BACKPLANE_RECORDS: dict[str, Checker] = {
     "msg": _check_msg,
     "join": _check_join,
@@ -111,6 +129,11 @@ BACKPLANE_RECORDS: dict[str, Checker] = {
     "call": _check_call,
     "result": _check_result,
     "cancel": _check_cancel,
+    "svc_on": _check_svc_on,
+    "svc_off": _check_plain,
+    "svc_up": _check_svc_up,
+    "svc_done": _check_svc_id,
+    "svc_back": _check_svc_id,
 }
 
 
@@ -136,8 +159,10 @@ def check_content(record: Frame, size: int, config: ServerConfig) -> None:
     carries must pass the checks a client's request passes, and the frame it becomes must fit
     every client's ``max_frame_size``. ``size`` is the record's encoded size."""
     kind = record["t"]
-    if kind == "msg":
+    if kind in {"msg", "svc_up"}:
         _check_message(record, size, config)
+    elif kind == "svc_on" and not math.isfinite(record["since"]):
+        raise bad_frame("backplane 'svc_on' record with a time that is not finite")
     elif kind in {"call", "result"}:
         _check_call_content(record, config)
     elif kind == "join":
@@ -152,28 +177,35 @@ def check_content(record: Frame, size: int, config: ServerConfig) -> None:
 
 
 def _check_message(record: Frame, size: int, config: ServerConfig) -> None:
+    """A ``msg`` record, or an ``svc_up`` (whose ``to`` may be empty: "to the service
+    only"), and the frame it becomes: a delivery, or the service's ``svc_msg``."""
     to = record["to"]
+    up = record["t"] == "svc_up"
     if not (
         0 < len(record["type"]) <= config.max_type_length
-        and (to is None or 0 < len(to) <= config.max_recipients)
+        and (to is None or (0 if up else 1) <= len(to) <= config.max_recipients)
         and math.isfinite(record["ts"])
+        and math.isfinite(record.get("since", 0.0))
         and is_json_object(record["message"])
     ):
-        raise bad_frame("backplane 'msg' record over the message limits")
+        raise bad_frame(f"backplane {record['t']!r} record over the message limits")
     if size * GROWTH + PAGE_OVERHEAD <= config.max_frame_size:
-        return  # the delivery cannot outgrow a frame: no need to build it
-    delivery = delivery_frame(
-        record["id"],
-        LARGEST_SEQ,
-        record["ts"],
-        record["from"],
-        None if to is None else tuple(to),
-        record["type"],
-        record["message"],
-        record.get("att"),
-    )
-    if len(delivery) - PREFIX_SIZE > config.max_frame_size:
-        raise bad_frame("backplane 'msg' record would make a delivery over max_frame_size")
+        return  # the frame cannot outgrow a frame: no need to build it
+    if up:
+        data = svc_msg_frame(record)
+    else:
+        data = delivery_frame(
+            record["id"],
+            LARGEST_SEQ,
+            record["ts"],
+            record["from"],
+            None if to is None else tuple(to),
+            record["type"],
+            record["message"],
+            record.get("att"),
+        )
+    if len(data) - PREFIX_SIZE > config.max_frame_size:
+        raise bad_frame(f"backplane {record['t']!r} record would make a frame over max_frame_size")
 
 
 def _check_call_content(record: Frame, config: ServerConfig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._backplane import BACKPLANE_RECORDS, check_content, record_member, sign, unsign
 from ._codec import decode_payload, encode_payload
@@ -19,6 +19,9 @@ from ._rpc import Calls
 from ._shapes import check_frame
 from .events import RemoteParticipant
 
+if TYPE_CHECKING:
+    from ._service import Services
+
 
 class Cluster:
     __slots__ = (
@@ -31,7 +34,11 @@ class Cluster:
         "config",
         "presence",
         "relaying",
+        "services",
     )
+
+    services: Services
+    """The rooms' services, whose records cross nodes too (set by the server)."""
 
     def __init__(self, config: ServerConfig, router: Router) -> None:
         self.config = config
@@ -130,10 +137,13 @@ class Cluster:
             self.calls.remote_result(record)
         elif kind == "cancel":
             self.calls.remote_cancel(record)
+        elif kind.startswith("svc_"):
+            self.services.remote(room, record, now)
         elif kind == "sync":
             # That node (re)starts its view of the room: forget what it had announced (its
-            # participants are announced again after this record) and announce ours.
+            # participants, its service: announced again after this record) and announce ours.
             self._drop_node(node, [room])
+            self.services.node_gone(node, [room])
             self._publish_presence(room)
         else:  # "join": insert or update a participant of that node
             member = record_member(record, node)
@@ -156,6 +166,7 @@ class Cluster:
             self._flush_pending(room)
             self._drop_node(None, [room])
         self.calls.node_gone(None)
+        self.services.node_gone(None, self._router.rooms.values())
 
     def restored(self, now: float, rooms: Iterable[Room]) -> None:
         """See ``RoomServer.backplane_restored``; ``rooms`` are those with local connections."""
@@ -187,6 +198,7 @@ class Cluster:
                 del self._node_heard[node]
                 self._drop_node(node, self._router.rooms.values())
                 self.calls.node_gone(node)
+                self.services.node_gone(node, self._router.rooms.values())
 
     def _seal(self, record: dict[str, Any]) -> bytes:
         """The record's bytes as published: signed when there is a cluster key."""
@@ -194,9 +206,12 @@ class Cluster:
         return data if self._key is None else sign(self._key, data)
 
     def _publish_presence(self, room: Room) -> None:
+        """Announce the room's participants of this node (its service's puppets included),
+        then its service's claim."""
         for member in room.members.values():
-            if member.outbound is not None:
+            if member.node is None:
                 self.publish(room, {"t": "join", "p": to_record(member.participant)})
+        self.services.announce(room)
 
     def _drop_node(self, node: str | None, rooms: Iterable[Room]) -> None:
         """Remove the participants of ``node`` (of every other node if None) from ``rooms``."""

@@ -197,10 +197,6 @@ class ServerConfig:
                     f"{name} has {size} bytes: use at least {STRONG_KEY} random bytes"
                     " (allow_weak_secret=True accepts it, for development only)"
                 )
-        if self.service_policy != "bypass" and self.node_id is not None:
-            # No service can attach to a node of a cluster (PROTOCOL §23.1): every message
-            # would be held or refused for good.
-            raise ValueError("service_policy must be 'bypass' on a node of a cluster (node_id)")
         if self.max_frame_size <= 2 * STAMP_RESERVE:
             raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
 

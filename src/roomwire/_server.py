@@ -68,7 +68,7 @@ class RoomServer:
         self._admission = Admission(config.max_connections, config.max_connections_per_address)
         self.stats = ServerStats()
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
-        self.services = Services(self)
+        self.services = self.cluster.services = Services(self)
         """Rooms' services (docs/PROTOCOL.md §23)."""
 
     # --- connections ----------------------------------------------------------------------

@@ -3,13 +3,18 @@ room's service. Every message sent in the room then goes to it first (``svc_msg`
 decides what goes down: as asked, rewritten, redirected, or nothing. It may also speak as any
 member or as a puppet it created. A room with no service attached follows
 ``ServerConfig.service_policy``; a message not decided within ``service_timeout`` is handled
-as if no service were attached, and the service is told (``svc_timeout``)."""
+as if no service were attached, and the service is told (``svc_timeout``).
+
+With a backplane the service may sit on any node (§23.6): its node claims the room
+(``svc_on``), users' messages from other nodes reach it as ``svc_up`` records and its
+decisions go down through the backplane like any message; a node whose users' messages are
+out with another node's service keeps them until that node says they are done."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from typing import TYPE_CHECKING, cast
 
@@ -49,15 +54,22 @@ class Up:
     attachment: bytes | None
     ts: float
     deadline: float = math.inf
+    origin: str | None = None
+    """The node of a sender on another node (None: a local sender)."""
 
 
 @attrs.define(eq=False)
 class ServiceSlot:
-    """A room's service: its connection (None while none is attached), the messages it was
-    handed and has not decided (in order), those held for the next one (policy ``hold``),
-    and the puppets it created."""
+    """A room's service: its connection (None while none is attached here), the messages it
+    was handed and has not decided (in order), those held for the next one (policy ``hold``),
+    and the puppets it created. With the service on another node, ``node`` names that node and
+    ``pending`` holds the local messages out with it."""
 
     connection: ServerConnection | None = None
+    node: str | None = None
+    """The other node whose service holds the room (None: none, or this node's)."""
+    since: float = 0.0
+    """When the holding service attached, by its node's clock: the claim's rank (§23.6)."""
     pending: dict[str, Up] = attrs.Factory(dict)
     held: list[Up] = attrs.Factory(list)
     puppets: dict[str, Member] = attrs.Factory(dict)
@@ -110,17 +122,19 @@ class Services:
         server = self._server
         config = server.config
         service = slot.connection
-        if service is None:
+        if service is None and slot.node is None:
             if config.service_policy == "refuse":
                 raise Refusal(Code.SERVICE_UNAVAILABLE, "no service is attached to this room")
             if len(slot.held) >= config.history_size:
                 raise Refusal(Code.SERVICE_UNAVAILABLE, "the room's hold queue is full")
         sender = cast("RemoteParticipant", conn.participant)
         up = Up(config.id_factory(), sender, to, type_, message, attachment, now)
-        if service is None:
-            slot.held.append(up)
-        else:
+        if service is not None:
             self._hand(service, slot, up, now)
+        elif slot.node is not None:
+            self._send_up(server.router.rooms[cast(str, conn.room)], slot, up)
+        else:
+            slot.held.append(up)
         self._queue(conn, encode_ack(rid, up.id))
         server.stats.messages_routed += 1
         return MessageRouted(
@@ -172,20 +186,10 @@ class Services:
         server.stats.messages_routed += 1
 
     def _route(self, message: InterceptedMessage, message_id: str, now: float) -> None:
-        """Deliver a message the interceptor let through: here, or through the backplane
-        (checked first with the largest seq, as the session does)."""
-        server = self._server
-        room = server.router.room(message.room, now)
+        """Deliver a message the interceptor let through."""
+        room = self._server.router.room(message.room, now)
         m = message
-        if not server.cluster.relaying:
-            self._deliver(room, m.sender, message_id, now, m.to, m.type, m.message, m.attachment)
-            return
-        data = delivery_frame(
-            message_id, LARGEST_SEQ, now, m.sender.id, m.to, m.type, m.message, m.attachment
-        )
-        if len(data) - PREFIX_SIZE > server.config.max_frame_size:
-            raise Refusal(Code.TOO_LARGE, "the delivery would be over the frame limit")
-        server.cluster.publish_message(room, message, message_id, now)
+        self._deliver(room, m.sender, message_id, now, m.to, m.type, m.message, m.attachment)
 
     # --- what the service sends -----------------------------------------------------------
 
@@ -209,22 +213,17 @@ class Services:
         return _HANDLERS[frame["t"]](self, conn, room, slot, frame, now)
 
     def _attach(self, conn: ServerConnection, room: Room, rid: int, now: float) -> None:
-        server = self._server
-        if server.config.node_id is not None:
-            raise Refusal(
-                Code.SERVICE_UNAVAILABLE,
-                "services cannot attach to a node of a cluster (a server with a backplane)",
-            )
         slot = room.service
         if slot is None:
             slot = room.service = ServiceSlot()
         if slot.connection is conn:
             raise Refusal(Code.INVALID_STATE, "already attached as the room's service")
-        if slot.connection is not None:
+        if slot.connection is not None or slot.node is not None:
             raise Refusal(Code.SERVICE_TAKEN, "the room already has a service attached")
-        slot.connection = conn
+        slot.connection, slot.since = conn, now
         self._attached[conn] = room
         self._ack(conn, rid)
+        self._server.cluster.publish(room, {"t": "svc_on", "since": now})
         held, slot.held = slot.held, []
         for up in held:
             self._hand(conn, slot, up, now)
@@ -238,7 +237,7 @@ class Services:
                 Code.NOT_INTERCEPTED, f"no message {frame['id'][:64]!r} awaits a decision"
             )
         if frame.get("drop", False):
-            del slot.pending[up.id]
+            self._done(room, slot, up)
             self._queue(conn, encode_ack(frame["rid"], up.id))
             return None
         new_type, new_message = frame.get("type"), frame.get("message")
@@ -250,7 +249,7 @@ class Services:
         attachment = frame.get("att", up.attachment)
         to = new_to if "to" in frame else up.to
         recipients = self._deliver(room, up.sender, up.id, up.ts, to, type_, message, attachment)
-        del slot.pending[up.id]
+        self._done(room, slot, up)
         self._queue(conn, encode_ack(frame["rid"], up.id))
         return MessageRouted(
             message_id=up.id,
@@ -325,16 +324,16 @@ class Services:
             return
         slot = cast(ServiceSlot, room.service)
         slot.connection = None
-        presence = self._server.presence
+        server = self._server
+        presence = server.presence
         for member in slot.puppets.values():
             presence.remove(room, member)
         slot.puppets.clear()
-        undecided = list(slot.pending.values())
+        # Other nodes' messages go back to their nodes, which apply the policy on svc_off.
+        server.cluster.publish(room, {"t": "svc_off"})
+        undecided = [up for up in slot.pending.values() if up.origin is None]
         slot.pending.clear()
-        if self._server.config.service_policy == "bypass":
-            room.service = None
-        for up in undecided:
-            self._absent(room, slot, up)
+        self._vacated(room, slot, undecided)
 
     def next_deadline(self) -> float:
         """The first undecided message's deadline, over every attached service."""
@@ -358,9 +357,125 @@ class Services:
                 self._server.router.queue_to(
                     [conn.outbound], encode_frame({"t": "svc_timeout", "id": up.id})
                 )
-                self._absent(room, slot, up)
+                if up.origin is None:
+                    self._absent(room, slot, up)
+                else:  # its node applies the policy
+                    self._server.cluster.publish(room, {"t": "svc_back", "id": up.id})
+
+    # --- across backplane nodes (docs/PROTOCOL.md §23.6) -----------------------------------
+
+    def announce(self, room: Room) -> None:
+        """Claim ``room`` again for its service here, if any: another node asked for the
+        room's state (a sync), or this node's backplane is back."""
+        slot = room.service
+        if slot is not None and slot.connection is not None:
+            self._server.cluster.publish(room, {"t": "svc_on", "since": slot.since})
+
+    def remote(self, room: Room, record: Frame, now: float) -> None:
+        """A service record (``svc_*``) from another node."""
+        kind, node, slot = record["t"], record["n"], room.service
+        if kind == "svc_on":
+            self._claimed(room, node, record["since"])
+        elif slot is None:
+            return  # nothing of this room waits for a service here
+        elif kind == "svc_up":
+            service = slot.connection
+            if service is not None and slot.since == record["since"]:
+                sender = RemoteParticipant(id=record["from"], name="", role="")
+                to = record["to"]
+                up = Up(
+                    record["id"],
+                    sender,
+                    None if to is None else tuple(to),
+                    record["type"],
+                    record["message"],
+                    record.get("att"),
+                    record["ts"],
+                    origin=node,
+                )
+                self._hand(service, slot, up, now)
+            # else for a claim no longer held: its node takes it back on svc_off
+        elif slot.node != node:
+            return  # not from the node holding the room's service
+        elif kind == "svc_off":
+            self._holder_gone(room, slot)
+        else:  # svc_done, svc_back: one of this node's messages, decided or handed back
+            message_id: str = record["id"]
+            mine = slot.pending.pop(message_id, None)
+            if mine is not None and kind == "svc_back":
+                self._absent(room, slot, mine)
+
+    def node_gone(self, node: str | None, rooms: Iterable[Room]) -> None:
+        """Node ``node`` (every other node if None) went silent, restarted its view of the
+        rooms, or the backplane was lost: a service there is absent for this node's messages
+        out with it (the policy applies), and its nodes' messages waiting for a service here
+        are theirs to handle."""
+        for room in list(rooms):
+            slot = room.service
+            if slot is None:
+                continue
+            if slot.node is not None and node in (None, slot.node):
+                self._holder_gone(room, slot)
+            else:
+                theirs = slot.pending.values()
+                gone = [u.id for u in theirs if u.origin is not None and node in (None, u.origin)]
+                for message_id in gone:
+                    del slot.pending[message_id]
+
+    def _claimed(self, room: Room, node: str, since: float) -> None:
+        """Node ``node`` claims ``room`` for a service attached at ``since``. The earliest
+        claim wins, ties going to the smaller node id, so every node settles on the same
+        holder whatever order the claims come in (after an outage both sides may hold one)."""
+        slot = room.service
+        if slot is not None:
+            if slot.connection is not None:
+                if (slot.since, cast(str, self._server.config.node_id)) <= (since, node):
+                    return
+                slot.connection.close_now(
+                    Code.GOING_AWAY, "a service on another node holds the room"
+                )
+                slot = room.service
+            elif slot.node is not None and (slot.since, slot.node) <= (since, node):
+                return
+        if slot is None:
+            slot = room.service = ServiceSlot()
+        # Messages out with a claim that lost go to the winner, after those held.
+        moving = [*slot.held, *slot.pending.values()]
+        slot.held, slot.pending = [], {}
+        slot.node, slot.since = node, since
+        for up in moving:
+            self._send_up(room, slot, up)
+
+    def _holder_gone(self, room: Room, slot: ServiceSlot) -> None:
+        """The service of node ``slot.node`` is gone: this node's messages out with it are
+        handled as if no service were attached."""
+        slot.node = None
+        undecided = list(slot.pending.values())
+        slot.pending.clear()
+        self._vacated(room, slot, undecided)
+
+    def _send_up(self, room: Room, slot: ServiceSlot, up: Up) -> None:
+        """Hand a local message to the service on node ``slot.node``; kept until that node
+        says it is done with it."""
+        slot.pending[up.id] = up
+        record = {"t": "svc_up", "since": slot.since, **_fields(up)}
+        self._server.cluster.publish(room, record)
+
+    def _done(self, room: Room, slot: ServiceSlot, up: Up) -> None:
+        """``up`` is decided: forgotten here, and by its node if it came from another."""
+        del slot.pending[up.id]
+        if up.origin is not None:
+            self._server.cluster.publish(room, {"t": "svc_done", "id": up.id})
 
     # --- inside ---------------------------------------------------------------------------
+
+    def _vacated(self, room: Room, slot: ServiceSlot, undecided: list[Up]) -> None:
+        """No service holds the room any more: the messages it had not decided are handled
+        as the policy says (with ``hold``, back in front of the held ones)."""
+        if self._server.config.service_policy == "bypass":
+            room.service = None
+        for up in undecided:
+            self._absent(room, slot, up)
 
     def _absent(self, room: Room, slot: ServiceSlot, up: Up) -> None:
         """``up`` is handled as if no service were attached: delivered as asked (bypass),
@@ -378,18 +493,7 @@ class Services:
     def _hand(self, service: ServerConnection, slot: ServiceSlot, up: Up, now: float) -> None:
         up.deadline = now + self._server.config.service_timeout
         slot.pending[up.id] = up
-        frame: Frame = {
-            "t": "svc_msg",
-            "id": up.id,
-            "ts": up.ts,
-            "from": up.sender.id,
-            "type": up.type,
-            "message": up.message,
-            "to": None if up.to is None else list(up.to),
-        }
-        if up.attachment is not None:
-            frame["att"] = up.attachment
-        self._queue(service, encode_frame(frame))
+        self._queue(service, svc_msg_frame(_fields(up)))
 
     def _check(
         self, type_: str | None, message: JSONObject | None, to: tuple[str, ...] | None
@@ -418,10 +522,13 @@ class Services:
         message: JSONObject,
         attachment: bytes | None,
     ) -> int:
-        """Deliver to the local recipients present now (unknown or departed ones, and
-        puppets, are skipped); returns how many it was queued for."""
+        """Deliver to the recipients present now (unknown or departed ones, and puppets, are
+        skipped): here, or through the backplane (each node delivers it when it comes back,
+        so its size is checked with the largest seq there can be). Returns how many local
+        connections it is for."""
         server = self._server
-        seq = room.seq + 1
+        relaying = server.cluster.relaying
+        seq = LARGEST_SEQ if relaying else room.seq + 1
         data = delivery_frame(message_id, seq, timestamp, sender.id, to, type_, message, attachment)
         most = server.config.max_frame_size
         if len(data) - PREFIX_SIZE > most:
@@ -430,14 +537,25 @@ class Services:
                 f"the delivery would be {len(data) - PREFIX_SIZE} bytes, over the {most}-byte"
                 " frame limit",
             )
-        room.next_seq()
         router = server.router
+        targets = router.targets(room, sender.id, to)
+        server.stats.deliveries += len(targets)
+        if relaying:
+            routed = InterceptedMessage(
+                room=room.name,
+                sender=sender,
+                to=to,
+                type=type_,
+                message=message,
+                attachment=attachment,
+            )
+            server.cluster.publish_message(room, routed, message_id, timestamp)
+            return len(targets)
+        room.next_seq()
         router.history.keep(
             room, seq, message_id, timestamp, sender, to, type_, message, attachment, data
         )
-        targets = router.targets(room, sender.id, to)
         router.queue_to(targets, data)
-        server.stats.deliveries += len(targets)
         return len(targets)
 
     def _ack(self, conn: ServerConnection, rid: int) -> None:
@@ -449,6 +567,30 @@ class Services:
 
 _MAX_NAME = 256
 """Longest puppet name (as a token's)."""
+
+
+def _fields(up: Up) -> Frame:
+    """An up's fields as its ``svc_msg`` frame and ``svc_up`` record carry them."""
+    fields: Frame = {
+        "id": up.id,
+        "ts": up.ts,
+        "from": up.sender.id,
+        "type": up.type,
+        "message": up.message,
+        "to": None if up.to is None else list(up.to),
+    }
+    if up.attachment is not None:
+        fields["att"] = up.attachment
+    return fields
+
+
+def svc_msg_frame(fields: Frame) -> bytes:
+    """The ``svc_msg`` frame of an up's fields (an ``svc_up`` record's, say)."""
+    frame: Frame = {"t": "svc_msg"}
+    frame.update((key, fields[key]) for key in ("id", "ts", "from", "type", "message", "to"))
+    if fields.get("att") is not None:
+        frame["att"] = fields["att"]
+    return encode_frame(frame)
 
 
 def _recipients(to: list[str] | None) -> tuple[str, ...] | None:

@@ -238,21 +238,6 @@ def test_one_service_per_room_the_first_keeps_it() -> None:
     assert second.of(RequestAcked)
 
 
-def test_services_are_refused_on_a_node_of_a_cluster() -> None:
-    room = Room(node_id="n1")
-    service = room.enabled("svc", **SERVICE)
-    service.take()
-    service.client.attach_service()
-    room.pump()
-    assert refusal(service) is Code.SERVICE_UNAVAILABLE
-
-
-@pytest.mark.parametrize("policy", ["hold", "refuse"])
-def test_a_cluster_node_only_bypasses(policy: str) -> None:
-    with pytest.raises(ValueError, match="service_policy must be 'bypass'"):
-        ServerConfig(secret=SECRET, node_id="n1", service_policy=policy)
-
-
 def test_policy_refuse_refuses_while_no_service_is_attached() -> None:
     room = Room(service_policy="refuse")
     alice, bob = room.enabled("alice"), room.enabled("bob")
