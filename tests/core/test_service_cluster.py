@@ -195,3 +195,209 @@ def attach_later(cluster: Cluster, node: Room) -> Peer:
     service.client.attach_service()
     cluster.settle()
     return service
+
+
+def undecided(**config: Any) -> tuple[Cluster, Peer, UpwardMessage]:
+    """A cluster with the service on n1 and bob's broadcast "late" waiting for it."""
+    cluster = make_cluster(**config)
+    service = attach(cluster, cluster.n1)
+    _, bob, _ = users(cluster)
+    sent(cluster, bob, "late")
+    [up] = intercepted(service)
+    return cluster, service, up
+
+
+def test_bypass_delivers_what_a_departed_service_left_undecided() -> None:
+    cluster, service, _ = undecided()
+    alice, bob, dave = users(cluster)
+    service.client.close()
+    cluster.settle()
+    assert texts(alice) == texts(dave) == ["late"]
+    sent(cluster, bob, "direct")  # no service: as §10 says
+    assert texts(alice) == texts(dave) == ["direct"]
+
+
+def test_refuse_refuses_with_no_service_anywhere_and_drops_the_undecided() -> None:
+    cluster, service, _ = undecided(service_policy="refuse")
+    alice, bob, dave = users(cluster)
+    service.client.close()
+    cluster.settle()
+    assert texts(alice) == texts(dave) == []
+    bob.client.broadcast_message("chat", {"text": "anyone?"})
+    cluster.settle()
+    assert [e.code for e in bob.of(RequestRefused)] == [Code.SERVICE_UNAVAILABLE]
+
+
+def test_a_timed_out_message_goes_back_to_its_node() -> None:
+    cluster, service, up = undecided(service_timeout=5.0)
+    alice, _, dave = users(cluster)
+    cluster.n1.advance(6.0)
+    cluster.settle()
+    assert service.of(InterceptTimedOut)[0].message_id == up.id
+    assert texts(alice) == texts(dave) == ["late"]  # bypass, applied by bob's node
+    service.client.decide(up.id)
+    cluster.settle()
+    assert [e.code for e in service.of(RequestRefused)] == [Code.NOT_INTERCEPTED]
+
+
+def beat(cluster: Cluster) -> None:
+    for node in cluster.nodes():
+        node.server.handle_timer(node.now)
+    cluster.settle()
+
+
+def test_a_silent_service_node_leaves_the_messages_to_the_policy() -> None:
+    cluster, service, up = undecided(service_policy="hold")
+    beat(cluster)
+    n1, n2 = cluster.n1, cluster.n2
+    for node in (n1, n2):  # each hears nothing from the other past the TTL
+        node.now += 30.0
+        node.server.handle_timer(node.now)
+        node.pump()
+    service.client.decide(up.id)  # n1 forgot n2's message: n2 handles it
+    n1.pump()
+    assert [e.code for e in service.of(RequestRefused)] == [Code.NOT_INTERCEPTED]
+    second = n2.enabled("svc2", **SERVICE)  # n2 sees no service: it may have its own
+    second.client.attach_service()
+    n2.pump()
+    events = [e for e in second.take() if isinstance(e, RequestAcked | MessageIntercepted)]
+    assert [type(e) for e in events] == [RequestAcked, MessageIntercepted]
+    assert events[1].message.id == up.id  # type: ignore[union-attr]
+
+
+def test_a_lost_backplane_hands_the_messages_over_again_once_restored() -> None:
+    cluster, service, up = undecided(service_policy="hold")
+    alice, bob, _ = users(cluster)
+    n1, n2 = cluster.n1, cluster.n2
+    n2.server.backplane_lost(n2.now)
+    n1.server.backplane_lost(n1.now)
+    sent(cluster, bob, "alone")  # held on n2: its service is out of reach
+    service.client.decide(up.id)  # n1 handed the decision back to n2 when it lost it
+    n1.pump()
+    assert [e.code for e in service.of(RequestRefused)] == [Code.NOT_INTERCEPTED]
+    for node in (n1, n2):
+        node.server.backplane_restored(node.now)
+    cluster.settle()
+    assert [u.message["text"] for u in intercepted(service)] == ["late", "alone"]
+    assert texts(alice) == []
+
+
+def test_after_an_outage_the_earliest_claim_keeps_the_room() -> None:
+    cluster, service, up = undecided(service_policy="hold")
+    n1, n2 = cluster.n1, cluster.n2
+    for node in (n1, n2):
+        node.server.backplane_lost(node.now)
+    n2.now += 1.0
+    second = n2.enabled("svc2", **SERVICE)
+    second.client.attach_service()
+    n2.pump()
+    assert [u.id for u in intercepted(second)] == [up.id]  # n2's own service, meanwhile
+    for node in (n1, n2):
+        node.server.backplane_restored(node.now)
+    cluster.settle()
+    assert second.of(ConnectionClosed)[0].code is Code.GOING_AWAY
+    # What n2's service had not decided goes to the service that holds the room.
+    assert [u.id for u in intercepted(service)] == [up.id]
+
+
+def test_claims_of_other_nodes_compare_among_themselves() -> None:
+    """n1 hears two other nodes claim the room: the earliest holds it, whatever the order."""
+    cluster = make_cluster(service_policy="hold")
+    n1 = cluster.n1
+    alice, _, _ = users(cluster)
+    feed(n1, {"t": "svc_on", "n": "n3", "since": 9.0})
+    sent_alone(n1, alice, "one")
+    feed(n1, {"t": "svc_on", "n": "n4", "since": 9.5})  # later: n3 keeps the room
+    feed(n1, {"t": "svc_on", "n": "n5", "since": 8.0})  # earlier: n5 gets it
+    ups = [cbor2.loads(r) for r in n1.server.backplane_data_to_send() if b"svc_up" in r]
+    assert [(u["n"], u["since"], u["message"]) for u in ups] == [
+        ("n1", 9.0, {"text": "one"}),
+        ("n1", 8.0, {"text": "one"}),
+    ]
+    feed(n1, {"t": "svc_done", "n": "n3", "id": ups[0]["id"]})  # from a claim that lost
+    feed(n1, {"t": "svc_back", "n": "n5", "id": ups[0]["id"]})
+    assert [r for r in n1.server.backplane_data_to_send() if b"svc_up" in r] == []
+
+
+def feed(node: Room, record: dict[str, Any]) -> None:
+    node.server.receive_backplane(cbor2.dumps({"r": "demo", **record}), node.now)
+    node.pump()
+
+
+def sent_alone(node: Room, peer: Peer, word: str) -> None:
+    peer.client.broadcast_message("chat", {"text": word})
+    node.pump()
+    assert peer.of(RequestAcked)
+
+
+BAD_RECORDS = [
+    {"t": "svc_on"},
+    {"t": "svc_on", "since": "now"},
+    {"t": "svc_on", "since": float("nan")},
+    {"t": "svc_done"},
+    {"t": "svc_back", "id": 7},
+    {"t": "svc_up", "id": "u", "ts": 1.0, "from": "x", "type": "t", "message": {}, "to": None},
+    {"t": "svc_up", "since": 1.0, "id": "u", "ts": 1.0, "from": "x", "message": {}, "to": None},
+    {
+        "t": "svc_up",
+        "since": 1.0,
+        "id": "u",
+        "ts": 1.0,
+        "from": "x",
+        "type": "",
+        "message": {},
+        "to": None,
+    },
+    {
+        "t": "svc_up",
+        "since": float("inf"),
+        "id": "u",
+        "ts": 1.0,
+        "from": "x",
+        "type": "t",
+        "message": {},
+        "to": [],
+    },
+    {
+        "t": "svc_up",
+        "since": 1.0,
+        "id": "u",
+        "ts": 1.0,
+        "from": "x",
+        "type": "t",
+        "message": {"text": "z" * 70_000},
+        "to": [],
+    },
+]
+
+
+@pytest.mark.parametrize("record", BAD_RECORDS)
+def test_service_records_no_node_could_have_sent_are_refused(record: dict[str, Any]) -> None:
+    cluster, service, _ = undecided(max_frame_size=4096)
+    # Canonical CBOR: 1.5 as a half float, which grows threefold in the svc_msg frame.
+    data = cbor2.dumps({"n": "n2", "r": "demo", **record}, canonical=True)
+    with pytest.raises(RemoteProtocolError) as caught:
+        cluster.n1.server.receive_backplane(data, cluster.n1.now)
+    assert caught.value.code is Code.BAD_FRAME
+    cluster.settle()
+    assert intercepted(service) == []
+    _, bob, _ = users(cluster)
+    sent(cluster, bob, "still")  # the node goes on
+    assert len(intercepted(service)) == 1
+
+
+def test_service_records_that_concern_no_one_here_change_nothing() -> None:
+    cluster, service, up = undecided()
+    n1, n2 = cluster.n1, cluster.n2
+    alice, _, dave = users(cluster)
+    base = {"id": "u9", "ts": 1.0, "from": "n2-1", "type": "chat", "message": {}, "to": None}
+    feed(n1, {"t": "svc_up", "n": "n2", "since": 1.0, **base})  # for another claim
+    feed(n2, {"t": "svc_up", "n": "n1", "since": 1.0, **base})  # n2 holds no service
+    feed(n2, {"t": "svc_off", "n": "n3"})  # not the holder
+    feed(n2, {"t": "svc_back", "n": "n1", "id": "unknown"})
+    feed(n1, {"t": "svc_done", "n": "n2", "id": up.id})  # n1 holds it: n2 decides nothing
+    feed(Room(node_id="n9"), {"t": "svc_back", "n": "n1", "id": up.id})  # no slot there
+    assert intercepted(service) == []
+    service.client.decide(up.id, message={"text": "kept"})
+    cluster.settle()
+    assert texts(alice) == texts(dave) == ["kept"]
