@@ -209,7 +209,7 @@ CODE_INFO: dict[Code, CodeInfo] = {
     ),
     Code.SERVICE_UNAVAILABLE: CodeInfo(
         "No service is attached and the room's `service_policy` refuses messages (or its"
-        " hold queue is full), or services cannot attach on this server.",
+        " hold queue is full).",
         retry=True,
     ),
     Code.SERVICE_TAKEN: CodeInfo(
