@@ -25,6 +25,8 @@ from .test_fuzz import CBOR_VALUES, ENCODINGS, RAW_CBOR, dumps, mangled
 MAX_FRAME = 4096
 WATCHDOG_SECONDS = 2.0
 ALICE_ID, BOB_ID = "n1-1", "n1-2"
+SINCE = 1000.0
+"""When node n1's service attached (the test room's clock)."""
 
 
 def _participant(pid: str, **attributes: Any) -> dict[str, Any]:
@@ -75,6 +77,20 @@ def _record_pool() -> list[dict[str, Any]]:
             {"t": "cancel", "n": "n2", "r": "demo", "id": f"c{i}"},
         ]
     pool.append({**call, "id": "c9", "to": ALICE_ID, "message": {"text": "z" * MAX_FRAME}})
+    # Services (§23.6): messages for this node's service (attached at SINCE), claims that
+    # lose to it and one that wins, answers about messages of this node's.
+    up = {"t": "svc_up", "n": "n2", "r": "demo", "since": SINCE, "ts": 4.0, "from": "n2-1"}
+    for i, to in enumerate([None, [], [ALICE_ID, "ghost"]]):
+        pool.append({**up, "id": f"u{i}", "to": to, "type": "chat", "message": {"i": i}})
+    pool += [
+        {**up, "id": "u8", "to": None, "type": "big", "message": {"text": "z" * MAX_FRAME}},
+        {**up, "id": "u9", "since": 1.0, "to": None, "type": "t", "message": {}},
+        {"t": "svc_on", "n": "n2", "r": "demo", "since": SINCE + 1},
+        {"t": "svc_on", "n": "n2", "r": "demo", "since": SINCE - 1},
+        {"t": "svc_off", "n": "n2", "r": "demo"},
+        {"t": "svc_done", "n": "n2", "r": "demo", "id": "n1-5"},
+        {"t": "svc_back", "n": "n2", "r": "demo", "id": "n1-6"},
+    ]
     return pool
 
 
@@ -89,11 +105,16 @@ GARBAGE = st.one_of(
 
 
 class Node:
-    """Node n1 with alice and bob enabled, whose clients read everything it sends them."""
+    """Node n1 with alice and bob enabled and its room's service attached, whose clients
+    read everything it sends them."""
 
     def __init__(self) -> None:
         self.room = Room(node_id="n1", max_frame_size=MAX_FRAME, id_factory=_ids())
         self.peers = [self.room.enabled("alice"), self.room.enabled("bob")]
+        service = self.room.enabled("svc", intercept=True, hidden=True)
+        service.client.attach_service()
+        self.room.pump()
+        self.peers.append(service)
         self.room.server.backplane_data_to_send()
         self.room.server.receive_backplane(cbor2.dumps({"t": "hb", "n": "n2", "r": ""}), 0.0)
 

@@ -1,22 +1,134 @@
-"""Services across Redis nodes are not carried over the backplane yet: a node refuses a
-service clearly (docs/PROTOCOL.md §23.1) instead of deciding only its own node's messages."""
+"""Services across Redis nodes (docs/PROTOCOL.md §23.6): a service attached on one node serves
+the users of every node (rewrites, service-only sends, puppets, greetings on a join); one
+service per room holds cluster-wide; with ``hold`` nothing is lost when the service leaves,
+whichever node the next one attaches on."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 import pytest
-from roomwire_asyncio import ServiceError
+from roomwire_asyncio import InterceptedMessage, RoomClient, ServiceError
 
-from roomwire import Code
+from roomwire import Code, RemoteParticipant
+from roomwire.events import MessageReceived, ParticipantAdded
 
+from ..bindings import next_event, participant
+from . import WAIT
 from .conftest import Join, Node
 
 pytestmark = pytest.mark.anyio
 
+SERVICE = {"intercept": True, "hidden": True}
 
-async def test_a_node_of_a_cluster_refuses_a_service(node: Node, join: Join) -> None:
-    n1 = await node("n1")
-    svc = await join(n1.url, "svc", intercept=True, hidden=True)
+
+async def next_up(service: RoomClient) -> InterceptedMessage:
+    with anyio.fail_after(WAIT):
+        async for up in service.service.intercepted():
+            return up
+    raise AssertionError("intercepted() ended")
+
+
+async def text_of(room: RoomClient) -> str:
+    text: str = (await next_event(room, MessageReceived)).message.message["text"]
+    return text
+
+
+async def known_everywhere(service: RoomClient, *watchers: RoomClient) -> RemoteParticipant:
+    """A puppet of ``service``, once every watcher's node lists it: its ``join`` record came
+    after the service's claim, so those nodes know where the service is."""
+    puppet = await service.service.create_puppet(name="Meow", attributes={"kind": "cat"})
+    for watcher in watchers:
+        await participant(watcher, "Meow")
+    return puppet
+
+
+async def test_a_service_on_one_node_serves_the_users_of_both(node: Node, join: Join) -> None:
+    n1, n2 = await node("n1"), await node("n2")
+    svc = await join(n1.url, "svc", **SERVICE)
+    await svc.service.attach()
+    alice = await join(n1.url, "alice")
+    bob, carol = await join(n2.url, "bob"), await join(n2.url, "carol")
+    meow = await known_everywhere(svc, alice, bob, carol)
+    seen = await participant(bob, "Meow")
+    assert (seen.id, seen.role) == (meow.id, "puppet")
+
+    # The " lol~" rewrite of a broadcast from n2 reaches everyone else, once.
+    sent = await bob.messaging.broadcast_message(type="chat", message={"text": "hi"})
+    up = await next_up(svc)
+    assert (up.id, up.from_participant_id, up.recipients) == (sent, bob.local_participant.id, None)
+    await svc.service.forward(up, message={"text": up.message["text"] + " lol~"})
+    for room in (alice, carol):
+        assert await text_of(room) == "hi lol~"
+
+    # To the service only, from n2: the service gets it; the puppet answers bob alone.
+    await bob.messaging.send_message(to=[], type="chat", message={"text": "my cat"})
+    only = await next_up(svc)
+    assert (only.recipients, only.message) == ([], {"text": "my cat"})
+    await svc.service.drop(only)
+    await svc.service.send(
+        type="chat", message={"text": "meow"}, sender=meow, recipients=[bob.local_participant]
+    )
+    got = (await next_event(bob, MessageReceived)).message
+    assert (got.from_participant_id, got.message) == (meow.id, {"text": "meow"})
+
+    # A join on n2 is seen by the service on n1, which greets the newcomer there.
+    dave = await join(n2.url, "dave")
+    joined = await next_event(svc, ParticipantAdded, lambda e: e.participant.name == "dave")
+    await svc.service.send(
+        type="chat",
+        message={"text": "welcome dave"},
+        sender=meow,
+        recipients=[joined.participant.id],
+    )
+    assert await text_of(dave) == "welcome dave"
+    # Everyone got each message once: the next one each reads is the next one sent.
+    await alice.messaging.broadcast_message(type="chat", message={"text": "last"})
+    last = await next_up(svc)
+    await svc.service.forward(last)
+    for room in (bob, carol, dave):
+        assert await text_of(room) == "last"
+
+
+async def test_a_second_service_on_another_node_is_refused(node: Node, join: Join) -> None:
+    n1, n2 = await node("n1"), await node("n2")
+    first = await join(n1.url, "svc", **SERVICE)
+    await first.service.attach()
+    second = await join(n2.url, "svc2", **SERVICE)
+    watcher = await join(n2.url, "bob")
+    await known_everywhere(first, watcher)
     with pytest.raises(ServiceError) as caught:
-        await svc.service.attach()
-    assert caught.value.code is Code.SERVICE_UNAVAILABLE
-    assert "cluster" in caught.value.reason
+        await second.service.attach()
+    assert caught.value.code is Code.SERVICE_TAKEN
+
+
+@pytest.mark.parametrize("again_on", ["n1", "n2"])
+async def test_with_hold_a_departed_service_loses_nothing(
+    node: Node, join: Join, again_on: str
+) -> None:
+    nodes = {"n1": await node("n1", service_policy="hold")}
+    nodes["n2"] = await node("n2", service_policy="hold")
+    first = await join(nodes["n1"].url, "svc", **SERVICE)
+    await first.service.attach()
+    alice = await join(nodes["n1"].url, "alice")
+    bob = await join(nodes["n2"].url, "bob")
+    await known_everywhere(first, bob)
+    await bob.messaging.broadcast_message(type="chat", message={"text": "one"})
+    assert (await next_up(first)).message == {"text": "one"}
+    await first.aclose()  # "one" undecided: back to n2, held there
+    await bob.messaging.broadcast_message(type="chat", message={"text": "two"})
+    await alice.messaging.broadcast_message(type="chat", message={"text": "three"})
+    again = await join(nodes[again_on].url, "svc2", **SERVICE)
+    await again.service.attach()
+    ups: list[Any] = []
+    for _ in range(3):
+        up = await next_up(again)
+        ups.append(up.message["text"])
+        await again.service.forward(up)
+    # Each node's held messages come in their order (which node's first depends on where
+    # the service attached: its own node hands over first).
+    assert ups.index("one") < ups.index("two")
+    assert sorted(ups) == ["one", "three", "two"]
+    assert [await text_of(alice) for _ in range(2)] == ["one", "two"]
+    assert await text_of(bob) == "three"
