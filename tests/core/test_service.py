@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
-from roomwire import Code, InvalidRequest, MessageTooLarge, ParticipantToken, ServerConfig
+from roomwire import Code, InvalidRequest, MessageTooLarge, ParticipantToken
 from roomwire.events import (
     InterceptTimedOut,
     MessageIntercepted,

@@ -98,10 +98,10 @@ class RedisServer:
 class NodeProcess:
     """``node.py`` in a subprocess: a ``serve(redis=...)`` node that prints its URL."""
 
-    def __init__(self, redis_url: str, node_id: str, directory: Path) -> None:
+    def __init__(self, redis_url: str, node_id: str, directory: Path, **extra: Any) -> None:
         self.node_id = node_id
         self.log_path = directory / f"{node_id}.log"
-        settings = json.dumps(NODE_SETTINGS | {"node_id": node_id, "secret": SECRET})
+        settings = json.dumps(NODE_SETTINGS | {"node_id": node_id, "secret": SECRET} | extra)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(NODE_SCRIPT), redis_url, settings],

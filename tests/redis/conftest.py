@@ -56,11 +56,11 @@ def node(redis: RedisServer, stack: AsyncExitStack) -> Node:
 
 
 @pytest.fixture
-def spawn(redis: RedisServer, tmp_path: Path) -> Iterator[Callable[[str], NodeProcess]]:
+def spawn(redis: RedisServer, tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     started: list[NodeProcess] = []
 
-    def start(node_id: str) -> NodeProcess:
-        process = NodeProcess(redis.url, node_id, tmp_path)
+    def start(node_id: str, **settings: Any) -> NodeProcess:
+        process = NodeProcess(redis.url, node_id, tmp_path, **settings)
         started.append(process)
         return process
 

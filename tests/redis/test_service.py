@@ -1,10 +1,11 @@
 """Services across Redis nodes (docs/PROTOCOL.md §23.6): a service attached on one node serves
 the users of every node (rewrites, service-only sends, puppets, greetings on a join); one
 service per room holds cluster-wide; with ``hold`` nothing is lost when the service leaves,
-whichever node the next one attaches on."""
+whichever node the next one attaches on, its node is killed, or the backplane is lost."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -12,10 +13,10 @@ import pytest
 from roomwire_asyncio import InterceptedMessage, RoomClient, ServiceError
 
 from roomwire import Code, RemoteParticipant
-from roomwire.events import MessageReceived, ParticipantAdded
+from roomwire.events import MessageReceived, ParticipantAdded, ParticipantRemoved
 
-from ..bindings import next_event, participant
-from . import WAIT
+from ..bindings import next_event, participant, wait_until
+from . import WAIT, NodeProcess, RedisServer
 from .conftest import Join, Node
 
 pytestmark = pytest.mark.anyio
@@ -132,3 +133,48 @@ async def test_with_hold_a_departed_service_loses_nothing(
     assert sorted(ups) == ["one", "three", "two"]
     assert [await text_of(alice) for _ in range(2)] == ["one", "two"]
     assert await text_of(bob) == "three"
+
+
+async def test_the_service_node_killed_leaves_the_messages_to_hold(
+    node: Node, join: Join, spawn: Callable[..., NodeProcess]
+) -> None:
+    n1 = spawn("n1", service_policy="hold")
+    n2 = await node("n2", service_policy="hold")
+    svc = await join(n1.url, "svc", **SERVICE)
+    await svc.service.attach()
+    bob, carol = await join(n2.url, "bob"), await join(n2.url, "carol")
+    await known_everywhere(svc, bob)
+    await bob.messaging.broadcast_message(type="chat", message={"text": "one"})
+    assert (await next_up(svc)).message == {"text": "one"}
+    n1.kill()  # undecided, its node gone without a word
+    await next_event(bob, ParticipantRemoved, lambda e: e.participant.name == "Meow")
+    again = await join(n2.url, "svc2", **SERVICE)  # n2 heard n1 go silent: no holder
+    await again.service.attach()
+    up = await next_up(again)
+    assert up.message == {"text": "one"}
+    await again.service.forward(up)
+    assert await text_of(carol) == "one"
+
+
+async def test_a_lost_backplane_holds_messages_until_it_is_back(
+    node: Node, join: Join, redis: RedisServer
+) -> None:
+    n1 = await node("n1", service_policy="hold")
+    n2 = await node("n2", service_policy="hold")
+    svc = await join(n1.url, "svc", **SERVICE)
+    await svc.service.attach()
+    alice, bob = await join(n1.url, "alice"), await join(n2.url, "bob")
+    await known_everywhere(svc, bob)
+    redis.stop()
+    await wait_until(lambda: not n1.backplane_healthy and not n2.backplane_healthy)
+    # Alone, each node serves its own: alice's message reaches the service at once, bob's
+    # is held on n2 (its node cannot reach the service).
+    await alice.messaging.broadcast_message(type="chat", message={"text": "from n1"})
+    assert (await next_up(svc)).message == {"text": "from n1"}
+    await bob.messaging.broadcast_message(type="chat", message={"text": "from n2"})
+    redis.start()
+    # Restored, n2 syncs the room, n1 claims it again, and n2 hands over what it held.
+    up = await next_up(svc)
+    assert up.message == {"text": "from n2"}
+    await svc.service.forward(up)
+    assert await text_of(alice) == "from n2"
