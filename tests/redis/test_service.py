@@ -10,13 +10,15 @@ from typing import Any
 
 import anyio
 import pytest
+import roomwire_asyncio
+from roomwire_anyio import demo_service
 from roomwire_asyncio import InterceptedMessage, RoomClient, ServiceError
 
-from roomwire import Code, RemoteParticipant
+from roomwire import Code, ParticipantToken, RemoteParticipant
 from roomwire.events import MessageReceived, ParticipantAdded, ParticipantRemoved
 
 from ..bindings import next_event, participant, wait_until
-from . import WAIT, NodeProcess, RedisServer
+from . import SECRET, WAIT, NodeProcess, RedisServer
 from .conftest import Join, Node
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +180,36 @@ async def test_a_lost_backplane_holds_messages_until_it_is_back(
     assert up.message == {"text": "from n2"}
     await svc.service.forward(up)
     assert await text_of(alice) == "from n2"
+
+
+async def test_the_moobius_tutorial_with_its_service_on_another_node(
+    node: Node, join: Join
+) -> None:
+    """The tutorial's service (examples/moobius_service.py) on n1; bob on n2, alice on n1."""
+    n1, n2 = await node("n1"), await node("n2")
+    token = ParticipantToken(room="channel", name="svc", intercept=True, hidden=True)
+    # Connected (not enabled) before the task group: their contexts outlive it.
+    bob_room = await join(n2.url, "bob", room="channel", enable=False)
+    alice_room = await join(n1.url, "alice", room="channel", enable=False)
+    bob, alice = demo_service.User("bob", bob_room), demo_service.User("alice", alice_room)
+    async with anyio.create_task_group() as tg:
+        ready = anyio.Event()
+        tg.start_soon(demo_service.service, roomwire_asyncio, n1.url, token.to_jwt(SECRET), ready)
+        with anyio.fail_after(WAIT):
+            await ready.wait()
+            await bob_room.messaging.enable()
+            await bob.heard("Welcome, bob!")  # greeted from n1 on a join at n2
+            await alice_room.messaging.enable()
+            await bob.heard("Welcome, alice!")
+            await bob_room.messaging.broadcast_message(
+                type="chat", message={"text": "my cat says hi"}
+            )
+            await alice.heard("my cat says hi lol~")
+            await alice.heard("meow? I heard cat!")
+            await bob.heard("meow? I heard cat!")
+            await bob_room.messaging.send_message(
+                to=[], type="chat", message={"text": "create Tom"}
+            )
+            await participant(alice_room, "Tom")  # a puppet made for a user of n2, seen on n1
+        tg.cancel_scope.cancel()
+    assert "my cat says hi" not in alice._seen  # only the rewrite reached alice
