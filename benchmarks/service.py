@@ -123,22 +123,22 @@ async def main(args: argparse.Namespace) -> None:
             if process is not None:
                 process.terminate()
                 process.wait(10)
-    report(direct, {"in the clients' process": beside, "in its own process": apart}, args)
+    print(f"{args.echoes} echoes, {args.messages} messages; the server on uvloop in its own")
+    print("process, the clients here; the pass-through service here, then in its own process")
+    report(direct, {"in the clients' process": beside, "in its own process": apart})
 
 
 def report(
-    direct: tuple[list[float], float],
-    serviced: dict[str, tuple[list[float], float]],
-    args: argparse.Namespace,
+    direct: tuple[list[float], float], serviced: dict[str, tuple[list[float], float]]
 ) -> None:
+    """One table: each serviced run's latency and throughput next to direct delivery's."""
+
     def p50(times: list[float]) -> float:
         return statistics.median(times) * 1e6
 
     def p99(times: list[float]) -> float:
         return statistics.quantiles(times, n=100)[98] * 1e6
 
-    print(f"{args.echoes} echoes, {args.messages} messages; the server on uvloop in its own")
-    print("process, the clients here; the pass-through service here, then in its own process")
     print("| | direct | service | ratio | goal |")
     print("|---|---|---|---|---|")
     (d_times, d_rate) = direct
