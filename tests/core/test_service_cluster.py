@@ -365,7 +365,7 @@ BAD_RECORDS = [
         "ts": 1.0,
         "from": "x",
         "type": "t",
-        "message": {"text": "z" * 70_000},
+        "message": {"halves": [1.5] * 1200},
         "to": [],
     },
 ]
