@@ -11,6 +11,7 @@ import attrs
 
 from ._codec import Frame, decode_payload
 from ._errors import bad_frame
+from ._fast import decode_chunk
 from ._state import Input
 
 Checker = Callable[[dict[str, Any]], None]
@@ -36,7 +37,7 @@ class FrameKind(Generic[H]):
 def receive(payload: bytes, kinds: dict[str, FrameKind[H]]) -> tuple[Frame, FrameKind[H]]:
     """Decode one frame and find its kind's entry; its shape is checked. BAD_FRAME for a
     kind the registry does not hold."""
-    frame = decode_payload(payload)
+    frame = decode_chunk(payload) or decode_payload(payload)
     kind = kinds.get(frame["t"])
     if kind is None:
         raise bad_frame(f"unknown frame kind {frame['t'][:40]!r}")
