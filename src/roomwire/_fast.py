@@ -48,7 +48,7 @@ def plain_encode_ack(request_id: int, message_id: str) -> bytes:
 
 # --- 1b. a stream chunk, written by hand: a stream is mostly these, each up to 1 MiB --------
 
-_CHUNK_START = b"\xa3\x61t\x65chunk\x63sid"  # {"t": "chunk", "sid": ...
+CHUNK_START = b"\xa3\x61t\x65chunk\x63sid"  # {"t": "chunk", "sid": ...
 _CHUNK_DATA = b"\x64data"
 
 
@@ -56,7 +56,7 @@ def encode_chunk(stream_id: str, data: bytes) -> bytes:
     """``plain_encode_chunk``'s bytes: the data is copied once, not encoded and then copied
     again behind its length prefix."""
     sid = stream_id.encode()
-    head = b"".join((_CHUNK_START, _head(0x60, len(sid)), sid, _CHUNK_DATA, _head(0x40, len(data))))
+    head = b"".join((CHUNK_START, _head(0x60, len(sid)), sid, _CHUNK_DATA, _head(0x40, len(data))))
     return b"".join((HEADER.pack(len(head) + len(data)), head, data))
 
 
@@ -84,9 +84,9 @@ def decode_chunk(payload: bytes) -> dict[str, object] | None:
     """``decode_payload``'s frame for a ``chunk`` laid out as ``encode_chunk`` writes it (any
     head widths), read without the generic decoder, which copies the data twice; None for
     any other payload, which then takes the generic path."""
-    if not payload.startswith(_CHUNK_START):
-        return None
-    head = _read_head(payload, len(_CHUNK_START), _TEXT_HEAD)
+    if not payload.startswith(CHUNK_START):
+        return None  # (receive tests this first: other frames skip the call)
+    head = _read_head(payload, len(CHUNK_START), _TEXT_HEAD)
     if head is None:
         return None
     size, start = head
@@ -234,10 +234,9 @@ class StreamFramer:
         start = pos + PREFIX_SIZE
         end = start + size
         if end <= len(data):
-            if type(data) is bytes:
-                payload = data[start:end]
-            else:
-                payload = bytes(memoryview(data)[start:end])  # one copy (a slice makes two)
+            # One copy either way (a bytearray's slice would make two).
+            view = data if type(data) is bytes else memoryview(data)
+            payload = bytes(view[start:end])
             if end < len(data):
                 self._pos = end
             else:
