@@ -11,9 +11,10 @@ R1 RPC round trip: ``request`` to a participant whose handler returns at once, o
    p50 latency. Reference: an awaited ``send_message`` (returns once the server acked it) on
    the same connection. Goal <= 1.5x (``request p50 / send p50``). A request crosses the
    server twice (caller to callee, and back), a send once.
-R0 (diagnostic, no goal) the same two shapes with no protocol anywhere: a raw frame through
-   a raw relay to a peer that writes it straight back, against a raw echo round trip (one
-   frame of 104 bytes each, one at a time, p50): the ratio a second hop alone costs.
+R0 (diagnostic, no goal) the same two shapes with no protocol anywhere: a raw 104-byte frame
+   through a raw relay process to a peer that writes it straight back, against the same
+   frame from one end to the other (one at a time, alternating, p50): the ratio a second
+   hop alone costs.
 
 Clients run here on uvloop with ``roomwire_asyncio``; the servers run in their own processes
 and are stopped by pid. Best of ``--repeat`` rounds; nothing fails on speed.
@@ -119,12 +120,12 @@ PING = (100).to_bytes(4, "big") + bytes(100)
 
 
 class RawEnd(asyncio.Protocol):
-    """A raw socket end: ``answer`` writes back what it gets, otherwise what it gets ends the
-    round trip waiting in ``got``. The relay greets each member with one ``+``: skipped."""
+    """A raw member of the relay: with ``answer`` it writes back what it gets, otherwise what
+    it gets ends the wait in ``got``. The relay first greets each member with one ``+``."""
 
-    def __init__(self, answer: bool, greeted: bool) -> None:
-        self.answer = answer
-        self.greeting = b"+" if greeted else b""
+    def __init__(self) -> None:
+        self.answer = False
+        self.greeted = False
         self.transport: asyncio.Transport | None = None
         self.got: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending = 0
@@ -133,10 +134,9 @@ class RawEnd(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.greeting:
-            data, self.greeting = data[1:], b""
-            if not self.got.done():
-                self.got.set_result(None)  # in the room
+        if not self.greeted:
+            data, self.greeted = data[1:], True
+            self.got.set_result(None)  # in the room
         if not data:
             return
         assert self.transport is not None
@@ -148,34 +148,27 @@ class RawEnd(asyncio.Protocol):
             self.got.set_result(None)
 
 
-async def raw_round_trips(
-    echo_port: int, relay_port: int, n: int
-) -> tuple[list[float], list[float]]:
-    """Round trips of one raw frame with no protocol work anywhere: through a raw relay to a
-    peer that writes it straight back (two hops, as a request's), and through a raw echo
-    server (one hop, as a send and its ack)."""
+async def raw_round_trips(relay_port: int, n: int) -> tuple[list[float], list[float]]:
+    """Raw frames with no protocol work anywhere, through one raw relay process: from one end
+    to the other and straight back (two hops, as a request's), and from one end to the other
+    (one hop, as a send's). One relay for both, alternating, so that both wake it alike."""
     loop = asyncio.get_running_loop()
     ends = []
-    for port, answer, greeted in (
-        (relay_port, False, True),
-        (relay_port, True, True),
-        (echo_port, False, False),
-    ):
-        _, end = await loop.create_connection(
-            lambda a=answer, g=greeted: RawEnd(a, g), "127.0.0.1", port
-        )
-        if greeted:
-            await end.got
+    for _ in range(2):
+        _, end = await loop.create_connection(RawEnd, "127.0.0.1", relay_port)
+        await end.got  # in the room
         ends.append(end)
-    caller, _answering, echo = ends
-    two_hops, one_hop = [], []
+    caller, callee = ends
+    assert caller.transport is not None
+    two_hops: list[float] = []
+    one_hop: list[float] = []
     for _ in range(n):
-        for end, times in ((caller, two_hops), (echo, one_hop)):
-            end.got, end.pending = loop.create_future(), len(PING)
+        for answer, waiter, times in ((True, caller, two_hops), (False, callee, one_hop)):
+            callee.answer = answer
+            waiter.got, waiter.pending = loop.create_future(), len(PING)
             start = time.perf_counter()
-            assert end.transport is not None
-            end.transport.write(PING)
-            await end.got
+            caller.transport.write(PING)
+            await waiter.got
             times.append(time.perf_counter() - start)
     for end in ends:
         assert end.transport is not None
@@ -187,19 +180,18 @@ def bench(args: argparse.Namespace) -> list[Result]:
     total = (8 if args.quick else args.mib) * MiB
     repeat = args.repeat or (1 if args.quick else 3)
     calls = 200 if args.quick else 3000
-    port, sink_port, echo_port, relay_port = free_port(), free_port(), free_port(), free_port()
+    port, sink_port, relay_port = free_port(), free_port(), free_port()
     server = start_server("rw-uvloop", port)
     sink = start_server("sink-uvloop", sink_port)
-    echo = start_server("echo-uvloop", echo_port)
     relay = start_server("relay-uvloop", relay_port)
     url = f"tcp://127.0.0.1:{port}"
     try:
         stream_s = min(run(stream_once(url, total)) for _ in range(repeat))  # type: ignore[type-var]
         raw_s = min(run(raw_copy_once(sink_port, total)) for _ in range(repeat))  # type: ignore[type-var]
         rpc, send = run(rpc_and_send(url, calls))  # type: ignore[misc]
-        two_hops, one_hop = run(raw_round_trips(echo_port, relay_port, calls))  # type: ignore[misc]
+        two_hops, one_hop = run(raw_round_trips(relay_port, calls))  # type: ignore[misc]
     finally:
-        for proc in (server, sink, echo, relay):
+        for proc in (server, sink, relay):
             stop(proc)
     rpc_p50, send_p50 = percentile(rpc, 50) * 1e6, percentile(send, 50) * 1e6
     return [
