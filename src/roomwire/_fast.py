@@ -6,6 +6,8 @@ the equality tests (tests/core/test_fast.py) and for the reader.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cbor2
 
 from ._errors import bad_frame
@@ -80,7 +82,7 @@ def _read_head(payload: bytes, pos: int, major: int) -> tuple[int, int] | None:
     return None
 
 
-def decode_chunk(payload: bytes) -> dict[str, object] | None:
+def decode_chunk(payload: bytes) -> dict[str, Any] | None:
     """``decode_payload``'s frame for a ``chunk`` laid out as ``encode_chunk`` writes it (any
     head widths), read without the generic decoder, which copies the data twice; None for
     any other payload, which then takes the generic path."""
@@ -200,15 +202,16 @@ class StreamFramer:
             self._next = data
         else:
             self._gather()
-            self._data += data  # type: ignore[operator]  # _gather made it a bytearray
+            self._data += data  # _gather made it a bytearray: appended in place
 
     def _gather(self) -> None:
         """Put what is held in one bytearray (a frame spans more than two reads)."""
         held, pos = self._data, self._pos
-        if type(held) is bytes:
+        if isinstance(held, bytearray):
+            if pos:
+                del held[:pos]  # one compaction per feed, not one per frame
+        else:
             held = bytearray(memoryview(held)[pos:])
-        elif pos:
-            del held[:pos]  # one compaction per feed, not one per frame
         held += self._next
         self._data, self._pos, self._next = held, 0, _DRAINED
 

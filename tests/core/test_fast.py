@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from roomwire import Code, RemoteProtocolError
+from roomwire._codec import decode_payload
 from roomwire._fast import (
     PlainStreamFramer,
     StreamFramer,
@@ -21,7 +22,6 @@ from roomwire._fast import (
     plain_snapshot_frames,
     snapshot_frames,
 )
-from roomwire._codec import decode_payload
 from roomwire.frames import HEADER
 
 U63 = st.integers(min_value=0, max_value=2**63 - 1)
@@ -115,7 +115,9 @@ def _frame(body: bytes) -> bytes:
 
 
 def _run(
-    framer: StreamFramer | PlainStreamFramer, chunks: list[bytes], skip: frozenset[int] = frozenset()
+    framer: StreamFramer | PlainStreamFramer,
+    chunks: list[bytes],
+    skip: frozenset[int] = frozenset(),
 ) -> list[object]:
     """Feed every chunk and take payloads after each (but after the chunks numbered in
     ``skip``, whose next chunk comes first); an error ends the run."""
