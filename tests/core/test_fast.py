@@ -191,3 +191,6 @@ def test_both_stream_framers_wait_for_a_whole_frame() -> None:
         one, two, three = _frame(b"one"), _frame(b"two"), _frame(b"three")
         reads = [one[:2], one[2:] + two + three[:1], three[1:]]
         assert _run(framer, reads) == [2, b"one", b"two", 1, b"three", 0]
+        # A frame that ends in the next read, which holds more: walked on in that read.
+        reads = [one + two[:6], two[6:] + three]
+        assert _run(framer, reads) == [b"one", 6, b"two", b"three", 0]
