@@ -296,6 +296,7 @@ def test_a_chunk_header_must_be_json_and_fit(frame_limit: int | None) -> None:
 
 
 def test_a_chunk_with_no_other_keys_is_forwarded_as_the_writer_encoded_it() -> None:
+    """Else it is re-encoded with the keys the server knows."""
     room = Room(max_frame_size=4096)
     bob = room.enabled("bob")
     raw = raw_enabled(room)
@@ -313,6 +314,11 @@ def test_a_chunk_with_no_other_keys_is_forwarded_as_the_writer_encoded_it() -> N
     room.pump()
     (chunk,) = bob.of(ChunkReceived)
     assert (chunk.stream_id, chunk.data, chunk.header) == (sid, b"xy", {"f": [1.5] * 1000})
+    # A key the server does not know: re-encoded without it.
+    raw.client.send({"t": "chunk", "sid": sid, "data": b"z", "new": 1})
+    room.pump()
+    (chunk,) = bob.of(ChunkReceived)
+    assert (chunk.stream_id, chunk.data, chunk.header) == (sid, b"z", None)
 
 
 def test_a_reader_that_does_not_read_costs_the_server_at_most_the_window() -> None:
