@@ -11,6 +11,10 @@ R1 RPC round trip: ``request`` to a participant whose handler returns at once, o
    p50 latency. Reference: an awaited ``send_message`` (returns once the server acked it) on
    the same connection. Goal <= 1.5x (``request p50 / send p50``). A request crosses the
    server twice (caller to callee, and back), a send once.
+R0 (diagnostic, no goal) the same two shapes with no protocol anywhere: a raw 104-byte frame
+   through a raw relay process to a peer that writes it straight back, against the same
+   frame from one end to the other (one at a time, alternating, p50): the ratio a second
+   hop alone costs.
 
 Clients run here on uvloop with ``roomwire_asyncio``; the servers run in their own processes
 and are stopped by pid. Best of ``--repeat`` rounds; nothing fails on speed.
@@ -111,21 +115,84 @@ async def rpc_and_send(url: str, n: int) -> tuple[list[float], list[float]]:
     return rpc, send
 
 
+PING = (100).to_bytes(4, "big") + bytes(100)
+"""One raw frame: a length prefix (what the relay splits on) and 100 bytes."""
+
+
+class RawEnd(asyncio.Protocol):
+    """A raw member of the relay: with ``answer`` it writes back what it gets, otherwise what
+    it gets ends the wait in ``got``. The relay first greets each member with one ``+``."""
+
+    def __init__(self) -> None:
+        self.answer = False
+        self.greeted = False
+        self.transport: asyncio.Transport | None = None
+        self.got: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self.greeted:
+            data, self.greeted = data[1:], True
+            self.got.set_result(None)  # in the room
+        if not data:
+            return
+        assert self.transport is not None
+        if self.answer:
+            self.transport.write(data)
+            return
+        self.pending -= len(data)
+        if self.pending <= 0 and not self.got.done():
+            self.got.set_result(None)
+
+
+async def raw_round_trips(relay_port: int, n: int) -> tuple[list[float], list[float]]:
+    """Raw frames with no protocol work anywhere, through one raw relay process: from one end
+    to the other and straight back (two hops, as a request's), and from one end to the other
+    (one hop, as a send's). One relay for both, alternating, so that both wake it alike."""
+    loop = asyncio.get_running_loop()
+    ends = []
+    for _ in range(2):
+        _, end = await loop.create_connection(RawEnd, "127.0.0.1", relay_port)
+        await end.got  # in the room
+        ends.append(end)
+    caller, callee = ends
+    assert caller.transport is not None
+    two_hops: list[float] = []
+    one_hop: list[float] = []
+    for _ in range(n):
+        for answer, waiter, times in ((True, caller, two_hops), (False, callee, one_hop)):
+            callee.answer = answer
+            waiter.got, waiter.pending = loop.create_future(), len(PING)
+            start = time.perf_counter()
+            caller.transport.write(PING)
+            await waiter.got
+            times.append(time.perf_counter() - start)
+    for end in ends:
+        assert end.transport is not None
+        end.transport.close()
+    return two_hops, one_hop
+
+
 def bench(args: argparse.Namespace) -> list[Result]:
     total = (8 if args.quick else args.mib) * MiB
     repeat = args.repeat or (1 if args.quick else 3)
     calls = 200 if args.quick else 3000
-    port, sink_port = free_port(), free_port()
+    port, sink_port, relay_port = free_port(), free_port(), free_port()
     server = start_server("rw-uvloop", port)
     sink = start_server("sink-uvloop", sink_port)
+    relay = start_server("relay-uvloop", relay_port)
     url = f"tcp://127.0.0.1:{port}"
     try:
         stream_s = min(run(stream_once(url, total)) for _ in range(repeat))  # type: ignore[type-var]
         raw_s = min(run(raw_copy_once(sink_port, total)) for _ in range(repeat))  # type: ignore[type-var]
         rpc, send = run(rpc_and_send(url, calls))  # type: ignore[misc]
+        two_hops, one_hop = run(raw_round_trips(relay_port, calls))  # type: ignore[misc]
     finally:
-        stop(server)
-        stop(sink)
+        for proc in (server, sink, relay):
+            stop(proc)
     rpc_p50, send_p50 = percentile(rpc, 50) * 1e6, percentile(send, 50) * 1e6
     return [
         Result(
@@ -150,6 +217,15 @@ def bench(args: argparse.Namespace) -> list[Result]:
                 "rpc_p99_us": percentile(rpc, 99) * 1e6,
                 "send_p99_us": percentile(send, 99) * 1e6,
             },
+        ),
+        Result(
+            "R0",
+            "raw two hops p50, no protocol (floor of R1)",
+            "us",
+            percentile(two_hops, 50) * 1e6,
+            percentile(one_hop, 50) * 1e6,
+            "raw one hop p50",
+            note="diagnostic: what a second hop costs with no protocol work at all",
         ),
     ]
 

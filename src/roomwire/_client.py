@@ -17,6 +17,7 @@ from ._errors import (
     MessageTooLarge,
     RemoteProtocolError,
 )
+from ._fast import encode_chunk
 from ._framing import PREFIX_SIZE, Framing
 from ._participant import attributes_size, from_record, merge_attributes, participant_named
 from ._registry import FrameKind, receive
@@ -327,12 +328,14 @@ class ClientConnection(BaseConnection):
     def send_chunk(self, stream_id: str, data: bytes, header: JSONObject | None = None) -> None:
         """Queue a chunk of a stream this participant writes (within the reader's credit:
         the server aborts the stream with OVER_CREDIT otherwise)."""
-        frame: Frame = {"t": "chunk", "sid": _stream_id(stream_id), "data": _as_bytes(data, "data")}
-        if header is not None:
-            if not is_json_object(header):
-                raise InvalidRequest("a chunk's header must be a JSON object")
-            frame["header"] = header
-        self._stream_frame(frame)
+        sid, data = _stream_id(stream_id), _as_bytes(data, "data")
+        if header is None:
+            self._check_allowed(Input.STREAM_DATA, "use a stream")
+            self._queue_stream_frame("chunk", encode_chunk(sid, data))
+            return
+        if not is_json_object(header):
+            raise InvalidRequest("a chunk's header must be a JSON object")
+        self._stream_frame({"t": "chunk", "sid": sid, "data": data, "header": header})
 
     def grant_credit(self, stream_id: str, n: int) -> None:
         """Let the writer of a stream this participant reads send ``n`` more bytes (the
@@ -355,12 +358,14 @@ class ClientConnection(BaseConnection):
 
     def _stream_frame(self, frame: Frame) -> None:
         self._check_allowed(Input.STREAM_DATA, "use a stream")
+        self._queue_stream_frame(frame["t"], encode_frame(frame))
+
+    def _queue_stream_frame(self, kind: str, data: bytes) -> None:
         # The size check of _request, written again there: a send must not pay for a call.
-        data = encode_frame(frame)
         most = self._limits.max_send_size
         if len(data) - PREFIX_SIZE > most:
             raise MessageTooLarge(
-                f"{frame['t']} frame of {len(data) - PREFIX_SIZE} bytes is over the server's"
+                f"{kind} frame of {len(data) - PREFIX_SIZE} bytes is over the server's"
                 f" {most}-byte limit"
             )
         self._queue(data)

@@ -18,7 +18,7 @@ from ._connection import BaseConnection, NextEvent
 from ._errors import Refusal as _Refusal
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
-from ._framing import PREFIX_SIZE, Framing
+from ._framing import HEADER, PREFIX_SIZE, Framing
 from ._history import Entry, HistoryRead, history_frames
 from ._outbound import Outbound
 from ._participant import attributes_size, encode, merge_attributes, to_record
@@ -89,6 +89,7 @@ class ServerConnection(BaseConnection):
         "_joined",
         "_me",
         "_member",
+        "_payload",
         "_pinged_at",
         "_queues",
         "_room",
@@ -111,6 +112,8 @@ class ServerConnection(BaseConnection):
         self._room = _NO_ROOM
         self._joined = False
         self._member: Member | None = None
+        self._payload = b""
+        """The body of the frame being handled, when it is not a request."""
         self._heard_at = self._pinged_at = now
         self._expires_at = math.inf
         """The token's ``exp``: the connection is closed then unless a refresh moved it."""
@@ -159,6 +162,7 @@ class ServerConnection(BaseConnection):
                     raise RemoteProtocolError(kind.unexpected.format(kind=frame["t"]))
                 else:
                     self._move(kind.input)
+                    self._payload = payload  # a chunk is forwarded as these bytes
                     event = kind.handle(self, frame, len(payload), now)
             except RemoteProtocolError as exc:
                 self._fail(exc)
@@ -634,6 +638,12 @@ class ServerConnection(BaseConnection):
                 streams.abort(stream, None, Code.INVALID_REQUEST, "chunk header not JSON")
                 return
             forward["header"] = header
+        if len(frame) == len(forward):
+            # No other keys: the frame is the forward already (``sid`` named this stream),
+            # so its bytes go on as they came, not decoded data encoded again.
+            payload = self._payload
+            streams.chunk(stream, HEADER.pack(len(payload)) + payload, len(data))
+            return
         encoded = encode_frame(forward)
         if len(encoded) - PREFIX_SIZE > self._server.config.max_frame_size:
             streams.abort(stream, None, Code.TOO_LARGE, "a chunk over the frame limit")

@@ -228,3 +228,41 @@ async def test_many_calls_in_flight_each_get_their_own_answer(join: Join) -> Non
             for n in range(50):
                 tg.start_soon(one, n)
     assert answers == {n: 2 * n for n in range(50)}
+
+
+async def test_closing_the_callee_cancels_its_running_handlers(join: Join, rw: ModuleType) -> None:
+    alice, bob = await join("alice"), await join("bob")
+    started, ended = anyio.Event(), anyio.Event()
+    cancelled: list[bool] = []
+
+    async def hang(request: RoomMessage) -> dict[str, Any]:
+        started.set()
+        try:
+            await anyio.sleep(60)
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(True)
+            raise
+        finally:
+            ended.set()
+        return {}
+
+    bob.messaging.on_request("hang", hang)
+    failed: list[BaseException] = []
+
+    async def caller() -> None:
+        try:
+            await alice.messaging.request(
+                to=bob.local_participant, type="hang", message={}, timeout=30
+            )
+        except rw.RoomError as exc:
+            failed.append(exc)
+
+    with anyio.fail_after(5):  # far under the handler's 60 s and the call's 30 s
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(caller)
+            await started.wait()
+            await bob.aclose()
+            await ended.wait()
+    assert cancelled == [True]
+    (error,) = failed
+    assert isinstance(error, rw.NotFoundError)

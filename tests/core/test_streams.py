@@ -282,16 +282,43 @@ def test_a_chunk_header_must_be_json_and_fit(frame_limit: int | None) -> None:
         raw.client.send({"t": "chunk", "sid": sid, "data": b"", "header": {"x": float("inf")}})
         expected = Code.INVALID_REQUEST
     else:
-        # Half floats grow when re-encoded: the forwarded chunk would outgrow the frame.
+        # Half floats grow when re-encoded, and a chunk with a key the server drops is
+        # re-encoded: the forwarded chunk would outgrow the frame.
         floats = b"\xa1\x61f\x99" + (1000).to_bytes(2) + b"\xf9\x3e\x00" * 1000
-        fields = ("t", "chunk", "sid", sid, "data", b"", "header")
-        body = b"\xa4" + b"".join(cbor2.dumps(item) for item in fields) + floats
+        fields = ("t", "chunk", "sid", sid, "data", b"", "new", 0, "header")
+        body = b"\xa5" + b"".join(cbor2.dumps(item) for item in fields) + floats
         raw.server.receive_data(len(body).to_bytes(4) + body)
         expected = Code.TOO_LARGE
     room.pump()
     (aborted,) = raw.client.take()
     assert (aborted["t"], aborted["code"]) == ("abort", expected)
     assert only(bob, StreamAborted).code is expected
+
+
+def test_a_chunk_with_no_other_keys_is_forwarded_as_the_writer_encoded_it() -> None:
+    """Else it is re-encoded with the keys the server knows."""
+    room = Room(max_frame_size=4096)
+    bob = room.enabled("bob")
+    raw = raw_enabled(room)
+    raw.client.send({"t": "open", "rid": 10, "to": pid(bob), "header": {}})
+    room.pump()
+    sid = only(bob, StreamOffered).stream_id
+    bob.client.accept_stream(sid)
+    room.pump()
+    bob.take()
+    # Half floats, keys in another order: re-encoded, this frame would not fit.
+    floats = b"\xa1\x61f\x99" + (1000).to_bytes(2) + b"\xf9\x3e\x00" * 1000
+    fields = ("data", b"xy", "sid", sid, "t", "chunk", "header")
+    body = b"\xa4" + b"".join(cbor2.dumps(item) for item in fields) + floats
+    raw.server.receive_data(len(body).to_bytes(4) + body)
+    room.pump()
+    (chunk,) = bob.of(ChunkReceived)
+    assert (chunk.stream_id, chunk.data, chunk.header) == (sid, b"xy", {"f": [1.5] * 1000})
+    # A key the server does not know: re-encoded without it.
+    raw.client.send({"t": "chunk", "sid": sid, "data": b"z", "new": 1})
+    room.pump()
+    (chunk,) = bob.of(ChunkReceived)
+    assert (chunk.stream_id, chunk.data, chunk.header) == (sid, b"z", None)
 
 
 def test_a_reader_that_does_not_read_costs_the_server_at_most_the_window() -> None:

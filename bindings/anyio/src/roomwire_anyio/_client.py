@@ -4,7 +4,7 @@ protocol decision stays in ``roomwire.ClientConnection``."""
 
 from __future__ import annotations
 
-import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -28,6 +28,7 @@ from roomwire import (
 )
 from roomwire.events import ConnectionClosed
 
+from ._callback_tasks import CallbackTasks
 from ._client_pump import ClientPump, wait_for
 from ._errors import ConnectionClosedError, RoomError, error_for
 from ._layers import client_pump
@@ -40,8 +41,6 @@ from ._streams import MessageStreamWriter, Streams
 from ._token_refresh import TokenKeeper, TokenProvider
 from ._url import parse_endpoint
 from .transport import Network
-
-log = logging.getLogger("roomwire.client")
 
 
 @attrs.frozen(kw_only=True)
@@ -236,17 +235,19 @@ class RoomClient:
 
     async def _spawner(self) -> None:
         assert self._tg is not None
+        tasks = CallbackTasks(self._tg)
         try:
             while True:
                 await self._spawn_wake.wait()
                 self._spawn_wake = anyio.Event()
                 pending, self._spawn_pending = self._spawn_pending, []
                 for name, awaitable in pending:
-                    self._tg.start_soon(_run_callback, name, awaitable)
+                    tasks.start(name, awaitable)
         finally:
             for _, awaitable in self._spawn_pending:
                 if hasattr(awaitable, "close"):
                     awaitable.close()  # never started: no "never awaited" warning either
+            await tasks.aclose()
 
     async def aclose(self, *, wait_for_answer: bool = True) -> None:
         """Close cleanly: tell the server, wait briefly for its answer (or, when the client's
@@ -305,12 +306,11 @@ class RoomClient:
         rid, reply = self._session.call(conn, verb)
         pump.wake()
         try:
-            with anyio.fail_after(timeout):
+            # A bare scope with a deadline: what fail_after does, at half its cost per call.
+            deadline = math.inf if timeout is None else anyio.current_time() + timeout
+            with anyio.CancelScope(deadline=deadline):
                 return cast(RoomMessage, await wait_for(reply))
-        except TimeoutError:
-            raise RequestTimeoutError(
-                f"no answer within {timeout} s", Code.CALL_CANCELLED
-            ) from None
+            raise RequestTimeoutError(f"no answer within {timeout} s", Code.CALL_CANCELLED)
         finally:
             # Still waiting (timed out, or the caller was cancelled): the callee's handler is
             # cancelled too. The call's late answer settles a reply nobody waits for.
@@ -353,13 +353,6 @@ class RoomClient:
 
 def _live(conn: ClientConnection) -> bool:
     return conn.state not in (State.CLOSING, State.CLOSED)
-
-
-async def _run_callback(name: str, awaitable: Awaitable[object]) -> None:
-    try:
-        await awaitable
-    except Exception:
-        log.exception("%s callback failed", name)
 
 
 @asynccontextmanager
