@@ -128,7 +128,7 @@ def test_a_bad_key_is_refused_and_the_connection_kept(key: object) -> None:
 
 @pytest.mark.parametrize("key", ["", "k" * 65])
 def test_the_client_checks_a_key_before_sending(key: str) -> None:
-    room, [alice] = quiet("alice")
+    _room, [alice] = quiet("alice")
     with pytest.raises(InvalidRequest, match="idempotency_key must be text of 1 to 64"):
         alice.client.broadcast_message("chat", {}, idempotency_key=key)
     with pytest.raises(InvalidRequest, match="idempotency_key"):
@@ -137,7 +137,7 @@ def test_the_client_checks_a_key_before_sending(key: str) -> None:
 
 
 def test_the_window_and_the_bound_are_advertised() -> None:
-    room, [alice] = quiet("alice", idempotency_window=45, max_idempotency_keys=7)
+    _room, [alice] = quiet("alice", idempotency_window=45, max_idempotency_keys=7)
     limits = alice.client.limits
     assert limits is not None
     assert (limits.idempotency_window, limits.max_idempotency_keys) == (45, 7)
@@ -152,7 +152,7 @@ def test_the_window_and_the_bound_are_advertised() -> None:
     bound=st.integers(min_value=1, max_value=10),
 )
 def test_one_identity_keeps_at_most_the_bound(keys: list[str], bound: int) -> None:
-    room, [alice, bob] = quiet("alice", "bob", max_idempotency_keys=bound)
+    room, [alice, _bob] = quiet("alice", "bob", max_idempotency_keys=bound)
     for key in keys:
         alice.client.broadcast_message("chat", {}, idempotency_key=key)
         room.pump()
@@ -276,7 +276,7 @@ def test_an_async_interceptor_remembers_the_key_once_it_decided() -> None:
 
 
 def test_an_async_interceptor_drop_is_remembered_with_no_recipients() -> None:
-    room, alice, bob = async_room(lambda m: None)
+    room, alice, _bob = async_room(lambda m: None)
     alice.client.broadcast_message("chat", {}, idempotency_key="k")
     room.pump()
     settle(room)
