@@ -33,6 +33,7 @@ _ACK_KEYS = b"\x61t\x63ack\x63rid"  # "t": "ack", "rid": ...
 _ACK_ID = b"\x62id"
 _ACK_RECIPIENTS = b"\x6arecipients"
 _ACK_DUP = b"\x63dup\xf5"  # "dup": true
+_ACK_MAP4 = b"\xa4" + _ACK_KEYS  # a map of 4: t, rid, id, recipients
 
 
 def encode_ack(
@@ -40,6 +41,19 @@ def encode_ack(
 ) -> bytes:
     """``plain_encode_ack``'s bytes, built without the generic encoder."""
     text = message_id.encode()
+    if duplicate is False and recipients is not None:  # every message routed: no list
+        body = b"".join(
+            (
+                _ACK_MAP4,
+                _head(0x00, request_id),
+                _ACK_ID,
+                _head(0x60, len(text)),
+                text,
+                _ACK_RECIPIENTS,
+                _head(0x00, recipients),
+            )
+        )
+        return HEADER.pack(len(body)) + body
     parts = [
         bytes((0xA3 + (recipients is not None) + duplicate,)),
         _ACK_KEYS,

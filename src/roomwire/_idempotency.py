@@ -3,15 +3,15 @@ send re-sent after a reconnect is acknowledged again instead of delivered twice.
 
 from __future__ import annotations
 
-import attrs
+from typing import NamedTuple
 
 MAX_KEY_LENGTH = 64
 """Longest idempotency key, in characters: room for a UUID in any spelling."""
 
 
-@attrs.frozen
-class Sent:
-    """What a key's first send got: its ack's message id and recipient count."""
+class Sent(NamedTuple):
+    """What a key's first send got: its ack's message id and recipient count. A named tuple:
+    one is made for every keyed send, so it must be cheap."""
 
     message_id: str
     recipients: int | None
@@ -28,20 +28,24 @@ def key_error(key: object) -> str | None:
 
 
 class SentKeys:
-    """Per sender identity (room, token name): its keys, oldest first, each kept for
-    ``window`` seconds and at most ``per_sender`` of them (the oldest go first).
+    """Per sender identity (room, token name): its keys, oldest first, at most ``per_sender``
+    of them (the oldest go first), each honoured for ``window`` seconds.
 
-    Identities are kept in the order they last sent with a key, so the ones whose newest key
-    has expired are at the front and are dropped by the next ``remember``: memory holds the
-    identities that sent in the last ``window`` seconds, ``per_sender`` keys each at most.
+    Identities are kept in the order they last sent with a key. When another identity than
+    the last one sends, those at the front whose newest key has expired are dropped: memory
+    holds the identities that sent within ``window`` seconds of the latest change of sender,
+    ``per_sender`` keys each at most. A key past its window may stay until its identity goes
+    (or newer keys push it out): ``seen`` checks the time, not the memory.
     """
 
-    __slots__ = ("_senders", "per_sender", "window")
+    __slots__ = ("_latest", "_senders", "per_sender", "window")
 
     def __init__(self, window: float, per_sender: int) -> None:
         self.window = window
         self.per_sender = per_sender
         self._senders: dict[tuple[str, str], dict[str, Sent]] = {}
+        self._latest: dict[str, Sent] | None = None
+        """The keys of the identity that sent last (at the back of ``_senders``)."""
 
     def seen(self, room: str, name: str, key: str, now: float) -> Sent | None:
         """The first send of ``key`` by this identity, if still within the window."""
@@ -52,22 +56,28 @@ class SentKeys:
         return sent
 
     def remember(self, room: str, name: str, key: str, sent: Sent) -> None:
-        """Remember the accepted send of ``key``, dropping what has expired."""
-        now, window, senders = sent.at, self.window, self._senders
+        """Remember the accepted send of ``key``."""
+        senders = self._senders
+        identity = (room, name)
+        keys = senders.get(identity)
+        if keys is None or keys is not self._latest:  # a busy sender skips this
+            self._purge(sent.at)
+            keys = senders.pop(identity, None)
+            senders[identity] = self._latest = keys = {} if keys is None else keys
+        if key in keys:  # an expired first send is replaced, at the back
+            del keys[key]
+        keys[key] = sent
+        if len(keys) > self.per_sender:
+            del keys[next(iter(keys))]
+
+    def _purge(self, now: float) -> None:
+        """Drop the identities at the front whose newest key has expired."""
+        senders, window = self._senders, self.window
         while senders:
             oldest = next(iter(senders))
             if next(reversed(senders[oldest].values())).at + window > now:
-                break
+                return
             del senders[oldest]
-        identity = (room, name)
-        keys = senders.pop(identity, None)
-        if keys is None:
-            keys = {}
-        senders[identity] = keys  # to the back: it is the latest to send
-        keys.pop(key, None)  # an expired first send is replaced, at the back
-        keys[key] = sent
-        while len(keys) > self.per_sender or next(iter(keys.values())).at + window <= now:
-            del keys[next(iter(keys))]
 
     def __len__(self) -> int:
         """Keys remembered, across every identity."""

@@ -189,17 +189,18 @@ def test_identities_whose_keys_expired_are_dropped() -> None:
     assert (room.server.sent_keys.identities, len(room.server.sent_keys)) == (1, 1)
 
 
-def test_an_expired_key_of_a_busy_identity_is_dropped_on_its_next_send() -> None:
-    room, [alice] = quiet("alice", idempotency_window=10)
-    alice.client.broadcast_message("chat", {}, idempotency_key="old")
+def test_a_busy_identity_keeps_its_bound_and_an_expired_key_is_new_again() -> None:
+    room, [alice] = quiet("alice", idempotency_window=10, max_idempotency_keys=2)
+    for key in ("old", "mid"):
+        alice.client.broadcast_message("chat", {}, idempotency_key=key)
+        room.pump()
+        room.advance(6)
+    alice.client.broadcast_message("chat", {}, idempotency_key="old")  # 12 s later
     room.pump()
-    room.advance(6)
-    alice.client.broadcast_message("chat", {}, idempotency_key="mid")
+    alice.client.broadcast_message("chat", {}, idempotency_key="mid")  # 6 s later
     room.pump()
-    room.advance(6)
-    alice.client.broadcast_message("chat", {}, idempotency_key="new")
-    room.pump()
-    assert len(room.server.sent_keys) == 2  # "old" expired, "mid" has 4 s left
+    assert [a.duplicate for a in acks(alice)] == [False, False, False, True]
+    assert len(room.server.sent_keys) == 2
 
 
 # --- recipient counts -------------------------------------------------------------------

@@ -491,9 +491,7 @@ def test_interceptor_may_pass_rewrite_redirect_or_drop(
         )
     ]
     # Acked even when dropped; the count is of the participants it was queued for.
-    assert alice.take() == [
-        RequestAcked(request_id=rid, message_id="id4", recipients=recipients)
-    ]
+    assert alice.take() == [RequestAcked(request_id=rid, message_id="id4", recipients=recipients)]
     assert [(m.type, m.message) for m in received(bob)] == bob_gets
     assert [(m.type, m.message) for m in received(carol)] == carol_gets
     assert routed(alice) == [
