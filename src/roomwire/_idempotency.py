@@ -3,6 +3,7 @@ send re-sent after a reconnect is acknowledged again instead of delivered twice.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple
 
 MAX_KEY_LENGTH = 64
@@ -43,8 +44,10 @@ class SentKeys:
     def __init__(self, window: float, per_sender: int) -> None:
         self.window = window
         self.per_sender = per_sender
-        self._senders: dict[tuple[str, str], dict[str, Sent]] = {}
-        self._latest: dict[str, Sent] | None = None
+        # OrderedDicts: both are queues, and a plain dict's first item costs a scan over the
+        # slots its earlier deletions left.
+        self._senders: OrderedDict[tuple[str, str], OrderedDict[str, Sent]] = OrderedDict()
+        self._latest: OrderedDict[str, Sent] | None = None
         """The keys of the identity that sent last (at the back of ``_senders``)."""
 
     def seen(self, room: str, name: str, key: str, now: float) -> Sent | None:
@@ -62,22 +65,26 @@ class SentKeys:
         keys = senders.get(identity)
         if keys is None or keys is not self._latest:  # a busy sender skips this
             self._purge(sent.at)
-            keys = senders.pop(identity, None)
-            senders[identity] = self._latest = keys = {} if keys is None else keys
+            keys = senders.get(identity)
+            if keys is None:
+                keys = senders[identity] = OrderedDict()
+            else:
+                senders.move_to_end(identity)
+            self._latest = keys
         if key in keys:  # an expired first send is replaced, at the back
             del keys[key]
         keys[key] = sent
         if len(keys) > self.per_sender:
-            del keys[next(iter(keys))]
+            keys.popitem(last=False)
 
     def _purge(self, now: float) -> None:
         """Drop the identities at the front whose newest key has expired."""
         senders, window = self._senders, self.window
         while senders:
-            oldest = next(iter(senders))
-            if next(reversed(senders[oldest].values())).at + window > now:
+            oldest = next(iter(senders.values()))
+            if next(reversed(oldest.values())).at + window > now:
                 return
-            del senders[oldest]
+            senders.popitem(last=False)
 
     def __len__(self) -> int:
         """Keys remembered, across every identity."""
