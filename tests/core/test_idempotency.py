@@ -5,8 +5,6 @@ participants it was queued for, the sender not counted."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +14,7 @@ from roomwire.events import MessageIntercepted, MessageReceived, RequestAcked, R
 
 from .helpers import Peer, Room, raw_peer, token
 from .test_backplane import Cluster
+from .test_server_messaging import quiet_room as quiet
 from .test_service import async_room, service_room, settle
 
 
@@ -25,14 +24,6 @@ def acks(peer: Peer) -> list[RequestAcked]:
 
 def got(peer: Peer) -> list[str]:
     return [e.message.id for e in peer.of(MessageReceived)]
-
-
-def quiet(*names: str, **config: Any) -> tuple[Room, list[Peer]]:
-    room = Room(**config)
-    enabled = [room.enabled(name) for name in names]
-    for peer in enabled:
-        peer.take()
-    return room, enabled
 
 
 def test_a_repeated_key_is_delivered_once_and_acked_with_the_first_id() -> None:
