@@ -1690,6 +1690,9 @@ vectors_rpc.register(vector, sys.modules[__name__])
 from tools import vectors_services  # noqa: E402 - after ROOT is on the path
 
 vectors_services.add(vector, Harness)
+from tools import vectors_idempotency  # noqa: E402 - after ROOT is on the path
+
+vectors_idempotency.add(vector, Harness, frame)
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ._errors import (
 )
 from ._fast import encode_chunk
 from ._framing import PREFIX_SIZE, Framing
+from ._idempotency import key_error
 from ._participant import attributes_size, from_record, merge_attributes, participant_named
 from ._registry import FrameKind, receive
 from ._shapes import (
@@ -185,9 +186,14 @@ class ClientConnection(BaseConnection):
         type: str,
         message: JSONObject,
         attachment: bytes | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         """Send to one participant id or a list of them. Allowed once ``enable`` was called.
-        ``RequestAcked`` (with the message id) or ``RequestRefused`` answers it."""
+        ``RequestAcked`` (with the message id) or ``RequestRefused`` answers it.
+
+        ``idempotency_key`` (1 to 64 characters): the server delivers a key at most once
+        within its ``limits.idempotency_window``; a repeat is acked with the first send's id
+        (``RequestAcked.duplicate``). Re-send with the same key after a reconnect."""
         self._check_allowed(Input.SEND, "send a message")
         if isinstance(to, str):
             recipients = [to]  # the common case, with nothing to check
@@ -199,17 +205,23 @@ class ClientConnection(BaseConnection):
             most = self._limits.max_recipients
             if not recipients or len(recipients) > most:
                 raise InvalidRequest(f"a send names 1 to {most} recipients")
-        frame = self._message_frame("send", type, message, attachment)
+        frame = self._message_frame("send", type, message, attachment, idempotency_key)
         frame["to"] = recipients
         return self._request(Input.SEND, frame)
 
     def broadcast_message(
-        self, type: str, message: JSONObject, attachment: bytes | None = None
+        self,
+        type: str,
+        message: JSONObject,
+        attachment: bytes | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
-        """Send to every other participant with messaging enabled."""
+        """Send to every other participant with messaging enabled (``idempotency_key``: as
+        for ``send_message``)."""
         self._check_allowed(Input.SEND, "broadcast a message")
         return self._request(
-            Input.SEND, self._message_frame("broadcast", type, message, attachment)
+            Input.SEND,
+            self._message_frame("broadcast", type, message, attachment, idempotency_key),
         )
 
     def set_attributes(self, attributes: JSONObject) -> int:
@@ -379,11 +391,15 @@ class ClientConnection(BaseConnection):
     # --- services (docs/PROTOCOL.md §23) -------------------------------------------------
 
     def send_to_service(
-        self, type: str, message: JSONObject, attachment: bytes | None = None
+        self,
+        type: str,
+        message: JSONObject,
+        attachment: bytes | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         """Send to the room's service only (a ``send`` with no recipients)."""
         self._check_allowed(Input.SEND, "send a message")
-        frame = self._message_frame("send", type, message, attachment)
+        frame = self._message_frame("send", type, message, attachment, idempotency_key)
         frame["to"] = []
         return self._request(Input.SEND, frame)
 
@@ -667,7 +683,12 @@ class ClientConnection(BaseConnection):
             return MessagingDisabled(request_id=rid)
         if merged is not None:
             self._me = attrs.evolve(self._me, attributes=merged)
-        return RequestAcked(request_id=rid, message_id=frame.get("id"))
+        return RequestAcked(
+            request_id=rid,
+            message_id=frame.get("id"),
+            recipients=frame.get("recipients"),
+            duplicate=frame.get("dup", False),
+        )
 
     def _presence_change(self, frame: Frame, now: float) -> Event:
         kind = frame["t"]
@@ -707,7 +728,12 @@ class ClientConnection(BaseConnection):
             raise LocalProtocolError(f"cannot {what} in state {self._state.name}")
 
     def _message_frame(
-        self, kind: str, type_: str, message: JSONObject, attachment: bytes | None
+        self,
+        kind: str,
+        type_: str,
+        message: JSONObject,
+        attachment: bytes | None,
+        key: str | None = None,
     ) -> Frame:
         most = self._limits.max_type_length
         if type(type_) is not str or not 0 < len(type_) <= most:
@@ -719,6 +745,11 @@ class ClientConnection(BaseConnection):
             if not isinstance(attachment, bytes | bytearray | memoryview):
                 raise InvalidRequest("attachment must be bytes or None")
             frame["att"] = bytes(attachment)
+        if key is not None:
+            problem = key_error(key)
+            if problem is not None:
+                raise InvalidRequest(f"idempotency_{problem}")
+            frame["key"] = key
         return frame
 
     def _request(self, event: Input, frame: Frame, merged: JSONObject | None = None) -> int:

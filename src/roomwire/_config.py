@@ -163,6 +163,15 @@ class ServerConfig:
     max_open_streams: int = attrs.field(default=8, validator=_positive)
     """Most streams one connection may write or read at once (advertised)."""
 
+    idempotency_window: int = attrs.field(default=120, validator=_positive)
+    """Seconds a send's idempotency key is remembered (advertised): a send repeating it
+    within them is acked again, not delivered again (docs/PROTOCOL.md §26). Cover the
+    clients' reconnect time."""
+    max_idempotency_keys: int = attrs.field(default=1000, validator=_positive)
+    """Most keys remembered per sender identity, room and token name (advertised); the
+    oldest go first. More sends than this unacknowledged when a connection is cut may be
+    delivered twice when re-sent."""
+
     max_connections: int | None = attrs.field(default=None, validator=_positive_or_none)
     """Most connections open at once (None: no cap). Set it under the process's file
     descriptor limit: a connection over it is closed at once with TOO_MANY_CONNECTIONS."""

@@ -31,20 +31,57 @@ def _head(major: int, value: int) -> bytes:
     return bytes((major | 27,)) + value.to_bytes(8, "big")
 
 
-_ACK_START = b"\xa3\x61t\x63ack\x63rid"  # {"t": "ack", "rid": ...
+_ACK_KEYS = b"\x61t\x63ack\x63rid"  # "t": "ack", "rid": ...
 _ACK_ID = b"\x62id"
+_ACK_RECIPIENTS = b"\x6arecipients"
+_ACK_DUP = b"\x63dup\xf5"  # "dup": true
+_ACK_MAP4 = b"\xa4" + _ACK_KEYS  # a map of 4: t, rid, id, recipients
 
 
-def encode_ack(request_id: int, message_id: str) -> bytes:
+def encode_ack(
+    request_id: int, message_id: str, recipients: int | None = None, duplicate: bool = False
+) -> bytes:
     """``plain_encode_ack``'s bytes, built without the generic encoder."""
     text = message_id.encode()
-    body = b"".join((_ACK_START, _head(0x00, request_id), _ACK_ID, _head(0x60, len(text)), text))
+    if duplicate is False and recipients is not None:  # every message routed: no list
+        body = b"".join(
+            (
+                _ACK_MAP4,
+                _head(0x00, request_id),
+                _ACK_ID,
+                _head(0x60, len(text)),
+                text,
+                _ACK_RECIPIENTS,
+                _head(0x00, recipients),
+            )
+        )
+        return HEADER.pack(len(body)) + body
+    parts = [
+        bytes((0xA3 + (recipients is not None) + duplicate,)),
+        _ACK_KEYS,
+        _head(0x00, request_id),
+        _ACK_ID,
+        _head(0x60, len(text)),
+        text,
+    ]
+    if recipients is not None:
+        parts += (_ACK_RECIPIENTS, _head(0x00, recipients))
+    if duplicate:
+        parts.append(_ACK_DUP)
+    body = b"".join(parts)
     return HEADER.pack(len(body)) + body
 
 
-def plain_encode_ack(request_id: int, message_id: str) -> bytes:
-    """A message's ack, stream-framed."""
-    body = cbor2.dumps({"t": "ack", "rid": request_id, "id": message_id})
+def plain_encode_ack(
+    request_id: int, message_id: str, recipients: int | None = None, duplicate: bool = False
+) -> bytes:
+    """A message's ack, stream-framed: ``recipients`` and ``dup`` only when there is one."""
+    frame: Frame = {"t": "ack", "rid": request_id, "id": message_id}
+    if recipients is not None:
+        frame["recipients"] = recipients
+    if duplicate:
+        frame["dup"] = True
+    body = cbor2.dumps(frame)
     return HEADER.pack(len(body)) + body
 
 

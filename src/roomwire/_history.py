@@ -188,8 +188,9 @@ class History:
         """The message id of each record in ``to_store``."""
         self._storing: deque[str] = deque()
         """The message ids of the records the driver took and has not reported stored."""
-        self._held: dict[str, tuple[Acker, bytes]] = {}
-        """External: each sender's ack, by message id, until its record is stored."""
+        self._held: dict[str, list[tuple[Acker, bytes]]] = {}
+        """External: each sender's ack, by message id, until its record is stored (with the
+        acks of its duplicates, §26)."""
         self.reads: list[HistoryRead] = []
         """External: requests waiting for the store's records."""
         self._named = epoch is not None
@@ -221,7 +222,15 @@ class History:
 
     def hold(self, message_id: str, sender: Acker, ack: bytes) -> None:
         """With ``holds_acks``: keep ``ack`` until the message's record is stored."""
-        self._held[message_id] = (sender, ack)
+        self._held[message_id] = [(sender, ack)]
+
+    def hold_duplicate(self, message_id: str, sender: Acker, ack: bytes) -> bool:
+        """The ack of a duplicate send (§26): held beside its first send's while that waits
+        for its record; False when nothing waits (queue it at once)."""
+        held = self._held.get(message_id)
+        if held is not None:
+            held.append((sender, ack))
+        return held is not None
 
     def take(self) -> list[tuple[str, bytes]]:
         """The records to store now; their acks wait for ``stored``."""
@@ -241,9 +250,8 @@ class History:
             self._release(storing.popleft())
 
     def _release(self, message_id: str) -> None:
-        held = self._held.pop(message_id, None)
-        if held is not None:
-            held[0].queue_ack(held[1])
+        for sender, ack in self._held.pop(message_id, ()):
+            sender.queue_ack(ack)
 
     def keep(  # noqa: PLR0917 - the fields of one message
         self,

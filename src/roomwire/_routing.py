@@ -176,3 +176,13 @@ def delivery_frame(  # noqa: PLR0917 - the fields of one frame
     if attachment is not None:
         frame["att"] = attachment
     return encode_frame(frame)
+
+
+def known_recipients(room: Room, sender_id: str, to: tuple[str, ...] | None) -> int:
+    """The participants of the room's presence a message is for, its sender not counted:
+    an ack's ``recipients`` where the deliveries are not queued yet (through the backplane,
+    PROTOCOL.md §26)."""
+    members = room.members
+    if to is None:
+        return len(members) - (sender_id in members)
+    return sum(1 for r in to if r != sender_id and r in members)

@@ -16,6 +16,7 @@ from ._config import STRONG_KEY, InterceptedMessage, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
+from ._idempotency import SentKeys
 from ._routing import Router
 from ._service import Interception, Services
 from ._session import ServerConnection
@@ -70,6 +71,8 @@ class RoomServer:
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
         self.services = self.cluster.services = Services(self)
         """Rooms' services (docs/PROTOCOL.md §23)."""
+        self.sent_keys = SentKeys(config.idempotency_window, config.max_idempotency_keys)
+        """Internal: the idempotency keys of recent sends (docs/PROTOCOL.md §26)."""
 
     # --- connections ----------------------------------------------------------------------
 

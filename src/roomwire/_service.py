@@ -25,9 +25,10 @@ from ._config import InterceptedMessage
 from ._errors import Refusal
 from ._fast import encode_ack
 from ._framing import PREFIX_SIZE
+from ._idempotency import Sent
 from ._participant import attributes_size
 from ._room import Member, Room
-from ._routing import delivery_frame
+from ._routing import delivery_frame, known_recipients
 from ._state import State
 from .codes import Code
 from .events import Event, JSONObject, MessageRouted, RemoteParticipant
@@ -85,6 +86,8 @@ class Interception:
     connection: ServerConnection
     request_id: int
     message_id: str
+    key: str | None
+    """The send's idempotency key (§26), remembered once the interceptor let it through."""
 
 
 class Services:
@@ -116,7 +119,7 @@ class Services:
         message: JSONObject,
         attachment: bytes | None,
         now: float,
-    ) -> Event:
+    ) -> MessageRouted:
         """Accept a user's message in a room with a slot: hand it to the service, hold it,
         or refuse it, as the policy says. The sender's ack only says it was accepted."""
         server = self._server
@@ -149,8 +152,9 @@ class Services:
         rid: int,
         message_id: str,
         awaitable: Awaitable[InterceptedMessage | None],
+        key: str | None,
     ) -> None:
-        self._interceptions.append(Interception(awaitable, conn, rid, message_id))
+        self._interceptions.append(Interception(awaitable, conn, rid, message_id, key))
 
     def take_interceptions(self) -> list[Interception]:
         jobs = self._interceptions
@@ -174,15 +178,22 @@ class Services:
                     "the server's interceptor failed on this message",
                 )
             return
+        recipients = 0
         try:
             if outcome is not None:
                 self._route(outcome, job.message_id, now)
+                room = server.router.room(outcome.room, now)
+                recipients = known_recipients(room, outcome.sender.id, outcome.to)
         except Refusal as refusal:
             if answer:
                 conn.refuse(job.request_id, refusal.code, refusal.reason)
             return
         if answer:
-            self._queue(conn, encode_ack(job.request_id, job.message_id))
+            self._queue(conn, encode_ack(job.request_id, job.message_id, recipients))
+        if job.key is not None:
+            sender = cast("RemoteParticipant", conn.participant)
+            sent = Sent(job.message_id, recipients, now)
+            server.sent_keys.remember(cast(str, conn.room), sender.name, job.key, sent)
         server.stats.messages_routed += 1
 
     def _route(self, message: InterceptedMessage, message_id: str, now: float) -> None:

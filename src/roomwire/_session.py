@@ -20,11 +20,12 @@ from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import HEADER, PREFIX_SIZE, Framing
 from ._history import Entry, HistoryRead, history_frames
+from ._idempotency import Sent, key_error
 from ._outbound import Outbound
 from ._participant import attributes_size, encode, merge_attributes, to_record
 from ._registry import FrameKind, receive
 from ._room import Member, Room
-from ._routing import delivery_frame
+from ._routing import delivery_frame, known_recipients
 from ._rpc import Call
 from ._shapes import (
     check_abort,
@@ -338,6 +339,17 @@ class ServerConnection(BaseConnection):
         if not broadcast and not self._grants.can_send:
             raise _Refusal(Code.FORBIDDEN_SEND, "the token does not grant sending")
         self._check_size(size)
+        key = frame.get("key")
+        if key is not None:
+            problem = key_error(key)
+            if problem is not None:
+                raise _Refusal(Code.INVALID_REQUEST, problem)
+            # Before the content checks: a re-sent message was accepted once, and its
+            # recipients may have left since (PROTOCOL.md §26).
+            sent = server.sent_keys.seen(room.name, self._me.name, key, now)
+            if sent is not None:
+                self._duplicate(frame["rid"], sent)
+                return None
         type_ = frame["type"]
         if not 0 < len(type_) <= config.max_type_length:
             raise _Refusal(
@@ -358,9 +370,12 @@ class ServerConnection(BaseConnection):
                 shown = ", ".join(repr(r[:64]) for r in missing[:5])
                 raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {shown}")
         if room.service is not None:
-            return server.services.intercept(
+            routed_up = server.services.intercept(
                 self, room.service, frame["rid"], to, type_, frame["message"], frame.get("att"), now
             )
+            if key is not None:  # the service decides later: no count (§26)
+                self._remember(key, Sent(routed_up.message_id, None, now))
+            return routed_up
         message_id = config.id_factory()
         router, relaying = server.router, server.cluster.relaying
         sender, body, attachment = self._me, frame["message"], frame.get("att")
@@ -387,7 +402,7 @@ class ServerConnection(BaseConnection):
                 if not isinstance(decided, InterceptedMessage | None):
                     # An async interceptor: the driver awaits it (RoomServer.interceptions),
                     # and the message goes on, acked or refused, once it has decided.
-                    server.services.defer(self, frame["rid"], message_id, decided)
+                    server.services.defer(self, frame["rid"], message_id, decided, key)
                     return None
                 routed = decided
             delivered = routed is not None
@@ -409,32 +424,54 @@ class ServerConnection(BaseConnection):
                     f" {config.max_frame_size}-byte frame limit",
                 )
         history = router.history
-        ack = encode_ack(frame["rid"], message_id)
-        if delivered and history.holds_acks:
-            # A store of this node's own: the ack waits for the record (PROTOCOL.md §21.3).
-            history.hold(message_id, self, ack)
-        else:
-            self._queue(ack)
-        if delivered and not relaying:
-            history.keep(room, seq, message_id, now, sender, to, type_, body, attachment, data)
         if delivered and routed is None and to is None:
-            recipients = router.broadcast(self.outbound, room, sender.id, data)
+            # The sender is no target of its broadcast: its ack may follow the fan-out.
+            recipients = deliveries = router.broadcast(self.outbound, room, sender.id, data)
+            self._ack(frame["rid"], message_id, recipients, delivered)
         else:
             targets = router.targets(room, sender.id, to) if delivered else []
-            recipients = len(targets)
+            deliveries = len(targets)
+            if relaying:  # delivered when it comes back: counted from presence
+                recipients = known_recipients(room, self._me.id, to) if delivered else 0
+            else:
+                recipients = deliveries - (self.outbound in targets)
+            self._ack(frame["rid"], message_id, recipients, delivered)
             if routed is not None and relaying:
                 server.cluster.publish_message(room, routed, message_id, now)
             else:
                 router.queue_to(targets, data)
+        if delivered and not relaying:
+            history.keep(room, seq, message_id, now, sender, to, type_, body, attachment, data)
+        if key is not None:
+            self._remember(key, Sent(message_id, recipients, now))
         stats = server.stats
         stats.messages_routed += 1
-        stats.deliveries += recipients
+        stats.deliveries += deliveries
         return MessageRouted(
             message_id=message_id,
             from_participant_id=self._me.id,
             broadcast=broadcast,
-            recipients=recipients,
+            recipients=deliveries,
         )
+
+    def _ack(self, rid: int, message_id: str, recipients: int, delivered: bool) -> None:
+        """Queue a message's ack, or hold it for its record (PROTOCOL.md §21.3)."""
+        ack = encode_ack(rid, message_id, recipients)
+        history = self._server.router.history
+        if delivered and history.holds_acks:
+            history.hold(message_id, self, ack)
+        else:
+            self._queue(ack)
+
+    def _duplicate(self, rid: int, sent: Sent) -> None:
+        """Ack a send repeating a key: the first send's id and count, not delivered again."""
+        ack = encode_ack(rid, sent.message_id, sent.recipients, duplicate=True)
+        # While the first send's ack waits for its record, this one waits too.
+        if not self._server.router.history.hold_duplicate(sent.message_id, self, ack):
+            self._queue(ack)
+
+    def _remember(self, key: str, sent: Sent) -> None:
+        self._server.sent_keys.remember(self._room.name, self._me.name, key, sent)
 
     def _history(self, frame: Frame, size: int, now: float) -> None:
         if not self._grants.can_history:

@@ -154,7 +154,14 @@ def check_snapshot(f: Frame) -> None:
 
 def check_ack(f: Frame) -> None:
     message_id = f.get("id")
-    _require(_is_int(f.get("rid")) and (message_id is None or type(message_id) is str), "ack")
+    recipients = f.get("recipients")
+    _require(
+        _is_int(f.get("rid"))
+        and (message_id is None or type(message_id) is str)
+        and (recipients is None or _is_int(recipients))
+        and type(f.get("dup", False)) is bool,
+        "ack",
+    )
 
 
 def check_error(f: Frame) -> None:

@@ -84,6 +84,10 @@ class Limits:
     """Bytes of a stream a writer may send ahead of the reader's credit (§24.4)."""
     max_open_streams: int = 8
     """Most streams one connection may write or read at once."""
+    idempotency_window: int = 120
+    """Seconds the server remembers a send's idempotency key (§26)."""
+    max_idempotency_keys: int = 1000
+    """Most idempotency keys the server remembers per sender identity (§26)."""
 
 
 class Event:
@@ -172,6 +176,13 @@ class RequestAcked(Event):
     """The request's id."""
     message_id: str | None
     """The server's message id for a send or broadcast; None for other requests."""
+    recipients: int | None = None
+    """For a send or broadcast: how many participants it was queued for, the sender not
+    counted (docs/PROTOCOL.md §26); None for other requests, when a service decides the
+    message (§23), and from servers that do not count."""
+    duplicate: bool = False
+    """The send repeated an idempotency key seen within the server's window: it was not
+    delivered again, and ``message_id`` and ``recipients`` are the first send's."""
 
 
 @attrs.frozen(kw_only=True)

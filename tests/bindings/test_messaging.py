@@ -304,10 +304,11 @@ async def test_attachment_up_to_the_advertised_limit(
 
 def _largest_attachment(limit: int, to: str) -> int:
     """The largest attachment whose send frame (the CBOR map the protocol defines, request id
-    under 24) fits ``limit`` bytes, for ``type="blob", message={}`` to one recipient."""
+    under 24) fits ``limit`` bytes, for ``type="blob", message={}`` to one recipient, with the
+    binding's idempotency key (32 hex digits)."""
 
     def frame_size(n: int) -> int:
-        frame = {"t": "send", "rid": 2, "type": "blob", "message": {}, "to": [to]}
+        frame = {"t": "send", "rid": 2, "type": "blob", "message": {}, "to": [to], "key": "k" * 32}
         return len(cbor2.dumps({**frame, "att": bytes(n)}))
 
     size = limit - frame_size(0)

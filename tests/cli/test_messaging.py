@@ -42,8 +42,10 @@ def _list(server: Server, room: str) -> list[dict[str, Any]]:
     return people
 
 
-def _sent_id(stdout: str) -> str:
-    match = re.fullmatch(r"sent, message id (\S+)\n", stdout)
+def _sent_id(stdout: str, recipients: int = 1) -> str:
+    match = re.fullmatch(
+        rf"sent, message id (\S+), queued for {recipients} recipient\(s\)\n", stdout
+    )
     assert match, stdout
     return match.group(1)
 
@@ -61,7 +63,8 @@ def _send(server: Server, room: str, *args: str, sender: str = "alice") -> str:
     )  # fmt: skip
     assert_exit(result, EXIT_OK)
     data = json.loads(result.stdout)
-    assert data.keys() == {"id"}
+    assert data.keys() == {"id", "recipients", "duplicate"}
+    assert data["duplicate"] is False
     return str(data["id"])
 
 
@@ -219,7 +222,7 @@ def test_broadcast_reaches_everyone(server: Server, room: str, spawn: Spawner) -
         "--type", "announcement", "--data", '{"text": "hello all"}',
     )  # fmt: skip
     assert_exit(result, EXIT_OK)
-    message_id = _sent_id(result.stdout)
+    message_id = _sent_id(result.stdout, recipients=2)
     for listener in (bob, carol):
         record = _message(listener, message_id)
         assert record["broadcast"] is True
@@ -249,7 +252,41 @@ def test_broadcast_to_an_empty_room_is_acked(server: Server, room: str) -> None:
         "messaging", "broadcast", *via(server), "--room", room, "--type", "t", "--data", "{}"
     )
     assert_exit(result, EXIT_OK)
-    _sent_id(result.stdout)
+    _sent_id(result.stdout, recipients=0)
+
+
+def test_a_repeated_idempotency_key_is_acked_not_delivered_again(
+    server: Server, room: str, spawn: Spawner
+) -> None:
+    bob = spawn.listener(server.url, room, "bob", "--json")
+    flags = ("--room", room, "--token", _visible(room, "alice"), "--idempotency-key", "order-17")
+    sent = [
+        run_cli(
+            "messaging", "broadcast", *via(server), *flags, *more, "--type", "t", "--data", "{}"
+        )
+        for more in ((), ("--json",))
+    ]
+    for result in sent:
+        assert_exit(result, EXIT_OK)
+    message_id = _sent_id(sent[0].stdout)
+    assert json.loads(sent[1].stdout) == {"id": message_id, "recipients": 1, "duplicate": True}
+    _message(bob, message_id)
+    marker = _send(server, room, "--to-participant-id", bob.id, "--type", "marker", "--data", "{}")
+    _message(bob, marker)  # sent after both: by now every copy would have arrived
+    assert [r["id"] for r in bob.records() if r["event"] == "message"] == [message_id, marker]
+    plain = run_cli("messaging", "broadcast", *via(server), *flags, "--type", "t", "--data", "{}")
+    assert plain.stdout == (
+        f"sent, message id {message_id}, queued for 1 recipient(s)"
+        " (a duplicate: not delivered again)\n"
+    )
+
+
+def test_an_idempotency_key_too_long_is_an_invalid_request(server: Server, room: str) -> None:
+    result = run_cli(
+        "messaging", "broadcast", *via(server), "--room", room,
+        "--idempotency-key", "k" * 65, "--type", "t", "--data", "{}",
+    )  # fmt: skip
+    assert_one_line_error(result, EXIT_INVALID, "idempotency_key")
 
 
 # --- listen -------------------------------------------------------------------------------

@@ -3,12 +3,16 @@ key and a ROOMWIRE_* variable; flags win over variables, variables over the file
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import roomwire_asyncio
+
+from roomwire import ParticipantToken
 
 from .conftest import (
     EXIT_OK,
@@ -40,6 +44,8 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "allowed_origin": (["https://a.example", "https://b.example"], "--allowed-origin"),
     "backplane_key": ("file-key-0123456789abcdef-0123456789", "--backplane-key"),
     "history": ("sqlite:///history.db", "--history"),
+    "idempotency_window": (30, "--idempotency-window"),
+    "max_idempotency_keys": (200, "--max-idempotency-keys"),
     "max_connections": (900, "--max-connections"),
     "max_connections_per_address": (50, "--max-connections-per-address"),
 }
@@ -138,15 +144,22 @@ def test_print_config_never_shows_the_secret(tmp_path: Path) -> None:
 
 def test_serve_runs_with_the_file_settings(tmp_path: Path, spawn: Spawner) -> None:
     port = free_port()
-    config = _write(
-        tmp_path / "roomwire.toml", {"host": "127.0.0.1", "port": port, "secret": SECRET}
-    )
+    settings = {"host": "127.0.0.1", "port": port, "secret": SECRET, "idempotency_window": 30}
+    config = _write(tmp_path / "roomwire.toml", {**settings, "max_idempotency_keys": 200})
     server = spawn.process(["serve", "--config", str(config)], cli_env())
     url = f"tcp://127.0.0.1:{port}"
     server.wait_output(f"listening on {url}")
     assert "development secret" not in server.stderr  # the file's secret is used
     result = run_cli("messaging", "list", "--url", url, "--secret", SECRET, "--room", "r", "--json")
     assert_exit(result, EXIT_OK)
+
+    async def advertised() -> Any:  # the server's welcome says what the file set
+        token = ParticipantToken(room="r", name="probe").to_jwt(SECRET)
+        async with roomwire_asyncio.connect(url, token=token, reconnect=False) as client:
+            return client.limits
+
+    limits = asyncio.run(advertised())
+    assert (limits.idempotency_window, limits.max_idempotency_keys) == (30, 200)
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,7 @@ def test_direct_messages_cross_nodes(cluster: Cluster) -> None:
     cluster.n1.now = 1111.0
     rid = alice.client.send_message(["n2-1", "n1-2"], "chat", {"text": "hi"}, attachment=b"\x07")
     cluster.settle()
-    assert alice.take() == [RequestAcked(request_id=rid, message_id="n1-3")]
+    assert alice.take() == [RequestAcked(request_id=rid, message_id="n1-3", recipients=2)]
     [to_bob], [to_carol] = received(bob), received(carol)
     assert to_bob.id == to_carol.id == "n1-3"
     assert to_bob.timestamp == to_carol.timestamp == 1111.0

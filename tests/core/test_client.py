@@ -150,7 +150,7 @@ def test_send_to_one_id_is_acked_and_delivered_with_server_stamps(room: Room) ->
     room.now = 1234.5
     rid = alice.client.send_message("id2", "chat", {"text": "hi"}, attachment=b"\x00\x01")
     room.pump()
-    assert alice.take() == [RequestAcked(request_id=rid, message_id="id3")]
+    assert alice.take() == [RequestAcked(request_id=rid, message_id="id3", recipients=1)]
     assert bob.take() == [
         MessageReceived(
             message=RoomMessage(
@@ -177,7 +177,7 @@ def test_send_to_a_list_reaches_each_named_recipient_only(
         peer.take()
     rid = alice.client.send_message(["id2", "id3"], "chat", {}, attachment)
     room.pump()
-    assert alice.of(RequestAcked) == [RequestAcked(request_id=rid, message_id="id5")]
+    assert alice.of(RequestAcked) == [RequestAcked(request_id=rid, message_id="id5", recipients=2)]
     for peer in (bob, carol):
         (got,) = peer.of(MessageReceived)
         assert (got.message.id, got.message.attachment) == ("id5", b"ab")
@@ -191,7 +191,7 @@ def test_broadcast_reaches_every_other_enabled_participant(room: Room) -> None:
         peer.take()
     rid = alice.client.broadcast_message("note", {"x": [1, 2.5, None, True]})
     room.pump()
-    assert alice.take() == [RequestAcked(request_id=rid, message_id="id4")]
+    assert alice.take() == [RequestAcked(request_id=rid, message_id="id4", recipients=2)]
     for peer in (bob, carol):
         (got,) = peer.of(MessageReceived)
         assert got.message.broadcast is True

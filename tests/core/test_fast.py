@@ -28,9 +28,12 @@ U63 = st.integers(min_value=0, max_value=2**63 - 1)
 TEXT = st.text(max_size=300)
 
 
-@given(rid=U63, message_id=TEXT)
-def test_the_hand_written_ack_is_cbor2s(rid: int, message_id: str) -> None:
-    assert encode_ack(rid, message_id) == plain_encode_ack(rid, message_id)
+@given(rid=U63, message_id=TEXT, recipients=st.none() | U63, duplicate=st.booleans())
+def test_the_hand_written_ack_is_cbor2s(
+    rid: int, message_id: str, recipients: int | None, duplicate: bool
+) -> None:
+    fast = encode_ack(rid, message_id, recipients, duplicate)
+    assert fast == plain_encode_ack(rid, message_id, recipients, duplicate)
 
 
 @given(stream_id=TEXT, data=st.binary(max_size=300) | st.sampled_from([bytes(70_000)]))

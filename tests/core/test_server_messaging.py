@@ -161,7 +161,7 @@ def test_send_to_one_delivers_a_stamped_message() -> None:
     room.now = 1234.5
     rid = alice.client.send_message("id2", "chat", {"text": "hi"}, attachment=b"\x01\x02")
     room.pump()
-    assert alice.take() == [RequestAcked(request_id=rid, message_id="id4")]
+    assert alice.take() == [RequestAcked(request_id=rid, message_id="id4", recipients=1)]
     assert received(bob) == [
         RoomMessage(
             id="id4",
@@ -203,7 +203,8 @@ def test_a_sender_cannot_spoof_its_stamps() -> None:
     mallory = raw_enabled(room, "mallory")
     frame = {"t": "send", "rid": 1, "to": ["id1"], "type": "chat", "message": {}}
     forged = {"from": "id1", "id": "forged", "seq": 999, "ts": 1.0, "bc": True}
-    assert ask(room, mallory, {**frame, **forged}) == [{"t": "ack", "rid": 1, "id": "id3"}]
+    ack = {"t": "ack", "rid": 1, "id": "id3", "recipients": 1}
+    assert ask(room, mallory, {**frame, **forged}) == [ack]
     [message] = received(bob)
     assert (message.from_participant_id, message.id, message.seq) == ("id2", "id3", 3)
     assert (message.timestamp, message.broadcast) == (1000.0, False)
@@ -489,7 +490,8 @@ def test_interceptor_may_pass_rewrite_redirect_or_drop(
             attachment=None,
         )
     ]
-    assert alice.take() == [RequestAcked(request_id=rid, message_id="id4")]  # even when dropped
+    # Acked even when dropped; the count is of the participants it was queued for.
+    assert alice.take() == [RequestAcked(request_id=rid, message_id="id4", recipients=recipients)]
     assert [(m.type, m.message) for m in received(bob)] == bob_gets
     assert [(m.type, m.message) for m in received(carol)] == carol_gets
     assert routed(alice) == [
@@ -628,4 +630,5 @@ def test_the_ack_of_a_message_is_the_canonical_cbor_of_its_map(rid: int, message
     ids.next = message_id
     alice.client.send({"t": "broadcast", "rid": rid, "type": "t", "message": {}})
     feed(room, alice)
-    assert alice.server.data_to_send() == encode_frame({"t": "ack", "rid": rid, "id": message_id})
+    ack = {"t": "ack", "rid": rid, "id": message_id, "recipients": 0}
+    assert alice.server.data_to_send() == encode_frame(ack)

@@ -14,8 +14,10 @@ from roomwire_anyio import (
     NotFoundError,
     Reconnected,
     SendFailed,
+    SendReceipt,
     TooLargeError,
 )
+from roomwire_anyio._session import Reply
 
 from roomwire import Code, RemoteParticipant
 from roomwire.events import (
@@ -256,3 +258,70 @@ def test_garbage_from_the_server_closes_with_its_code() -> None:
     assert closed is not None
     assert not closed.by_peer
     assert closed.code is not Code.NORMAL
+
+
+# --- sends re-sent after a reconnect (PROTOCOL.md §26) --------------------------------------
+
+
+def test_an_unanswered_send_is_re_sent_after_the_re_enable_and_answers_its_caller() -> None:
+    world = World()
+    alice, bob = enabled(world, "alice"), enabled(world, "bob")
+    session = alice.session
+    reply = Reply()
+    session.send(alice.conn, lambda c: c.broadcast_message("chat", {}, None, "k1"), reply)
+    rid = session.send(alice.conn, lambda c: c.broadcast_message("chat", {}, None, "k2"), None)
+    session.lost(alice.lose(), may_retry=True)  # the server never got them
+    assert not reply.settled
+    alice.connect()
+    assert reply.settled
+    receipt = reply.result()
+    assert isinstance(receipt, SendReceipt)
+    assert (receipt.recipients, receipt.duplicate) == (1, False)
+    delivered = [m.message.id for m in bob.of(MessageReceived)]
+    assert len(delivered) == 2
+    assert delivered[0] == receipt.message_id
+    assert alice.of(SendFailed) == []
+    assert rid > 0
+
+
+def test_a_re_send_that_cannot_be_made_or_is_refused_fails_as_its_first_request() -> None:
+    world = World()
+    alice, bob = enabled(world, "alice"), enabled(world, "bob")
+    session = alice.session
+    waiting = Reply()
+    session.send(alice.conn, lambda c: c.send_message(bob.id, "chat", {}, None, "k1"), waiting)
+    rid = session.send(alice.conn, lambda c: c.send_message(bob.id, "t", {}, None, "k2"), None)
+    session.lost(alice.lose(), may_retry=True)
+    bob.conn.close(Code.NORMAL, "bye")  # the recipient leaves before the re-send
+    world.pump()
+    alice.connect()
+    with pytest.raises(NotFoundError):
+        waiting.result()
+    [failed] = alice.of(SendFailed)
+    assert (failed.request_id, failed.code) == (rid, Code.NOT_FOUND)
+    # Sends left when messaging is no longer enabled on the new connection fail typed.
+    late = Reply()
+    session.send(alice.conn, lambda c: c.broadcast_message("chat", {}, None, "k3"), late)
+    session.lost(alice.lose(), may_retry=True)
+    session.enabled = False  # as if its enable had never been answered
+    alice.connect()
+    with pytest.raises(NotEnabledError):
+        late.result()
+
+
+def test_unanswered_sends_fail_when_no_reconnect_follows_or_it_gives_up() -> None:
+    world = World()
+    alice = enabled(world, "alice")
+    session = alice.session
+    first, second = Reply(), Reply()
+    session.send(alice.conn, lambda c: c.broadcast_message("chat", {}, None, "a"), first)
+    session.lost(alice.lose(), may_retry=False)
+    with pytest.raises(ConnectionClosedError):
+        first.result()
+    alice.connect()
+    session.send(alice.conn, lambda c: c.broadcast_message("chat", {}, None, "b"), second)
+    session.lost(alice.lose(), may_retry=True)
+    assert not second.settled
+    session.gave_up(ConnectionClosedError("could not reconnect", Code.CONNECTION_LOST))
+    with pytest.raises(ConnectionClosedError, match="could not reconnect"):
+        second.result()

@@ -47,7 +47,12 @@ const NO_LIMITS: Limits = {
   maxPendingCalls: 0,
   streamWindow: 0,
   maxOpenStreams: 0,
+  idempotencyWindow: 0,
+  maxIdempotencyKeys: 0,
 };
+
+/** Longest idempotency key, in characters (PROTOCOL.md §26). */
+export const MAX_KEY_LENGTH = 64;
 
 /** A `msg` frame, or one message of a history page, as the user sees it. */
 function messageFromWire(frame: Record<string, unknown>): RoomMessage {
@@ -179,9 +184,18 @@ export class ClientConnection extends ParticipantView {
     return this.request("DISABLE", { t: "disable" });
   }
 
-  /** Send to one participant id or a list of them; `RequestAcked` (with the message id) or
-   * `RequestRefused` answers it. */
-  sendMessage(to: string | readonly string[], type: string, message: JsonObject, attachment?: Uint8Array | null): number {
+  /** Send to one participant id or a list of them; `RequestAcked` (with the message id and
+   * the recipients count) or `RequestRefused` answers it. `idempotencyKey` (1 to 64
+   * characters): the server delivers a key at most once within its idempotency window; a
+   * repeat is acked with the first id (`duplicate`). Re-send with the same key after a
+   * reconnect (PROTOCOL.md §26). */
+  sendMessage(
+    to: string | readonly string[],
+    type: string,
+    message: JsonObject,
+    attachment?: Uint8Array | null,
+    idempotencyKey?: string | null,
+  ): number {
     this.checkAllowed("SEND", "send a message");
     let recipients: string[];
     if (typeof to === "string") {
@@ -196,15 +210,16 @@ export class ClientConnection extends ParticipantView {
         throw new InvalidRequest(`a send names 1 to ${most} recipients`);
       }
     }
-    const frame = this.messageFrame("send", type, message, attachment);
+    const frame = this.messageFrame("send", type, message, attachment, idempotencyKey);
     frame.to = recipients;
     return this.request("SEND", frame);
   }
 
-  /** Send to every other participant with messaging enabled. */
-  broadcastMessage(type: string, message: JsonObject, attachment?: Uint8Array | null): number {
+  /** Send to every other participant with messaging enabled (`idempotencyKey`: as for
+   * `sendMessage`). */
+  broadcastMessage(type: string, message: JsonObject, attachment?: Uint8Array | null, idempotencyKey?: string | null): number {
     this.checkAllowed("SEND", "broadcast a message");
-    return this.request("SEND", this.messageFrame("broadcast", type, message, attachment));
+    return this.request("SEND", this.messageFrame("broadcast", type, message, attachment, idempotencyKey));
   }
 
   /** Merge `attributes` into this participant's own (a null value removes a key). */
@@ -352,9 +367,9 @@ export class ClientConnection extends ParticipantView {
   // --- services (PROTOCOL.md §23) ----------------------------------------------------------
 
   /** Send to the room's service only (a `send` with no recipients). */
-  sendToService(type: string, message: JsonObject, attachment?: Uint8Array | null): number {
+  sendToService(type: string, message: JsonObject, attachment?: Uint8Array | null, idempotencyKey?: string | null): number {
     this.checkAllowed("SEND", "send a message");
-    const frame = this.messageFrame("send", type, message, attachment);
+    const frame = this.messageFrame("send", type, message, attachment, idempotencyKey);
     frame.to = [];
     return this.request("SEND", frame);
   }
@@ -568,7 +583,13 @@ export class ClientConnection extends ParticipantView {
       return { event: "MessagingDisabled", requestId: rid };
     }
     if (merged !== null) this.me = { ...this.me, attributes: merged };
-    return { event: "RequestAcked", requestId: rid, messageId: (frame.id as string | undefined) ?? null };
+    return {
+      event: "RequestAcked",
+      requestId: rid,
+      messageId: (frame.id as string | undefined) ?? null,
+      recipients: frame.recipients === undefined || frame.recipients === null ? null : Number(frame.recipients),
+      duplicate: frame.dup === true,
+    };
   }
 
   private snapshotPage(frame: Frame, now: number): ClientEvent | null {
@@ -687,6 +708,7 @@ export class ClientConnection extends ParticipantView {
     type: string,
     message: JsonObject,
     attachment: Uint8Array | null | undefined,
+    key: string | null | undefined = null,
   ): Record<string, unknown> {
     const most = this._limits.maxTypeLength;
     if (typeof type !== "string" || !type.isWellFormed() || !inRange(codePoints(type), 1, most)) {
@@ -699,6 +721,12 @@ export class ClientConnection extends ParticipantView {
       if (!(attachment instanceof Uint8Array)) throw new InvalidRequest("attachment must be a Uint8Array or null");
       // A plain Uint8Array: cbor-x writes some subclasses (Buffer aside) with tags.
       frame.att = attachment.constructor === Uint8Array ? attachment : new Uint8Array(attachment);
+    }
+    if (key !== undefined && key !== null) {
+      if (typeof key !== "string" || !key.isWellFormed() || !inRange(codePoints(key), 1, MAX_KEY_LENGTH)) {
+        throw new InvalidRequest(`idempotency_key must be text of 1 to ${MAX_KEY_LENGTH} characters`);
+      }
+      frame.key = key;
     }
     return frame;
   }

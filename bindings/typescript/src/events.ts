@@ -47,6 +47,10 @@ export interface Limits {
   readonly streamWindow: number;
   /** Most streams this connection may write or read at once (8 when not said). */
   readonly maxOpenStreams: number;
+  /** Seconds the server remembers a send's idempotency key (120 when not said; §26). */
+  readonly idempotencyWindow: number;
+  /** Most idempotency keys the server remembers per sender identity (1000 when not said). */
+  readonly maxIdempotencyKeys: number;
 }
 
 /** A message a user sent, as the room's service receives it (PROTOCOL.md §23). */
@@ -78,7 +82,16 @@ export type ClientEvent =
   | { readonly event: "ParticipantAdded"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
   | { readonly event: "ParticipantRemoved"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
   | { readonly event: "ParticipantUpdated"; readonly participant: RemoteParticipant; readonly seq: number | bigint }
-  | { readonly event: "RequestAcked"; readonly requestId: number; readonly messageId: string | null }
+  | {
+      readonly event: "RequestAcked";
+      readonly requestId: number;
+      readonly messageId: string | null;
+      /** For a send or broadcast: participants it was queued for, the sender not counted
+       * (null while a service decides it, for other requests, and from older servers). */
+      readonly recipients: number | null;
+      /** A repeated idempotency key: not delivered again; id and count are the first's. */
+      readonly duplicate: boolean;
+    }
   | {
       readonly event: "HistoryReceived";
       readonly requestId: number;

@@ -20,6 +20,8 @@ export const LIMIT_FIELDS = [
   "max_pending_calls",
   "stream_window",
   "max_open_streams",
+  "idempotency_window",
+  "max_idempotency_keys",
 ] as const;
 
 /** Limits a welcome may lack (a server older than them), with the value then assumed. */
@@ -28,6 +30,8 @@ export const LIMIT_DEFAULTS: Readonly<Record<string, number>> = {
   max_pending_calls: 256,
   stream_window: 1024 * 1024,
   max_open_streams: 8,
+  idempotency_window: 120,
+  max_idempotency_keys: 1000,
 };
 
 export function badFrame(reason: string): RemoteProtocolError {
@@ -152,7 +156,14 @@ const SERVER_FRAMES = new Map<string, Check>([
       Array.isArray(f.participants) &&
       f.participants.every(isParticipant),
   ],
-  ["ack", (f, floats) => isUint(f.rid, "rid", floats) && (isNone(f, "id") || typeof f.id === "string")],
+  [
+    "ack",
+    (f, floats) =>
+      isUint(f.rid, "rid", floats) &&
+      (isNone(f, "id") || typeof f.id === "string") &&
+      (isNone(f, "recipients") || isUint(f.recipients, "recipients", floats)) &&
+      (!Object.prototype.hasOwnProperty.call(f, "dup") || typeof f.dup === "boolean"),
+  ],
   ["error", (f, floats) => isUint(f.rid, "rid", floats) && isCoded(f, floats)],
   ["msg", isMessage],
   [

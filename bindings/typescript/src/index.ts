@@ -26,7 +26,19 @@ export {
 } from "./events.js";
 export { SimpleValue } from "./decode.js";
 export type { State } from "./state.js";
-export { type ConnectOptions, DEFAULT_RECONNECT, type MessageInput, Messaging, type MessagingEventName, type Recipient, type ReconnectPolicy, Room, connect } from "./room.js";
+export {
+  type ConnectOptions,
+  DEFAULT_RECONNECT,
+  type MessageInput,
+  Messaging,
+  type MessagingEventName,
+  type Recipient,
+  type ReconnectPolicy,
+  Room,
+  type SendOptions,
+  connect,
+} from "./room.js";
+export type { SendReceipt } from "./link.js";
 export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
 export {
   type MessageStreamChunk,

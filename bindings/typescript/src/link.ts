@@ -15,6 +15,26 @@ export type Closed = Extract<ClientEvent, { event: "ConnectionClosed" }>;
 interface Waiter {
   resolve(value: unknown): void;
   reject(error: RoomError): void;
+  /** A message send: answered with its receipt, and not failed when the link ends. */
+  send?: KeyedSend;
+}
+
+/** What the server said accepting a send or broadcast (PROTOCOL.md §26). */
+export interface SendReceipt {
+  /** The server's message id, the one its deliveries carry. */
+  readonly messageId: string;
+  /** Participants it was queued for, the sender not counted; null while a service decides. */
+  readonly recipients: number | null;
+  /** The server had accepted this send's idempotency key already: not delivered again. */
+  readonly duplicate: boolean;
+}
+
+/** A message send, its verb carrying an idempotency key: the room re-sends it on its next
+ * link when the link it went on ends unanswered. */
+export interface KeyedSend {
+  readonly verb: (conn: ClientConnection) => number;
+  resolve(receipt: SendReceipt): void;
+  reject(error: RoomError): void;
 }
 
 /** The waiter of a request nobody waits for: its answer, or refusal, is dropped. */
@@ -40,6 +60,8 @@ export class Link {
   private open = false;
   private backlog: Uint8Array[] = []; // frames queued before the transport opened
   private endLink!: (closed: Closed) => void;
+  /** The sends still unanswered when the link ended, in order (for the next link). */
+  readonly unanswered: KeyedSend[] = [];
 
   /**
    * @param onEvent gets every event but replies' own (`RequestAcked`, `RequestRefused`
@@ -102,6 +124,14 @@ export class Link {
     const rid = verb(this.conn);
     this.flush();
     return new Promise((resolve, reject) => this.waiters.set(rid, { resolve, reject }));
+  }
+
+  /** Queue a message send; its receipt or refusal settles `send`. Throws what the verb
+   * throws (a local check). */
+  requestKeyed(send: KeyedSend): void {
+    const rid = send.verb(this.conn);
+    this.flush();
+    this.waiters.set(rid, { resolve: send.resolve as (value: unknown) => void, reject: send.reject, send });
   }
 
   /** Queue a request whose reply nobody waits for (one repeated after a reconnect). */
@@ -177,7 +207,10 @@ export class Link {
       if (event.event === "RequestRefused") waiter?.reject(new RequestRefusedError(event.reason, event.code));
       else if (event.event === "CallFailed") waiter?.reject(requestError(event.code, event.reason));
       else if (event.event === "CallAnswered") waiter?.resolve(event.reply);
-      else waiter?.resolve(event.event === "RequestAcked" ? event.messageId : null);
+      else if (event.event === "RequestAcked" && waiter?.send) {
+        const { messageId, recipients, duplicate } = event;
+        waiter.resolve({ messageId: messageId as string, recipients, duplicate } satisfies SendReceipt);
+      } else waiter?.resolve(event.event === "RequestAcked" ? event.messageId : null);
       // Replies are their waiter's; a detached request's go on to the room.
       if (waiter && REPLIES.has(event.event)) return;
     }
@@ -220,7 +253,10 @@ export class Link {
       // already closed
     }
     const error = new ConnectionClosedError(closed.reason, closed.code);
-    for (const waiter of this.waiters.values()) waiter?.reject(error);
+    for (const waiter of this.waiters.values()) {
+      if (waiter?.send) this.unanswered.push(waiter.send);
+      else waiter?.reject(error);
+    }
     this.waiters.clear();
     this.endLink(closed);
   }

@@ -8,7 +8,7 @@ import { type ClientConfig, ClientConnection } from "./connection.js";
 import type { JsonObject } from "./encode.js";
 import { ConnectionClosedError, LocalProtocolError, RoomError } from "./errors.js";
 import type { ClientEvent, Limits, RemoteParticipant, RoomMessage } from "./events.js";
-import { type Closed, Link, now } from "./link.js";
+import { type Closed, type KeyedSend, Link, type SendReceipt, now } from "./link.js";
 import { ParticipantView } from "./participants.js";
 import {
   type MessageStreamReader,
@@ -57,6 +57,13 @@ export interface MessageInput {
   attachment?: Uint8Array | null;
 }
 
+/** A send's options: its idempotency key (1 to 64 characters; a random one by default), and
+ * `receipt: true` to get the `SendReceipt` (id, recipients, duplicate) instead of the id. */
+export interface SendOptions {
+  idempotencyKey?: string;
+  receipt?: boolean;
+}
+
 interface Callbacks {
   message: (message: RoomMessage) => void;
   participant_added: (participant: RemoteParticipant) => void;
@@ -89,6 +96,8 @@ export class Room {
   private readonly WebSocket: WebSocketConstructor;
   /** @internal */ readonly _report: (error: unknown) => void;
   /** @internal: the requests this room answers and its streams. */ readonly _peers: Peers;
+  /** Sends a lost link left unanswered, in order: re-sent on the next link. */
+  private unsent: KeyedSend[] = [];
 
   /** @internal: use `connect`. */
   constructor(
@@ -164,6 +173,15 @@ export class Room {
       // as soon as it is up goes out after the enable, which the state table allows.
       link.requestDetached((c) => c.enable({ presence: this.messaging._presence }));
     }
+    // Then the sends the last link left unanswered, with their keys (PROTOCOL.md §26): the
+    // server delivers each at most once, and their callers get these answers.
+    for (const send of this.unsent.splice(0)) {
+      try {
+        link.requestKeyed(send);
+      } catch (error) {
+        send.reject(error as RoomError);
+      }
+    }
     return link;
   }
 
@@ -173,6 +191,7 @@ export class Room {
     for (;;) {
       this.wakeUpWaiters();
       const closed = await link.closed;
+      this.unsent.push(...link.unanswered);
       this._peers.lost(new ConnectionClosedError(closed.reason, closed.code));
       this.me = link.conn.localParticipant;
       this._link = null;
@@ -187,6 +206,8 @@ export class Room {
       }
       if (this.closing) {
         await next.close(2); // close() was called while this connection was being made
+        this.unsent.push(...next.unanswered);
+        this.finish(new ConnectionClosedError("the room is closed", Code.NORMAL));
         return;
       }
       this._link = link = next;
@@ -213,6 +234,7 @@ export class Room {
 
   private finish(reason: RoomError): void {
     this.closeReason ??= reason;
+    for (const send of this.unsent.splice(0)) send.reject(this.closeReason);
     this.wakeUpWaiters();
   }
 
@@ -278,11 +300,23 @@ export class Room {
     try {
       return await link.request(verb);
     } catch (error) {
-      if (error instanceof LocalProtocolError && (link.conn.state === "CLOSING" || link.conn.state === "CLOSED")) {
-        throw new ConnectionClosedError("the connection is closing", Code.CONNECTION_LOST);
-      }
-      throw error;
+      throw closingError(link, error);
     }
+  }
+
+  /** @internal: a message send (its verb carries an idempotency key), answered by its
+   * receipt: unanswered when its link ends, it is re-sent on the next one and answered
+   * there; it fails only if it is refused or reconnecting gives up. */
+  async _send(verb: (conn: ClientConnection) => number): Promise<SendReceipt> {
+    const link = await this._linkUp();
+    await link.drained(this.options.maxPendingBytes ?? MAX_PENDING_BYTES);
+    return await new Promise<SendReceipt>((resolve, reject) => {
+      try {
+        link.requestKeyed({ verb, resolve, reject });
+      } catch (error) {
+        reject(closingError(link, error));
+      }
+    });
   }
 }
 
@@ -325,15 +359,28 @@ export class Messaging extends ParticipantView {
     this._enabled = false;
   }
 
-  /** Send to a participant, an id, or a list of them; resolves to the server's message id. */
-  async sendMessage({ to, type, message, attachment }: MessageInput & { to: Recipient | readonly Recipient[] }): Promise<string> {
+  /** Send to a participant, an id, or a list of them; resolves to the server's message id
+   * (`receipt: true`: to a `SendReceipt`, with the recipients count). Every send carries an
+   * idempotency key (`idempotencyKey`, or a random one): if the connection is lost before
+   * the server answers, it is re-sent with that key after the reconnect, delivered at most
+   * once, and this resolves with the re-send's answer (PROTOCOL.md §26). */
+  sendMessage(input: SendInput & { receipt: true }): Promise<SendReceipt>;
+  sendMessage(input: SendInput & { receipt?: false }): Promise<string>;
+  async sendMessage({ to, type, message, attachment, idempotencyKey, receipt }: SendInput): Promise<string | SendReceipt> {
     const ids = Array.isArray(to) ? to.map(participantId) : participantId(to as Recipient);
-    return (await this.room._request((conn) => conn.sendMessage(ids, type, message, attachment))) as string;
+    const key = idempotencyKey ?? randomKey();
+    const sent = await this.room._send((conn) => conn.sendMessage(ids, type, message, attachment, key));
+    return receipt ? sent : sent.messageId;
   }
 
-  /** Send to every other participant with messaging enabled; resolves to the message id. */
-  async broadcastMessage({ type, message, attachment }: MessageInput): Promise<string> {
-    return (await this.room._request((conn) => conn.broadcastMessage(type, message, attachment))) as string;
+  /** Send to every other participant with messaging enabled; resolves to the message id
+   * (options as for `sendMessage`). */
+  broadcastMessage(input: MessageInput & SendOptions & { receipt: true }): Promise<SendReceipt>;
+  broadcastMessage(input: MessageInput & SendOptions & { receipt?: false }): Promise<string>;
+  async broadcastMessage({ type, message, attachment, idempotencyKey, receipt }: MessageInput & SendOptions): Promise<string | SendReceipt> {
+    const key = idempotencyKey ?? randomKey();
+    const sent = await this.room._send((conn) => conn.broadcastMessage(type, message, attachment, key));
+    return receipt ? sent : sent.messageId;
   }
 
   /** Call one participant's `onRequest` handler for `type`; resolves to its answer (a
@@ -434,4 +481,21 @@ function participantId(recipient: Recipient): string {
 
 function sleep(seconds: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+}
+
+type SendInput = MessageInput & SendOptions & { to: Recipient | readonly Recipient[] };
+
+/** A random idempotency key: 128 bits in 32 hex digits (`getRandomValues` is in every
+ * browser context, secure or not, and in Node). */
+function randomKey(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A local refusal on a link that is closing is the connection's loss, not the caller's bug. */
+function closingError(link: Link, error: unknown): unknown {
+  if (error instanceof LocalProtocolError && (link.conn.state === "CLOSING" || link.conn.state === "CLOSED")) {
+    return new ConnectionClosedError("the connection is closing", Code.CONNECTION_LOST);
+  }
+  return error;
 }

@@ -33,6 +33,12 @@ export class FakeServer {
   silent = false;
   /** A code to refuse enables with, or null. */
   refuseEnable: number | null = null;
+  /** Sends and broadcasts are read and forgotten (lost on the way in). */
+  dropSends = false;
+  /** Acks of sends and broadcasts are not sent (lost on the way out). */
+  dropAcks = false;
+  /** The ack of each idempotency key accepted (every client is "alice": one identity). */
+  private readonly keys = new Map<unknown, Frame>();
   private messages = 0;
   /** Calls and streams routed between the sockets (PROTOCOL.md §24), by id. */
   private readonly calls = new Map<string, { caller: FakeSocket; rid: unknown; callee: FakeSocket; type: unknown }>();
@@ -86,18 +92,9 @@ export class FakeServer {
         }
         socket.push({ t: "snapshot", rid, more: false, participants: frame.presence ? this.present : [] });
         return;
-      case "send": {
-        const known = new Set(this.present.map((p) => p.id));
-        const missing = (frame.to as string[]).find((id) => !known.has(id));
-        if (missing !== undefined) {
-          socket.push({ t: "error", rid, code: 4040, reason: `not present with messaging enabled: '${missing}'` });
-          return;
-        }
-        socket.push({ t: "ack", rid, id: `m${++this.messages}` });
-        return;
-      }
+      case "send":
       case "broadcast":
-        socket.push({ t: "ack", rid, id: `m${++this.messages}` });
+        this.message(socket, frame);
         return;
       case "disable":
       case "attrs":
@@ -122,6 +119,29 @@ export class FakeServer {
         return;
       default: // pong
     }
+  }
+
+  /** A send or broadcast, acked with its recipients count; a key seen before is acked with
+   * the first ack's id and count and dup (PROTOCOL.md §26). */
+  private message(socket: FakeSocket, frame: Frame): void {
+    if (this.dropSends) return;
+    const rid = frame.rid;
+    const first = this.keys.get(frame.key);
+    let ack: Frame;
+    if (first !== undefined) {
+      ack = { ...first, rid, dup: true };
+    } else {
+      const known = new Set(this.present.map((p) => p.id));
+      const to = frame.t === "send" ? (frame.to as string[]) : null;
+      const missing = to?.find((id) => !known.has(id));
+      if (missing !== undefined) {
+        socket.push({ t: "error", rid, code: 4040, reason: `not present with messaging enabled: '${missing}'` });
+        return;
+      }
+      ack = { t: "ack", rid, id: `m${++this.messages}`, recipients: to === null ? known.size : to.length };
+      if (frame.key !== undefined) this.keys.set(frame.key, ack);
+    }
+    if (!this.dropAcks) socket.push(ack);
   }
 
   /** Calls as the reference server routes them (its checks are the core tests'). */

@@ -64,12 +64,14 @@ test("sendMessage resolves to the message id; to takes a participant, an id or a
   assert.equal(await room.messaging.sendMessage({ to: bob, type: "chat", message: { text: "hi" }, attachment }), "m1");
   assert.equal(await room.messaging.sendMessage({ to: "c1", type: "chat", message: {} }), "m2");
   assert.equal(await room.messaging.sendMessage({ to: [bob, "c1", "b1"], type: "chat", message: {} }), "m3");
-  const sends = server.received("send");
+  const sends = server.received("send").map(({ key, ...rest }) => (assert.match(key as string, /^[0-9a-f]{32}$/), rest));
   assert.deepEqual(sends[0], { t: "send", type: "chat", message: { text: "hi" }, att: attachment, to: ["b1"], rid: 2 });
   assert.deepEqual(sends[1]!.to, ["c1"]);
   assert.deepEqual(sends[2]!.to, ["b1", "c1"]); // duplicates removed, as the server counts them
   assert.equal(await room.messaging.broadcastMessage({ type: "news", message: { n: 1 } }), "m4");
-  assert.deepEqual(server.received("broadcast"), [{ t: "broadcast", type: "news", message: { n: 1 }, rid: 5 }]);
+  const { key, ...broadcast } = server.received("broadcast")[0]!;
+  assert.deepEqual(broadcast, { t: "broadcast", type: "news", message: { n: 1 }, rid: 5 });
+  assert.notEqual(key, server.received("send")[0]!.key, "a key per send");
   await room.close();
 });
 
@@ -353,4 +355,72 @@ test("on() refuses an unknown event name", async () => {
   const room = await connect(URL, { token: "t", WebSocket: server.WebSocket });
   assert.throws(() => room.messaging.on("messages" as "message", () => {}), TypeError);
   await room.close();
+});
+
+// --- idempotent sends and recipient counts (PROTOCOL.md §26) -------------------------------
+
+test("receipt: true resolves to the id, the recipients count and duplicate; a key is sent as given", async () => {
+  const server = new FakeServer();
+  server.present = [participant("b1", "bob"), participant("c1", "carol")];
+  const room = await enabledRoom(server);
+  const sent = await room.messaging.broadcastMessage({ type: "a", message: {}, receipt: true, idempotencyKey: "order-17" });
+  assert.deepEqual(sent, { messageId: "m1", recipients: 2, duplicate: false });
+  assert.deepEqual(await room.messaging.sendMessage({ to: "b1", type: "a", message: {}, receipt: true }), { messageId: "m2", recipients: 1, duplicate: false });
+  const again = await room.messaging.broadcastMessage({ type: "a", message: {}, receipt: true, idempotencyKey: "order-17" });
+  assert.deepEqual(again, { messageId: "m1", recipients: 2, duplicate: true });
+  assert.deepEqual(server.received("broadcast").map((f) => f.key), ["order-17", "order-17"]);
+  await assert.rejects(room.messaging.broadcastMessage({ type: "a", message: {}, idempotencyKey: "k".repeat(65) }), { code: 4000 });
+  assert.equal(room.limits?.idempotencyWindow, 120, "the default when the welcome does not say");
+  await room.close();
+});
+
+test("a send whose ack was lost is re-sent with its key after the reconnect and resolves with the first id", async () => {
+  const server = new FakeServer();
+  server.present = [participant("b1", "bob")];
+  const room = await enabledRoom(server);
+  server.dropAcks = true; // the server routes it; its ack never arrives
+  const sending = room.messaging.sendMessage({ to: "b1", type: "chat", message: {}, receipt: true });
+  await until(() => server.received("send").length === 1);
+  server.dropAcks = false;
+  server.last.hangUp();
+  assert.deepEqual(await sending, { messageId: "m1", recipients: 1, duplicate: true });
+  assert.deepEqual(server.sockets[1]!.received.map((f) => f.t), ["hello", "enable", "send"]);
+  const [first, resent] = server.received("send");
+  assert.equal(resent!.key, first!.key);
+  await room.close();
+});
+
+test("a send lost on its way in is delivered once after the reconnect; sends keep their order", async () => {
+  const server = new FakeServer();
+  const room = await enabledRoom(server);
+  server.dropSends = true;
+  const first = room.messaging.broadcastMessage({ type: "a", message: { n: 1 } });
+  const second = room.messaging.broadcastMessage({ type: "a", message: { n: 2 } });
+  await until(() => server.received("broadcast").length === 2);
+  server.dropSends = false;
+  server.last.hangUp();
+  assert.deepEqual([await first, await second], ["m1", "m2"]);
+  assert.deepEqual(server.sockets[1]!.received.map((f) => f.t), ["hello", "enable", "broadcast", "broadcast"]);
+  assert.deepEqual(server.sockets[1]!.received.slice(2).map((f) => (f.message as { n: number }).n), [1, 2]);
+  await room.close();
+});
+
+test("an unanswered send fails when reconnecting gives up, or when the room is closed", async () => {
+  const server = new FakeServer();
+  const room = await enabledRoom(server, { reconnect: { firstDelay: 0.005, giveUpAfter: 0.1 } });
+  server.dropAcks = true;
+  const sending = room.messaging.broadcastMessage({ type: "a", message: {} });
+  await until(() => server.received("broadcast").length === 1);
+  server.refuseWith = 1001; // GOING_AWAY: worth retrying, until the policy gives up
+  server.last.hangUp();
+  await assert.rejects(sending, (error: unknown) => error instanceof RoomError && /could not reconnect/.test(error.message));
+  const other = await enabledRoom(new FakeServer());
+  const server2 = new FakeServer();
+  const third = await enabledRoom(server2);
+  server2.dropAcks = true;
+  const pending = third.messaging.broadcastMessage({ type: "a", message: {} });
+  await until(() => server2.received("broadcast").length === 1);
+  await third.close();
+  await assert.rejects(pending, { code: 1000 });
+  await other.close();
 });

@@ -100,9 +100,9 @@ function callVerb(conn: ClientConnection, call: string, args: Json): Json {
       case "disable":
         return conn.disable();
       case "send_message":
-        return conn.sendMessage(args.to, args.type, args.message, attachment);
+        return conn.sendMessage(args.to, args.type, args.message, attachment, args.idempotency_key);
       case "broadcast_message":
-        return conn.broadcastMessage(args.type, args.message, attachment);
+        return conn.broadcastMessage(args.type, args.message, attachment, args.idempotency_key);
       case "set_attributes":
         return conn.setAttributes(args.attributes);
       case "history":
@@ -138,7 +138,7 @@ function callVerb(conn: ClientConnection, call: string, args: Json): Json {
       case "attach_service":
         return conn.attachService();
       case "send_to_service":
-        return conn.sendToService(args.type, args.message, attachment);
+        return conn.sendToService(args.type, args.message, attachment, args.idempotency_key);
       default:
         throw new Error(`unknown verb ${call}`);
     }

@@ -49,7 +49,14 @@ from ._streams import MessageStreamChunk, MessageStreamReader, MessageStreamWrit
 from ._url import parse_url
 from ._url import redact_url as redact_url
 from ._version import __version__ as __version__
-from .events import Disconnected, EventsDropped, MessagingEvent, Reconnected, SendFailed
+from .events import (
+    Disconnected,
+    EventsDropped,
+    MessagingEvent,
+    Reconnected,
+    SendFailed,
+    SendReceipt,
+)
 
 # Not in __all__: the building blocks of the runtime packages, which pick a network and
 # define ``connect`` and ``serve`` with it (``Backplane(Factory)``, ``ClientSession``,
@@ -88,6 +95,7 @@ __all__ = [
     "RoomError",
     "RoomMessage",
     "SendFailed",
+    "SendReceipt",
     "Server",
     "Service",
     "ServiceError",

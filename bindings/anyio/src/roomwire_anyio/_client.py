@@ -40,6 +40,7 @@ from ._session import ClientSession, Reply, Verb, retryable
 from ._streams import MessageStreamWriter, Streams
 from ._token_refresh import TokenKeeper, TokenProvider
 from ._url import parse_endpoint
+from .events import SendReceipt
 from .transport import Network
 
 
@@ -94,7 +95,7 @@ class RoomClient:
             self._session,
             self._queue,
             request=self._request,
-            post=self._post,
+            send=self._send,
             call=self._call,
             responder=responder,
             open_stream=self._open_stream,
@@ -286,6 +287,17 @@ class RoomClient:
         reply = self._session.request(pump.conn, verb)
         pump.wake()
         return await wait_for(reply)
+
+    async def _send(self, verb: Verb, wait: bool) -> SendReceipt | int:
+        """Queue a message send; with ``wait``, its receipt once accepted (across
+        reconnects: an unanswered send is re-sent with its key), else its request id."""
+        pump = await self._ready()
+        reply = Reply() if wait else None
+        rid = self._session.send(pump.conn, verb, reply)
+        pump.wake()
+        if reply is None:
+            return rid
+        return cast(SendReceipt, await wait_for(reply))
 
     async def _refresh_token(self, token: str) -> None:
         await self._request(partial(ClientConnection.refresh_token, token=token))

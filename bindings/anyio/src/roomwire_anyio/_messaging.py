@@ -3,6 +3,7 @@ events). It holds no state of its own: the session keeps it, the client carries 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Literal, cast, overload
@@ -13,6 +14,7 @@ from ._queue import EventQueue, Events
 from ._rpc import Handler, Responder
 from ._session import Callback, ClientSession, Verb
 from ._streams import AcceptCallback, MessageStreamWriter, Streams
+from .events import SendReceipt
 
 Recipient = RemoteParticipant | str
 MessageEventName = Literal["message"]
@@ -30,7 +32,7 @@ class Messaging:
         queue: EventQueue,
         *,
         request: Callable[[Verb], Awaitable[object]],
-        post: Callable[[Verb], Awaitable[int]],
+        send: Callable[[Verb, bool], Awaitable[SendReceipt | int]],
         call: Callable[[Verb, float | None], Awaitable[RoomMessage]],
         responder: Responder,
         open_stream: Callable[[str, dict[str, Any]], Awaitable[MessageStreamWriter]],
@@ -39,7 +41,7 @@ class Messaging:
         self._session = session
         self._queue = queue
         self._request = request
-        self._post = post
+        self._send = send
         self._call = call
         self._responder = responder
         self._open_stream = open_stream
@@ -91,6 +93,8 @@ class Messaging:
         message: dict[str, Any],
         attachment: bytes | None = None,
         wait: Literal[True] = True,
+        receipt: Literal[False] = False,
+        idempotency_key: str | None = None,
     ) -> str: ...
 
     @overload
@@ -101,7 +105,22 @@ class Messaging:
         type: str,
         message: dict[str, Any],
         attachment: bytes | None = None,
+        wait: Literal[True] = True,
+        receipt: Literal[True],
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    async def send_message(
+        self,
+        *,
+        to: Recipient | Sequence[Recipient],
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
         wait: Literal[False],
+        receipt: bool = False,
+        idempotency_key: str | None = None,
     ) -> int: ...
 
     async def send_message(
@@ -112,24 +131,35 @@ class Messaging:
         message: dict[str, Any],
         attachment: bytes | None = None,
         wait: bool = True,
-    ) -> str | int:
+        receipt: bool = False,
+        idempotency_key: str | None = None,
+    ) -> str | int | SendReceipt:
         """Send to a participant, an id, or a list of them.
 
         With ``wait=True`` (default) returns the server's message id once accepted, or raises a
-        typed error. With ``wait=False`` returns the request id once the frame is queued; a
-        refusal then arrives as a ``SendFailed`` event.
+        typed error; ``receipt=True`` returns a ``SendReceipt`` instead (the id, how many
+        participants it was queued for, and whether it was a duplicate). With ``wait=False``
+        returns the request id once the frame is queued; a refusal then arrives as a
+        ``SendFailed`` event.
+
+        Every send carries an idempotency key (``idempotency_key``, 1 to 64 characters, or
+        a random one): if the connection is lost before the server answers and the client
+        reconnects, the send is re-sent with it, the server delivers it at most once, and
+        this call returns the answer to the re-send. It fails only if the reconnect gives
+        up or the send is refused (docs/PROTOCOL.md §26).
         """
         ids = (
             [_participant_id(to)]
             if isinstance(to, RemoteParticipant | str)
             else [_participant_id(r) for r in to]
         )
+        key = idempotency_key or uuid.uuid4().hex
         if not ids:  # to=[]: the room's service only (docs/PROTOCOL.md §23)
-            return await self._send(
-                lambda conn: conn.send_to_service(type, message, attachment), wait
+            return await self._send_keyed(
+                lambda conn: conn.send_to_service(type, message, attachment, key), wait, receipt
             )
-        return await self._send(
-            lambda conn: conn.send_message(ids, type, message, attachment), wait
+        return await self._send_keyed(
+            lambda conn: conn.send_message(ids, type, message, attachment, key), wait, receipt
         )
 
     @overload
@@ -140,6 +170,8 @@ class Messaging:
         message: dict[str, Any],
         attachment: bytes | None = None,
         wait: Literal[True] = True,
+        receipt: Literal[False] = False,
+        idempotency_key: str | None = None,
     ) -> str: ...
 
     @overload
@@ -149,7 +181,21 @@ class Messaging:
         type: str,
         message: dict[str, Any],
         attachment: bytes | None = None,
+        wait: Literal[True] = True,
+        receipt: Literal[True],
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    async def broadcast_message(
+        self,
+        *,
+        type: str,
+        message: dict[str, Any],
+        attachment: bytes | None = None,
         wait: Literal[False],
+        receipt: bool = False,
+        idempotency_key: str | None = None,
     ) -> int: ...
 
     async def broadcast_message(
@@ -159,10 +205,13 @@ class Messaging:
         message: dict[str, Any],
         attachment: bytes | None = None,
         wait: bool = True,
-    ) -> str | int:
+        receipt: bool = False,
+        idempotency_key: str | None = None,
+    ) -> str | int | SendReceipt:
         """Send to every other participant with messaging enabled (see ``send_message``)."""
-        return await self._send(
-            lambda conn: conn.broadcast_message(type, message, attachment), wait
+        key = idempotency_key or uuid.uuid4().hex
+        return await self._send_keyed(
+            lambda conn: conn.broadcast_message(type, message, attachment, key), wait, receipt
         )
 
     async def history(
@@ -226,11 +275,11 @@ class Messaging:
         ``RateLimitedError`` over ``limits.max_open_streams``."""
         return await self._open_stream(_participant_id(to), header or {})
 
-    async def _send(self, verb: Verb, wait: bool) -> str | int:
-        if not wait:
-            return await self._post(verb)
-        # The server acks every send with its message id.
-        return cast(str, await self._request(verb))
+    async def _send_keyed(self, verb: Verb, wait: bool, receipt: bool) -> str | int | SendReceipt:
+        answer = await self._send(verb, wait)
+        if isinstance(answer, int) or receipt:
+            return answer
+        return answer.message_id
 
     # --- delivery -------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
 
 from roomwire import (
     NEED_DATA,
@@ -55,7 +57,7 @@ from roomwire.events import (
 
 from ._errors import ConnectionClosedError, RoomError, error_for, from_local
 from ._rpc import Responder, request_error
-from .events import Disconnected, MessagingEvent, Reconnected, SendFailed
+from .events import Disconnected, MessagingEvent, Reconnected, SendFailed, SendReceipt
 
 if TYPE_CHECKING:
     from ._streams import Streams
@@ -116,6 +118,11 @@ class ClientSession:
         self._pending: dict[int, Reply | None] = {}
         """Requests of the current connection waiting for an answer; None: nobody waits
         (a refusal becomes a ``SendFailed`` event)."""
+        self._sends: dict[int, _Send] = {}
+        """Message sends of the current connection not yet answered, by request id: each
+        is re-sent on the next connection if this one is lost (docs/PROTOCOL.md §26)."""
+        self._unsent: list[_Send] = []
+        """Sends the lost connection left unanswered, in order, for the next one."""
         self._attribute_updates: dict[int, dict[str, Any]] = {}
         self._attributes: dict[str, Any] = {}
         self._conn: ClientConnection | None = None
@@ -180,14 +187,34 @@ class ClientSession:
             reenable = self._pending[conn.enable(presence=self._presence)] = Reply()
             if self.service_attached:  # refused (another took the room): a SendFailed
                 self._pending[conn.attach_service()] = None
+        unsent, self._unsent = self._unsent, []
+        for send in unsent:  # after the re-enable, with their keys: in order, before new sends
+            self._resend(conn, send)
         if again:
             self._emit(Reconnected(participant=welcome.participant))
         return reenable
+
+    def _resend(self, conn: ClientConnection, send: _Send) -> None:
+        try:
+            rid = _issue(conn, send.verb)
+        except RoomError as exc:  # e.g. the new server's limits are smaller
+            self._send_failed(send, exc.code, exc.reason)
+            return
+        self._pending[rid] = send.reply
+        self._sends[rid] = send
 
     def lost(self, closed: ConnectionClosed, *, may_retry: bool) -> bool:
         """The connection ended: its requests fail, ``Disconnected`` is emitted. Returns
         whether to reconnect (``may_retry``, and the close code is worth it)."""
         error = ConnectionClosedError(closed.reason, closed.code)
+        retry = may_retry and retryable(closed.code)
+        if retry:  # unanswered sends wait for the next connection instead of failing
+            for rid, send in self._sends.items():
+                del self._pending[rid]
+                self._unsent.append(send)
+        else:
+            self._fail_unsent(error)
+        self._sends.clear()
         for reply in self._pending.values():
             if reply is not None:
                 reply.settle(error=error)
@@ -201,14 +228,25 @@ class ClientSession:
         if self._conn is not None:
             self._me = self._conn.local_participant  # as last seen, attributes included
             self._conn = None
-        retry = may_retry and retryable(closed.code)
         self._emit(Disconnected(code=closed.code, reason=closed.reason, reconnecting=retry))
         return retry
 
     def gave_up(self, error: RoomError) -> None:
-        """Reconnecting failed for good: say why ``events()`` ends (the last
-        ``Disconnected`` said a reconnect would follow)."""
+        """Reconnecting failed for good: the sends waiting for it fail, and say why
+        ``events()`` ends (the last ``Disconnected`` said a reconnect would follow)."""
+        self._fail_unsent(error)
         self._emit(Disconnected(code=error.code, reason=error.reason, reconnecting=False))
+
+    def _fail_unsent(self, error: RoomError) -> None:
+        unsent, self._unsent = self._unsent, []
+        for send in unsent:
+            self._send_failed(send, error.code, error.reason)
+
+    def _send_failed(self, send: _Send, code: Code, reason: str) -> None:
+        if send.reply is not None:
+            send.reply.settle(error=error_for(code, reason))
+        else:
+            self._emit(SendFailed(request_id=send.request_id, code=code, reason=reason))
 
     # --- requests -------------------------------------------------------------------------
 
@@ -221,6 +259,16 @@ class ClientSession:
         """Queue a request nobody waits for; a refusal is emitted as ``SendFailed``."""
         rid = _issue(conn, verb)
         self._pending[rid] = None
+        return rid
+
+    def send(self, conn: ClientConnection, verb: Verb, reply: Reply | None) -> int:
+        """Queue a message send (its verb carries an idempotency key): answered in
+        ``reply`` with a ``SendReceipt``, or, with none, refusals emitted as
+        ``SendFailed``. Unanswered when the connection is lost and a reconnect follows, it
+        is re-sent on the next connection, answering the same ``reply``."""
+        rid = _issue(conn, verb)
+        self._pending[rid] = reply
+        self._sends[rid] = _Send(verb, reply, rid)
         return rid
 
     def call(self, conn: ClientConnection, verb: Verb) -> tuple[int, Reply]:
@@ -262,14 +310,24 @@ class ClientSession:
         if self._attribute_updates:
             _merge(self._attributes, self._attribute_updates.pop(rid, {}))
         reply = self._pending.pop(rid, None)
-        if reply is not None:
+        if self._sends.pop(rid, None) is not None and reply is not None:
+            receipt = SendReceipt(
+                message_id=cast(str, event.message_id),
+                recipients=event.recipients,
+                duplicate=event.duplicate,
+            )
+            reply.settle(receipt)
+        elif reply is not None:
             reply.settle(event.message_id)
 
     def _refused(self, event: RequestRefused) -> None:
         rid = event.request_id
         self._attribute_updates.pop(rid, None)
+        send = self._sends.pop(rid, None)
         reply = self._pending.pop(rid, None)
-        if reply is not None:
+        if send is not None:
+            self._send_failed(send, event.code, event.reason)
+        elif reply is not None:
             reply.settle(error=error_for(event.code, event.reason))
         else:
             self._emit(SendFailed(request_id=rid, code=event.code, reason=event.reason))
@@ -397,6 +455,16 @@ class ClientSession:
                 continue
             if result is not None and hasattr(result, "__await__"):
                 self._spawn(name, result)
+
+
+@attrs.frozen
+class _Send:
+    """A message send: its verb (with its key), who waits for its answer, and the request
+    id it was first made with (what ``wait=False`` returned, for ``SendFailed``)."""
+
+    verb: Verb
+    reply: Reply | None
+    request_id: int
 
 
 def _issue(conn: ClientConnection, verb: Verb) -> int:

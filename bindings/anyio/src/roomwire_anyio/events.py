@@ -29,6 +29,20 @@ class SendFailed(Event):
 
 
 @attrs.frozen(kw_only=True)
+class SendReceipt:
+    """What the server said accepting a send or broadcast (``receipt=True``)."""
+
+    message_id: str
+    """The server's message id, the one its deliveries carry."""
+    recipients: int | None
+    """How many participants it was queued for, the sender not counted (docs/PROTOCOL.md
+    §26); None when the room's service decides it, or the server does not count."""
+    duplicate: bool
+    """The server had accepted this send's idempotency key already (it was re-sent after a
+    reconnect): not delivered again; the id and count are the first acceptance's."""
+
+
+@attrs.frozen(kw_only=True)
 class EventsDropped(Event):
     """The events queue was full: this many events were dropped before this one."""
 

@@ -158,6 +158,13 @@ Room = Annotated[
 ]
 Name = Annotated[str, typer.Option(help="Participant name when minting a token.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")]
+IdempotencyKey = Annotated[
+    str | None,
+    typer.Option(
+        help="1 to 64 characters naming this send: repeated within the server's"
+        " idempotency window, it is acknowledged again but not delivered again.",
+    ),
+]
 Type = Annotated[str, typer.Option("--type", help="Message type, e.g. chat.")]
 Data = Annotated[str, typer.Option("--data", help="The message: a JSON object.")]
 Attachment = Annotated[
@@ -371,6 +378,23 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Requests a connection may make at once (with --rate-limit).",
         ),
     ] = 10,
+    idempotency_window: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="ROOMWIRE_IDEMPOTENCY_WINDOW",
+            help="Seconds a send's idempotency key is remembered: a send re-sent within them"
+            " (after a reconnect) is acknowledged again, not delivered again.",
+        ),
+    ] = 120,
+    max_idempotency_keys: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="ROOMWIRE_MAX_IDEMPOTENCY_KEYS",
+            help="Most idempotency keys remembered per sender (room and token name).",
+        ),
+    ] = 1000,
     max_connections: Annotated[
         int | None,
         typer.Option(
@@ -501,6 +525,8 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 heartbeat_interval=heartbeat,
                 rate_limit=rate_limit,
                 rate_burst=rate_burst,
+                idempotency_window=idempotency_window,
+                max_idempotency_keys=max_idempotency_keys,
                 max_connections=max_connections,
                 max_connections_per_address=max_connections_per_address,
                 metrics=metrics,
@@ -719,6 +745,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
         list[str] | None, typer.Option(help="A recipient's participant id (repeatable).")
     ] = None,
     attachment: Attachment = None,
+    idempotency_key: IdempotencyKey = None,
     url: Url = DEFAULT_URL,
     ca: Ca = None,
     room: Room = None,
@@ -728,7 +755,7 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
     as_json: JsonOut = False,
 ) -> None:
     """Send a message to one or more participants (repeat --to, or --to-participant-id);
-    exit 0 only once the server acknowledged it."""
+    exit 0 only once the server acknowledged it, and print how many it was queued for."""
     names, ids = to or [], to_participant_id or []
     if bool(names) == bool(ids):
         fail(2, "pass exactly one of --to NAME or --to-participant-id ID (either may repeat)")
@@ -742,13 +769,15 @@ def messaging_send(  # noqa: PLR0917 - Typer maps parameters to options
         ) as client:
             await client.messaging.enable(presence=bool(names))  # names are looked up there
             recipients = [_by_name(client, n) for n in names] or ids
-            message_id = await client.messaging.send_message(
+            receipt = await client.messaging.send_message(
                 to=recipients[0] if len(recipients) == 1 else recipients,
                 type=type_,
                 message=message,
                 attachment=_read_attachment(client, attachment),
+                receipt=True,
+                idempotency_key=idempotency_key,
             )
-        _print_sent(message_id, as_json)
+        _print_sent(receipt, as_json)
 
     run_command(main)
 
@@ -759,6 +788,7 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
     type_: Type,
     data: Data,
     attachment: Attachment = None,
+    idempotency_key: IdempotencyKey = None,
     url: Url = DEFAULT_URL,
     ca: Ca = None,
     room: Room = None,
@@ -767,7 +797,8 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
     name: Name = "roomwire-cli",
     as_json: JsonOut = False,
 ) -> None:
-    """Send a message to everyone in the room; exit 0 once the server acknowledged it."""
+    """Send a message to everyone in the room; exit 0 once the server acknowledged it, and
+    print how many it was queued for."""
     message = parse_data(data)
     jwt = credentials(ctx, url, token, secret, room=room, name=name, hidden=True)
     context = client_tls(ca)
@@ -777,16 +808,36 @@ def messaging_broadcast(  # noqa: PLR0917 - Typer maps parameters to options
             url, token=jwt, room=room, reconnect=False, ssl=context
         ) as client:
             await client.messaging.enable(presence=False)
-            message_id = await client.messaging.broadcast_message(
-                type=type_, message=message, attachment=_read_attachment(client, attachment)
+            receipt = await client.messaging.broadcast_message(
+                type=type_,
+                message=message,
+                attachment=_read_attachment(client, attachment),
+                receipt=True,
+                idempotency_key=idempotency_key,
             )
-        _print_sent(message_id, as_json)
+        _print_sent(receipt, as_json)
 
     run_command(main)
 
 
-def _print_sent(message_id: str, as_json: bool) -> None:
-    print(json.dumps({"id": message_id}) if as_json else f"sent, message id {message_id}")
+def _print_sent(receipt: rw.SendReceipt, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "id": receipt.message_id,
+                    "recipients": receipt.recipients,
+                    "duplicate": receipt.duplicate,
+                }
+            )
+        )
+        return
+    if receipt.recipients is None:  # the room's service decides (docs/PROTOCOL.md §23)
+        queued = "handed to the room's service"
+    else:
+        queued = f"queued for {receipt.recipients} recipient(s)"
+    again = " (a duplicate: not delivered again)" if receipt.duplicate else ""
+    print(f"sent, message id {receipt.message_id}, {queued}{again}")
 
 
 OneName = Annotated[str | None, typer.Option("--to", help="The participant's name.")]
