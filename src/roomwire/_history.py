@@ -50,6 +50,9 @@ class Entry(NamedTuple):
     type: str
     message: JSONObject
     attachment: bytes | None
+    to_ids: frozenset[str] | None = None
+    """The recipients' participant ids for a direct message (None: a broadcast, or a record
+    stored before PROTOCOL.md §22, which no resume replays)."""
 
     def readable_by(self, name: str) -> bool:
         return _readable(name, self.sender_name, self.to_names)
@@ -105,6 +108,12 @@ def _readable(name: str, sender_name: str, to_names: frozenset[str] | None) -> b
     return to_names is None or name == sender_name or name in to_names
 
 
+def _delivered_to(participant_id: str, sender_id: str, to_ids: frozenset[str] | None) -> bool:
+    """Whether a message was (or, had its connection been up, would have been) delivered to
+    ``participant_id``: a broadcast of someone else's, or a direct message naming it."""
+    return participant_id in to_ids if to_ids is not None else sender_id != participant_id
+
+
 class Kept(NamedTuple):
     """A message as the in-memory store keeps it: what a read selects on, and the ``msg``
     frame already encoded for its delivery. Holding those bytes, not the decoded message,
@@ -116,6 +125,8 @@ class Kept(NamedTuple):
     sender_name: str
     to_names: frozenset[str] | None
     data: bytes
+    sender_id: str
+    to_ids: frozenset[str] | None
 
     def readable_by(self, name: str) -> bool:
         return _readable(name, self.sender_name, self.to_names)
@@ -132,11 +143,12 @@ class Kept(NamedTuple):
             frame["type"],
             frame["message"],
             frame.get("att"),
+            self.to_ids,
         )
 
 
 _E = TypeVar("_E", Entry, Kept)
-_Row = tuple[int, float, str, frozenset[str] | None, bytes]
+_Row = tuple[int, float, str, frozenset[str] | None, bytes, str, frozenset[str] | None]
 """A ``Kept``'s fields as a plain tuple, the form kept in memory."""
 
 
@@ -145,6 +157,7 @@ class History:
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
     __slots__ = (
+        "_base",
         "_dropped",
         "_held",
         "_max_frame_size",
@@ -199,6 +212,10 @@ class History:
         what ``epoch_of`` says of a room this node holds nothing of."""
         self._dropped: dict[str, int] = {}
         """In memory: the last seq each room dropped (by size or age)."""
+        self._base: dict[str, int] = {}
+        """The seq after which the memory holds every message of a room: the room's seq when
+        this node began keeping it. With ``external`` the memory keeps the rooms too, for
+        resumes (PROTOCOL.md §22): a history read asks the store."""
 
     def epoch_of(self, room: str) -> str:
         """The epoch of room ``room`` when this node has not made it (``Router.epoch_of``
@@ -268,13 +285,12 @@ class History:
             if self.external:
                 self._release(message_id)
             return
-        if remote and self._shared:
-            return
-        names = None
+        names = ids = None
         if to is not None:
             members = room.members
             names = frozenset(m.participant.name for r in to if (m := members.get(r)) is not None)
-        if self.external:
+            ids = frozenset(to)
+        if self.external and not (remote and self._shared):
             entry = Entry(
                 seq,
                 message_id,
@@ -285,11 +301,11 @@ class History:
                 type_,
                 message,
                 attachment,
+                ids,
             )
             self.to_store.append((room.name, encode_entry(entry)))
             self._to_store_ids.append(message_id)
             room.kept = True
-            return
         name = room.name
         entries = self._rooms.get(name)
         if entries is None:
@@ -299,7 +315,7 @@ class History:
         if len(entries) == self._size:  # the oldest goes
             self._dropped[name] = entries[0][0]
         # A plain tuple, made a Kept only when read: this runs for every message.
-        entries.append((seq, timestamp, sender.name, names, data))
+        entries.append((seq, timestamp, sender.name, names, data, sender.id, ids))
 
     def freed(self, room: Room) -> None:
         """The room was freed. Its history is the room's, not its members': it stays (within
@@ -309,6 +325,7 @@ class History:
             self._resume[room.name] = (room.epoch, room.seq)
         else:  # a new incarnation starts from nothing
             self._dropped.pop(room.name, None)
+            self._base.pop(room.name, None)
 
     def resume(self, name: str) -> tuple[str, int] | None:
         """The epoch and last seq room ``name``, made now, goes on from: a freed room's
@@ -354,7 +371,10 @@ class History:
             return True
         oldest = now - self._ttl
         expired = max((e.seq for e in entries if e.timestamp < oldest), default=0)
-        return read.since < max(dropped, expired, self._dropped.get(read.room, 0))
+        # The store's own drops only: the memory beside an external store holds this
+        # node's messages since it began, not what the store keeps.
+        mine = 0 if self.external else self._dropped.get(read.room, 0)
+        return read.since < max(dropped, expired, mine)
 
     def answer(
         self, read: HistoryRead, entries: list[Entry], epoch: str, dropped: int, now: float
@@ -362,6 +382,23 @@ class History:
         """What answers ``read`` of a store's ``entries`` (those after its position), and
         whether its position was not honoured (``reset``)."""
         return self.select(read, entries, now), self.reset(read, epoch, dropped, entries, now)
+
+    def began(self, room: str, seq: int) -> None:
+        """Room ``room`` was made at ``seq``: if the memory holds nothing of it, it holds
+        every message of it after ``seq`` from now on."""
+        if not self._rooms.get(room):
+            self._base[room] = seq
+
+    def replay(self, room: str, after: int, participant_id: str, now: float) -> list[bytes] | None:
+        """The ``msg`` frames (stream-framed, oldest first) of room ``room`` after seq
+        ``after`` that were for ``participant_id``, or None when the memory does not hold
+        every message after ``after`` (dropped by size or age, or from before this node
+        began keeping the room)."""
+        entries = self._rooms.get(room) or deque()
+        self._expire(room, entries, now)
+        if after < max(self._base.get(room, 0), self._dropped.get(room, 0)):
+            return None
+        return [e[4] for e in entries if e[0] > after and _delivered_to(participant_id, e[5], e[6])]
 
     def select(self, read: HistoryRead, entries: list[_E], now: float) -> list[_E]:
         """Of ``entries`` (oldest first), what the reader may see: unexpired, readable by its
@@ -394,6 +431,8 @@ def encode_entry(entry: Entry) -> bytes:
     record["t"] = "stored"
     record["name"] = entry.sender_name
     record["to"] = None if entry.to_names is None else sorted(entry.to_names)
+    if entry.to_ids is not None:
+        record["ids"] = sorted(entry.to_ids)
     return encode_payload(record)
 
 
@@ -405,7 +444,7 @@ def decode_entry(data: bytes) -> Entry:
         check_stored(r)
     except RemoteProtocolError as exc:
         raise LocalProtocolError(f"a stored history record is malformed: {exc.reason}") from None
-    to = r["to"]
+    to, ids = r["to"], r.get("ids")
     return Entry(
         r["seq"],
         r["id"],
@@ -416,6 +455,7 @@ def decode_entry(data: bytes) -> Entry:
         r["type"],
         r["message"],
         r.get("att"),
+        None if ids is None else frozenset(ids),
     )
 
 

@@ -16,6 +16,7 @@ from ._config import STRONG_KEY, InterceptedMessage, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
 from ._history import History, HistoryRead, decode_entry
+from ._resume import Suspended
 from ._routing import Router
 from ._service import Interception, Services
 from ._session import ServerConnection
@@ -70,6 +71,10 @@ class RoomServer:
         """Counters for metrics (``ServerStats``); the driver reads them when asked."""
         self.services = Services(self)
         """Rooms' services (docs/PROTOCOL.md §23)."""
+        self.suspended = Suspended(config.resume_window)
+        """Participants whose connection was lost, held for a resume (PROTOCOL.md §22)."""
+        self.by_participant: dict[str, ServerConnection] = {}
+        """The open, welcomed connections by participant id (a resume closes a stale one)."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -107,6 +112,12 @@ class RoomServer:
         local = {c.room for c in self._connections.values()}
         return sum(1 for name, room in rooms.items() if room.members or name in local)
 
+    @property
+    def suspended_count(self) -> int:
+        """Participants held for a resume now: their connection was lost, their window is
+        not over (PROTOCOL.md §22)."""
+        return len(self.suspended)
+
     def connection(self, connection_id: object) -> ServerConnection | None:
         """The open connection with this id, or None (never accepted, or closed)."""
         return self._connections.get(connection_id)
@@ -143,7 +154,10 @@ class RoomServer:
         """When ``handle_timer`` must next run (pings, timeouts, backplane heartbeats), or
         None."""
         when = min(
-            self.timers.next_deadline(), self.cluster.next_beat, self.services.next_deadline()
+            self.timers.next_deadline(),
+            self.cluster.next_beat,
+            self.services.next_deadline(),
+            self.suspended.next_deadline(),
         )
         return None if when == math.inf else when
 
@@ -152,6 +166,8 @@ class RoomServer:
         node's heartbeat and remove the participants of nodes not heard within the TTL."""
         self.timers.run_due(now)
         self.services.expire(now)
+        for connection in self.suspended.lapse(now):
+            connection.lapsed()
         if now >= self.cluster.next_beat:
             self.cluster.beat(now)
         self.router.reap()
