@@ -42,6 +42,7 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "history": ("sqlite:///history.db", "--history"),
     "max_connections": (900, "--max-connections"),
     "max_connections_per_address": (50, "--max-connections-per-address"),
+    "resume_window": (12.5, "--resume-window"),
 }
 """A valid value and the flag for every serve setting (a list: a repeatable flag)."""
 REDACTED = {"secret", "backplane_key"}

@@ -388,6 +388,15 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Most connections open at once from one client address.",
         ),
     ] = None,
+    resume_window: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="ROOMWIRE_RESUME_WINDOW",
+            help="Seconds a client whose connection was lost may take its participant back"
+            " (same id, what it missed replayed); 0: removed at once.",
+        ),
+    ] = 30.0,
     metrics: Annotated[
         str | None,
         typer.Option(
@@ -503,6 +512,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 rate_burst=rate_burst,
                 max_connections=max_connections,
                 max_connections_per_address=max_connections_per_address,
+                resume_window=resume_window,
                 metrics=metrics,
                 allow_weak_secret=allow_weak_secret,
                 listen=listen or None,
