@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from roomwire import Code
+
 JSON = Any
 
 
@@ -66,6 +68,36 @@ def add(vector: Callable[..., Any], harness: Any, frame: Callable[..., bytes]) -
             " welcome's secret) takes it back: resumed, the same id and enabled state, a"
             " snapshot answering request 0, then the messages it missed after its position"
             " (recovered, missed 2: the direct message and the broadcast), then live traffic."
+        )
+
+    @vector
+    def server_resume_half_open() -> JSON:
+        h = harness("server", {"alice": {}, "bob": {}, "alice2": {"token_name": "alice"}})
+        h.muted.add("alice2")
+        h.pump()
+        for name in ("alice", "bob"):
+            h.call(name, "enable", f"{name} enables messaging")
+        info = h.clients["alice"].resume_info
+        resume = {
+            "id": info.participant_id,
+            "secret": info.secret,
+            "epoch": info.epoch,
+            "seq": info.seq,
+            "enable": True,
+        }
+        h.inject(
+            "alice2",
+            frame(t="hello", v=1, token=h.tokens["alice2"], resume=resume),
+            "alice2 -> server: hello with alice's resume while alice's connection is still"
+            " open (hand-made)",
+            route=False,
+        )
+        h.expect_close(Code.RESUMED_ELSEWHERE, connection="alice")
+        return h.vector(
+            "A resume that names a participant whose connection the server still has open (a"
+            " half-open connection: its loss not noticed yet) takes it over: the old connection"
+            " is closed with 3006 RESUMED_ELSEWHERE (its client must not reconnect), and"
+            " nobody else sees a change."
         )
 
     @vector

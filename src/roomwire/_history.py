@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
 
 import attrs
 
@@ -92,6 +92,9 @@ class HistoryRead:
     reverse: bool = attrs.field(repr=False)
     epoch: str | None = None
     """The epoch ``since`` belongs to, if the reader named one."""
+    resume: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    """A resume's read (PROTOCOL.md §22): the hello's ``resume``, whose welcome waits for
+    the answer. The driver answers it like any other."""
 
     def after(self, epoch: str) -> int | None:
         """The seq to read after in a store whose epoch is ``epoch``: ``since``, or None
@@ -394,11 +397,34 @@ class History:
         ``after`` that were for ``participant_id``, or None when the memory does not hold
         every message after ``after`` (dropped by size or age, or from before this node
         began keeping the room)."""
+        base = self._base.get(room)
         entries = self._rooms.get(room) or deque()
         self._expire(room, entries, now)
-        if after < max(self._base.get(room, 0), self._dropped.get(room, 0)):
+        if base is None or after < max(base, self._dropped.get(room, 0)):
             return None
         return [e[4] for e in entries if e[0] > after and _delivered_to(participant_id, e[5], e[6])]
+
+    def replay_stored(
+        self, room: Room, answer: StoredAnswer, pid: str, now: float
+    ) -> list[bytes] | None:
+        """A resume's replay from the store's answer (the records after its position; None
+        if damaged) and, after the last of them, the memory: None when the position was
+        not honoured (the epoch, a drop) or the memory does not go on from there."""
+        read, entries, dropped = answer
+        if entries is None or self.reset(read, room.epoch, dropped, entries, now):
+            return None
+        since = cast(int, read.since)
+        last = max((e.seq for e in entries), default=since)
+        tail = self.replay(room.name, max(last, self._base.get(room.name, 0)), pid, now)
+        if tail is None:
+            return None
+        oldest = now - self._ttl
+        head = [
+            encode_frame({"t": "msg", **e.record()})
+            for e in entries
+            if e.seq > since and e.timestamp >= oldest and _delivered_to(pid, e.sender_id, e.to_ids)
+        ]
+        return head + tail
 
     def select(self, read: HistoryRead, entries: list[_E], now: float) -> list[_E]:
         """Of ``entries`` (oldest first), what the reader may see: unexpired, readable by its
@@ -413,6 +439,10 @@ class History:
                     break
         return found
 
+
+StoredAnswer = tuple[HistoryRead, list[Entry] | None, int]
+"""A resume's read, the store's records after its position (None: damaged) and the last
+seq the store dropped of the room."""
 
 MAX_EPOCH_LENGTH = 16
 """Characters an epoch may have: a history page has room for that beside its records."""

@@ -15,7 +15,7 @@ from ._cluster import Cluster
 from ._config import STRONG_KEY, InterceptedMessage, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
-from ._history import History, HistoryRead, decode_entry
+from ._history import Entry, History, HistoryRead, decode_entry
 from ._resume import Suspended
 from ._routing import Router
 from ._service import Interception, Services
@@ -248,6 +248,9 @@ class RoomServer:
         age; 0: none); the core picks what the reader may see and whether its position was
         honoured. Raises ``LocalProtocolError`` for a record that is not one (a corrupt
         store); dropped if the reader has gone."""
+        if read.resume is not None:
+            self._resume_answered(read, records, now, epoch, dropped)
+            return
         entries = [decode_entry(record) for record in records]
         router = self.router
         if epoch is not None:
@@ -257,6 +260,22 @@ class RoomServer:
             room_epoch = router.epoch_of(read.room)
             found, reset = router.history.answer(read, entries, room_epoch, dropped, now)
             connection.queue_history(read.request_id, found, room_epoch, reset)
+
+    def _resume_answered(
+        self, read: HistoryRead, records: list[bytes], now: float, epoch: str | None, dropped: int
+    ) -> None:
+        """A resume's read answered (PROTOCOL.md §22): its handshake goes on. Damaged
+        records are no error here: the resume learns that it recovered nothing."""
+        try:
+            entries: list[Entry] | None = [decode_entry(record) for record in records]
+        except LocalProtocolError:
+            entries = None
+        if epoch is not None:
+            self.router.name_epoch(read.room, epoch, 0)
+        connection = self._connections.get(read.connection_id)
+        if connection is not None:
+            connection.resumed_from_store((read, entries, dropped), now)
+        self.router.reap()
 
     def rooms_freed(self) -> list[str]:
         """With a backplane (``node_id``): rooms freed since the last call (their last local

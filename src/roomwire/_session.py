@@ -19,7 +19,7 @@ from ._errors import Refusal as _Refusal
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import PREFIX_SIZE, Framing
-from ._history import Entry, HistoryRead, history_frames
+from ._history import Entry, HistoryRead, StoredAnswer, history_frames
 from ._outbound import Outbound
 from ._participant import attributes_size, encode, merge_attributes, to_record
 from ._registry import FrameKind, receive
@@ -193,9 +193,10 @@ class ServerConnection(BaseConnection):
         self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
         return self._settle(Code(frame["code"]), frame["reason"], True)
 
-    def _hello(self, frame: Frame, size: int, now: float) -> Event:
+    def _hello(self, frame: Frame, size: int, now: float) -> Event | None:
         server = self._server
-        config = server.config
+        if self._grants is not _NO_GRANTS:  # waiting for the store to answer the first
+            raise RemoteProtocolError("a second hello")
         if frame["v"] != PROTOCOL_VERSION:
             return self._abort(
                 Code.UNSUPPORTED_VERSION, f"version {frame['v']} is not {PROTOCOL_VERSION}"
@@ -213,6 +214,57 @@ class ServerConnection(BaseConnection):
             )
         resume = frame.get("resume")
         old = None if resume is None else self._resumable(token, resume)
+        if old is None and resume is not None and self._ask_store(token, resume, now):
+            return None  # the welcome waits for the store (``resumed_from_store``)
+        return self._join(token, resume, old, None, now)
+
+    def _ask_store(self, token: ParticipantToken, resume: Frame, now: float) -> bool:
+        """Whether a resume's replay needs the driver's store: the memory does not hold
+        every message after a proven position in the room's epoch (the server restarted,
+        or made the room after it). The read goes to the store; ``resumed_from_store``
+        finishes the handshake with its answer."""
+        server = self._server
+        router, pid = server.router, resume["id"]
+        history = router.history
+        if not (
+            history.external
+            and resume["epoch"] == router.epoch_of(token.room)
+            and history.replay(token.room, resume["seq"], pid, now) is None
+            and self._proves(token, resume)
+        ):
+            return False
+        self._grants = token
+        history.reads.append(
+            HistoryRead(
+                room=token.room,
+                since=resume["seq"],
+                connection_id=self.connection_id,
+                request_id=0,
+                name=token.name,
+                limit=server.config.history_size,
+                reverse=False,
+                epoch=resume["epoch"],
+                resume=resume,
+            )
+        )
+        return True
+
+    def resumed_from_store(self, answer: StoredAnswer, now: float) -> None:
+        """Internal: the store answered a resume's read: the handshake goes on."""
+        self._join(self._grants, answer[0].resume, None, answer, now)
+
+    def _join(
+        self,
+        token: ParticipantToken,
+        resume: Frame | None,
+        old: ServerConnection | None,
+        stored: StoredAnswer | None,
+        now: float,
+    ) -> Event:
+        """Welcome the participant (a new one, or ``old``'s taken back), enable it if the
+        resume asks, and replay what it missed (from memory, or ``stored``)."""
+        server = self._server
+        config = server.config
         if old is None:
             participant = RemoteParticipant(
                 id=config.id_factory(), name=token.name, role=token.role, attributes={}
@@ -247,7 +299,7 @@ class ServerConnection(BaseConnection):
             old._give_up(self)
         elif resume is not None and resume.get("enable", False):
             presence = resume.get("presence", True) and token.can_list
-        replay = self._replay(resume, old is not None, presence, now)
+        replay = self._replay(resume, old is not None, presence, stored, now)
         if resume is not None:
             welcome.update(resumed=old is not None, recovered=replay is not None)
             welcome["missed"] = 0 if replay is None else len(replay)
@@ -272,15 +324,18 @@ class ServerConnection(BaseConnection):
         or still open (its loss not noticed yet), and the secret proves the id is the
         token's identity's in its room; None otherwise."""
         server, pid = self._server, resume["id"]
-        if not proves(
-            server.config.resume_key_bytes, token.room, token.name, pid, resume["secret"]
-        ):
+        if not self._proves(token, resume):
             return None
         old = server.suspended.take(pid)
         return server.by_participant.get(pid) if old is None else old
 
     def _replay(
-        self, resume: Frame | None, resumed: bool, presence: bool | None, now: float
+        self,
+        resume: Frame | None,
+        resumed: bool,
+        presence: bool | None,
+        stored: StoredAnswer | None,
+        now: float,
     ) -> list[bytes] | None:
         """The messages a resume missed, for the welcome to say ``recovered`` (a list) or
         not (None): the position must be the room's (its epoch, not past its seq), proven
@@ -293,18 +348,21 @@ class ServerConnection(BaseConnection):
             resume["epoch"] != room.epoch
             or seq > room.seq
             or pid in room.lapsed
-            or not (resumed or self._proven(resume))
+            or not (resumed or self._proves(self._grants, resume))
         ):
             return None
-        frames = server.router.history.replay(room.name, seq, pid, now)
+        history = server.router.history
+        frames = history.replay(room.name, seq, pid, now)
+        if stored is not None:
+            frames = history.replay_stored(room, stored, pid, now)
         if frames is not None and (presence is None or self._grants.hidden):
             return []  # not enabled (or hidden): nothing was for it
         return frames
 
-    def _proven(self, resume: Frame) -> bool:
-        grants = self._grants
+    def _proves(self, token: ParticipantToken, resume: Frame) -> bool:
+        """Whether ``resume``'s secret proves its id is the token's identity's."""
         key = self._server.config.resume_key_bytes
-        return proves(key, grants.room, grants.name, resume["id"], resume["secret"])
+        return proves(key, token.room, token.name, resume["id"], resume["secret"])
 
     def _request(self, kind: _Kind, frame: Frame, size: int, now: float) -> Event | None:
         if self._state is State.HANDSHAKE:

@@ -5,10 +5,19 @@ info takes it back and gets what it missed, in order, before live traffic."""
 from __future__ import annotations
 
 import attrs
+import cbor2
 import pytest
 
 import roomwire._room
-from roomwire import ClientConnection, Code, ParticipantToken, ResumeInfo, ServerConfig, State
+from roomwire import (
+    ClientConnection,
+    Code,
+    ParticipantToken,
+    RemoteProtocolError,
+    ResumeInfo,
+    ServerConfig,
+    State,
+)
 from roomwire.events import (
     Connected,
     MessageReceived,
@@ -18,8 +27,10 @@ from roomwire.events import (
     RequestAcked,
     RequestRefused,
 )
+from roomwire.frames import encode_frame
 
 from .helpers import SECRET, Room, token
+from .test_backplane import prefixed_ids
 
 
 def _room(**config: object) -> tuple[Room, ResumeInfo]:
@@ -273,3 +284,88 @@ def test_a_room_remembers_its_last_lapsed_participants(monkeypatch: pytest.Monke
         assert info is not None
         peer = room.join(name + "2", tok=token("demo", name), resume=info)
         assert peer.of(Connected)[0].recovered is (name == "a")
+
+
+# --- after a restart, from the driver's store (PROTOCOL.md §22.2) ---------------------------
+
+
+def _restarted() -> tuple[Room, ResumeInfo, list[bytes]]:
+    """A server with a store, where alice was cut and then got a direct message and two
+    broadcasts (and bob a note she must never see); then a new server on the same store."""
+    first = Room(external_history=True)
+    first.server.restore_history("e1")
+    first.enabled("alice")
+    bob, carol = first.enabled("bob"), first.enabled("carol")
+    bob.client.broadcast_message("chat", {"n": 0})
+    first.pump()
+    info = first.cut("alice")
+    assert info is not None
+    carol_id = carol.client.local_participant.id  # type: ignore[union-attr]
+    bob.client.send_message(info.participant_id, "chat", {"n": 1})
+    bob.client.send_message(carol_id, "chat", {"n": -1})
+    for n in (2, 3):
+        bob.client.broadcast_message("chat", {"n": n})
+    first.pump()
+    records = [record for _, record in first.server.history_to_store()]
+    first.server.history_stored(len(records))
+    # A restarted server draws new ids (the default factory's prefix is random).
+    second = Room(external_history=True, id_factory=prefixed_ids("r"))
+    second.server.restore_history("e1", first.server.history_positions())
+    return second, info, records
+
+
+CORRUPT = b"\xff"
+"""A record no store wrote."""
+
+
+def _answer(room: Room, records: list[bytes], dropped: int = 0) -> None:
+    (read,) = room.server.history_reads()
+    assert read.resume is not None
+    after = read.after("e1")
+    kept = [r for r in records if r == CORRUPT or cbor2.loads(r)["seq"] > after]
+    room.server.answer_history(read, kept, room.now, "e1", dropped)
+    room.pump()
+
+
+def test_after_a_restart_the_store_replays_with_a_new_id() -> None:
+    room, info, records = _restarted()
+    alice = room.join("alice", resume=info)
+    assert alice.take() == []  # the welcome waits for the store
+    dave = room.enabled("dave")  # meanwhile the room goes on, in memory only
+    dave.client.broadcast_message("chat", {"n": 4})
+    room.pump()
+    _answer(room, records)
+    events = alice.take()
+    connected = events[0]
+    assert isinstance(connected, Connected)
+    assert connected.participant.id != info.participant_id
+    assert (connected.resumed, connected.recovered, connected.missed) == (False, True, 4)
+    assert _texts(events) == [1, 2, 3, 4]  # never carol's note
+
+
+@pytest.mark.parametrize("damage", ["dropped", "corrupt"])
+def test_a_store_that_lost_a_record_or_broke_gives_recovered_false(damage: str) -> None:
+    room, info, records = _restarted()
+    alice = room.join("alice", resume=info)
+    if damage == "corrupt":
+        _answer(room, [*records, CORRUPT])
+    else:
+        _answer(room, records[1:], dropped=info.seq + 1)
+    connected = alice.of(Connected)[0]
+    assert (connected.recovered, connected.missed) == (False, 0)
+
+
+def test_a_second_hello_while_the_store_reads_breaks_the_protocol() -> None:
+    room, info, _ = _restarted()
+    alice = room.join("alice", resume=info)
+    alice.server.receive_data(encode_frame({"t": "hello", "v": 1, "token": token()}))
+    with pytest.raises(RemoteProtocolError, match="second hello"):
+        alice.server.next_event(room.now)
+
+
+def test_a_store_answer_for_a_connection_gone_meanwhile_is_dropped() -> None:
+    room, info, records = _restarted()
+    room.join("alice", resume=info)
+    room.cut("alice")
+    _answer(room, records)
+    assert room.server.connection_count == 0
