@@ -16,7 +16,8 @@ class Proxy:
     def __init__(self, port: int, target: int) -> None:
         self.port = port
         """The proxy's port on 127.0.0.1: connect to it instead of the server."""
-        self._target = target
+        self.target = target
+        """The server's port: may change (a server restarted on another port)."""
         self._live: list[anyio.CancelScope] = []
         self.connections = 0
         """Connections forwarded so far."""
@@ -33,10 +34,14 @@ class Proxy:
         self._live = []
 
     async def forward(self, client: anyio.abc.SocketStream) -> None:
-        if self.paused:
+        try:
+            if self.paused:
+                raise ConnectionRefusedError("paused")
+            upstream = await anyio.connect_tcp("127.0.0.1", self.target)
+        except OSError:  # paused, or no server there now: the client tries again
             await client.aclose()
             return
-        async with client, await anyio.connect_tcp("127.0.0.1", self._target) as upstream:
+        async with client, upstream:
             self.connections += 1
             with anyio.CancelScope() as scope:
                 self._live.append(scope)

@@ -4,6 +4,8 @@ info takes it back and gets what it missed, in order, before live traffic."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import cbor2
 import pytest
@@ -289,7 +291,7 @@ def test_a_room_remembers_its_last_lapsed_participants(monkeypatch: pytest.Monke
 # --- after a restart, from the driver's store (PROTOCOL.md §22.2) ---------------------------
 
 
-def _restarted() -> tuple[Room, ResumeInfo, list[bytes]]:
+def _restarted(**config: Any) -> tuple[Room, ResumeInfo, list[bytes]]:
     """A server with a store, where alice was cut and then got a direct message and two
     broadcasts (and bob a note she must never see); then a new server on the same store."""
     first = Room(external_history=True)
@@ -309,7 +311,7 @@ def _restarted() -> tuple[Room, ResumeInfo, list[bytes]]:
     records = [record for _, record in first.server.history_to_store()]
     first.server.history_stored(len(records))
     # A restarted server draws new ids (the default factory's prefix is random).
-    second = Room(external_history=True, id_factory=prefixed_ids("r"))
+    second = Room(external_history=True, id_factory=prefixed_ids("r"), **config)
     second.server.restore_history("e1", first.server.history_positions())
     return second, info, records
 
@@ -318,12 +320,12 @@ CORRUPT = b"\xff"
 """A record no store wrote."""
 
 
-def _answer(room: Room, records: list[bytes], dropped: int = 0) -> None:
+def _answer(room: Room, records: list[bytes], dropped: int = 0, epoch: str | None = "e1") -> None:
     (read,) = room.server.history_reads()
     assert read.resume is not None
     after = read.after("e1")
     kept = [r for r in records if r == CORRUPT or cbor2.loads(r)["seq"] > after]
-    room.server.answer_history(read, kept, room.now, "e1", dropped)
+    room.server.answer_history(read, kept, room.now, epoch, dropped)
     room.pump()
 
 
@@ -343,14 +345,20 @@ def test_after_a_restart_the_store_replays_with_a_new_id() -> None:
     assert _texts(events) == [1, 2, 3, 4]  # never carol's note
 
 
-@pytest.mark.parametrize("damage", ["dropped", "corrupt"])
+@pytest.mark.parametrize("damage", ["dropped", "corrupt", "memory trimmed"])
 def test_a_store_that_lost_a_record_or_broke_gives_recovered_false(damage: str) -> None:
-    room, info, records = _restarted()
+    room, info, records = _restarted(history_size=2)
     alice = room.join("alice", resume=info)
     if damage == "corrupt":
-        _answer(room, [*records, CORRUPT])
-    else:
+        _answer(room, [*records, CORRUPT], epoch=None)
+    elif damage == "dropped":
         _answer(room, records[1:], dropped=info.seq + 1)
+    else:  # the room went on past what the memory keeps before the store answered
+        dave = room.enabled("dave")
+        for n in range(3):
+            dave.client.broadcast_message("chat", {"n": n})
+        room.pump()
+        _answer(room, records)
     connected = alice.of(Connected)[0]
     assert (connected.recovered, connected.missed) == (False, 0)
 
