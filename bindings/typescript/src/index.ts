@@ -3,7 +3,7 @@
  * (DESIGN §7.2), and the sans-IO client core underneath it for custom drivers.
  */
 export { Code, type CodeName, codeName, isRetryable } from "./codes.js";
-export { ClientConnection, type ClientConfig, PROTOCOL_VERSION } from "./connection.js";
+export { ClientConnection, type ClientConfig, PROTOCOL_VERSION, type ResumeInfo } from "./connection.js";
 export { type JsonObject, type JsonValue, encodePayload } from "./encode.js";
 export { type Frame, decodeServerFrame } from "./frames.js";
 export {
@@ -26,7 +26,7 @@ export {
 } from "./events.js";
 export { SimpleValue } from "./decode.js";
 export type { State } from "./state.js";
-export { type ConnectOptions, DEFAULT_RECONNECT, type MessageInput, Messaging, type MessagingEventName, type Recipient, type ReconnectPolicy, Room, connect } from "./room.js";
+export { type ConnectOptions, DEFAULT_RECONNECT, type MessageInput, Messaging, type MessagingEventName, type Recipient, type Reconnected, type ReconnectPolicy, Room, connect } from "./room.js";
 export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
 export {
   type MessageStreamChunk,
