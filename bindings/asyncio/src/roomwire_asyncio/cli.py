@@ -1083,7 +1083,12 @@ def _describe(
             "reconnecting": event.reconnecting,
         }
     if isinstance(event, rw.Reconnected):
-        return {"event": "reconnected", "participant": _participant_json(event.participant)}
+        return {
+            "event": "reconnected",
+            "participant": _participant_json(event.participant),
+            "recovered": event.recovered,
+            "missed": event.missed,
+        }
     if isinstance(event, rw.EventsDropped):
         return {"event": "dropped", "count": event.count}
     return None
@@ -1145,7 +1150,9 @@ def _human(record: dict[str, Any]) -> str:
         return f"* disconnected: {record['code']} ({record['reason']}), {then}"
     if event == "reconnected":
         p = record["participant"]
-        return f"* reconnected as {p['name']} ({p['id']})"
+        if record["recovered"]:  # PROTOCOL.md §22: what it missed follows, in order
+            return f"* reconnected as {p['name']} ({p['id']}), {record['missed']} missed"
+        return f"* reconnected as {p['name']} ({p['id']}), not recovered: messages may be lost"
     if "participant" in record:
         p = record["participant"]
         return f"* {p['name']} ({p['id']}) {event}"
