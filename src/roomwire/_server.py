@@ -270,8 +270,9 @@ class RoomServer:
             entries: list[Entry] | None = [decode_entry(record) for record in records]
         except LocalProtocolError:
             entries = None
-        if epoch is not None:
-            self.router.name_epoch(read.room, epoch, 0)
+        if epoch is not None:  # the room, if made now, goes on after what the store holds
+            last = max((entry.seq for entry in entries or ()), default=0)
+            self.router.name_epoch(read.room, epoch, last)
         connection = self._connections.get(read.connection_id)
         if connection is not None:
             connection.resumed_from_store((read, entries, dropped), now)

@@ -220,15 +220,15 @@ class ServerConnection(BaseConnection):
 
     def _ask_store(self, token: ParticipantToken, resume: Frame, now: float) -> bool:
         """Whether a resume's replay needs the driver's store: the memory does not hold
-        every message after a proven position in the room's epoch (the server restarted,
-        or made the room after it). The read goes to the store; ``resumed_from_store``
-        finishes the handshake with its answer."""
+        every message after a proven position (the server restarted, or made the room
+        after it; the store's answer says the room's epoch, which this node may not know
+        yet). The read goes to the store; ``resumed_from_store`` finishes the handshake
+        with its answer."""
         server = self._server
         router, pid = server.router, resume["id"]
         history = router.history
         if not (
             history.external
-            and resume["epoch"] == router.epoch_of(token.room)
             and history.replay(token.room, resume["seq"], pid, now) is None
             and self._proves(token, resume)
         ):
