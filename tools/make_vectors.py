@@ -41,6 +41,7 @@ from roomwire import (  # noqa: E402
     ServerConnection,
     State,
 )
+from roomwire._resume import derive_key, resume_secret  # noqa: E402 - the vectors' secrets
 from roomwire.frames import ATTRIBUTES_DEPTH, HEADER, MAX_DEPTH, PREFIX_SIZE, encode_frame  # noqa: E402
 from tests.vectors import (  # noqa: E402
     JSON,
@@ -117,7 +118,10 @@ class Harness:
         *,
         server: dict[str, Any] | None = None,
         client_config: dict[str, Any] | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> None:
+        """``resume``: the recorded client's ``ResumeInfo`` fields but its secret (made
+        here, for its token's name in ``ROOM``)."""
         self.subject = subject
         self.now = START
         self.steps: list[JSON] = []
@@ -131,7 +135,8 @@ class Harness:
         for name, given in peers.items():
             spec = dict(given)
             hello_room = spec.pop("hello_room", None)
-            token = spec.pop("token", None) or make_token(name, **spec)
+            token_name = spec.pop("token_name", name)
+            token = spec.pop("token", None) or make_token(token_name, **spec)
             self.tokens[name] = token
             self.rooms[name] = hello_room
         if subject == "server":
@@ -155,6 +160,10 @@ class Harness:
                 "config": self.client_config,
                 "token_info": describe_token(self.tokens[subject]),
             }
+            if resume is not None:
+                key = derive_key(SECRET)
+                secret = resume_secret(key, ROOM, subject, resume["participant_id"])
+                self.setup["resume"] = {**resume, "secret": secret}
             self.server = RoomServer(
                 ServerConfig(secret=SECRET, id_factory=Ids(), **self.server_overrides)
             )
@@ -1693,6 +1702,9 @@ vectors_services.add(vector, Harness)
 from tools import vectors_idempotency  # noqa: E402 - after ROOT is on the path
 
 vectors_idempotency.add(vector, Harness, frame)
+from tools import vectors_resume  # noqa: E402 - after ROOT is on the path
+
+vectors_resume.add(vector, Harness, frame)
 
 
 # --- writing -------------------------------------------------------------------------------

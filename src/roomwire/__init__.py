@@ -18,6 +18,7 @@ from ._errors import (
 from ._framing import Framing
 from ._history import HistoryRead
 from ._participant import participant_named
+from ._resume import ResumeInfo
 from ._server import RoomServer
 from ._service import Interception
 from ._session import ServerConnection
@@ -47,6 +48,7 @@ __all__ = [
     "ProtocolError",
     "RemoteParticipant",
     "RemoteProtocolError",
+    "ResumeInfo",
     "RoomMessage",
     "RoomServer",
     "ServerConfig",

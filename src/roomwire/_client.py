@@ -22,6 +22,7 @@ from ._framing import PREFIX_SIZE, Framing
 from ._idempotency import key_error
 from ._participant import attributes_size, from_record, merge_attributes, participant_named
 from ._registry import FrameKind, receive
+from ._resume import ResumeInfo
 from ._shapes import (
     LIMIT_FIELDS,
     check_aborted,
@@ -89,17 +90,23 @@ class ClientConnection(BaseConnection):
     """
 
     __slots__ = (
+        "_asked",
         "_close_sent",
         "_connected",
         "_deadline",
+        "_enabled",
+        "_epoch",
         "_history",
         "_interval",
         "_limits",
         "_me",
         "_pending",
         "_presence",
+        "_resume",
         "_rids",
         "_room",
+        "_secret",
+        "_seq",
         "_snapshot",
         "_timeout",
         "config",
@@ -113,7 +120,10 @@ class ClientConnection(BaseConnection):
         room: str | None = None,
         config: ClientConfig | None = None,
         framing: Framing = Framing.STREAM,
+        resume: ResumeInfo | None = None,
     ) -> None:
+        """``resume``: the last connection's ``resume_info``, to take its participant back
+        and get what it missed (PROTOCOL.md §22)."""
         self.config = config or ClientConfig()
         super().__init__(self.config.max_frame_size, framing)
         self._rids = itertools.count(1)
@@ -131,9 +141,19 @@ class ClientConnection(BaseConnection):
         self._deadline = now + self.config.handshake_timeout
         self._close_sent: ConnectionClosed | None = None
         """Set by ``close``: this side's clean close, reported once the server answers."""
+        self._resume = resume
+        self._secret: str | None = None
+        self._epoch, self._seq = "", 0
+        """The room's epoch and the last room seq processed: the position a resume names."""
+        self._enabled: bool | None = None
+        """Messaging enabled with presence (True) or without (False); None: not enabled."""
+        self._asked = True
+        """The presence the last enable asked for."""
         hello: Frame = {"t": "hello", "v": PROTOCOL_VERSION, "token": token}
         if room is not None:
             hello["room"] = room
+        if resume is not None:
+            hello["resume"] = resume.frame()
         self._send(hello)
         self._move(Input.HELLO)
 
@@ -155,6 +175,22 @@ class ClientConnection(BaseConnection):
         return self._limits if self._connected else None
 
     @property
+    def resume_info(self) -> ResumeInfo | None:
+        """What the next connection presents to resume this one (``ClientConnection(...,
+        resume=...)``), up to the last message or presence change processed; None before
+        the welcome, or when the server does not resume (PROTOCOL.md §22)."""
+        if self._secret is None:
+            return None
+        return ResumeInfo(
+            participant_id=self._me.id,
+            secret=self._secret,
+            epoch=self._epoch,
+            seq=self._seq,
+            enabled=self._enabled is not None,
+            presence=self._enabled is not False,
+        )
+
+    @property
     def remote_participants(self) -> list[RemoteParticipant]:
         """Participants with messaging enabled, as of the last event returned."""
         return list(self._presence.values())
@@ -173,7 +209,9 @@ class ClientConnection(BaseConnection):
         """Ask to enable messaging. ``MessagingEnabled`` (with the snapshot) or
         ``RequestRefused`` answers it. ``presence=False`` asks for no presence at all."""
         self._check_allowed(Input.ENABLE, "enable")
-        return self._request(Input.ENABLE, {"t": "enable", "presence": presence})
+        rid = self._request(Input.ENABLE, {"t": "enable", "presence": presence})
+        self._asked = presence
+        return rid
 
     def disable(self) -> int:
         """Ask to disable messaging; ``MessagingDisabled`` answers it."""
@@ -534,6 +572,7 @@ class ClientConnection(BaseConnection):
     # --- frame handlers: the registry (SERVER_KINDS, below) checks and moves first ------
 
     def _delivery(self, frame: Frame, now: float) -> Event:
+        self._seq = max(self._seq, frame["seq"])
         self._alive(now)
         return MessageReceived(message=_room_message(frame))
 
@@ -645,12 +684,25 @@ class ClientConnection(BaseConnection):
         self._me, self._room, self._limits = participant, frame["room"], limits
         self._connected = True
         self._alive(now)
+        resume, recovered = self._resume, frame.get("recovered", False)
+        self._secret = frame.get("resume")
+        self._epoch = frame.get("epoch", "")
+        # Recovered: the replay that follows starts after the old position.
+        self._seq = resume.seq if recovered and resume is not None else frame.get("seq", 0)
+        if frame.get("enabled", False):
+            # The server enabled it (a resume): a snapshot answers "request 0" (§22).
+            self._move(Input.ENABLE)
+            self._pending[0] = (Input.ENABLE, None)
+            self._asked = getattr(resume, "presence", True)
         return Connected(
             participant=participant,
             room=frame["room"],
             limits=limits,
             heartbeat_interval=self._interval,
             heartbeat_timeout=self._timeout,
+            resumed=frame.get("resumed", False),
+            recovered=recovered,
+            missed=frame.get("missed", 0),
         )
 
     def _reply(self, frame: Frame, now: float) -> Event | None:
@@ -674,11 +726,13 @@ class ClientConnection(BaseConnection):
         if kind == "snapshot":
             participants, self._snapshot = tuple(self._snapshot), []
             self._presence = {p.id: p for p in participants}
+            self._enabled = self._asked
             return MessagingEnabled(request_id=rid, participants=participants)
         if kind == "error":
             self._snapshot = []  # pages received before a refused enable are void
             return RequestRefused(request_id=rid, code=Code(frame["code"]), reason=frame["reason"])
         if request is Input.DISABLE:
+            self._enabled = None
             self._presence.clear()
             return MessagingDisabled(request_id=rid)
         if merged is not None:
@@ -694,6 +748,7 @@ class ClientConnection(BaseConnection):
         kind = frame["t"]
         self._alive(now)
         seq = frame["seq"]
+        self._seq = max(self._seq, seq)
         if kind == "left":
             gone = self._presence.pop(frame["id"], None)
             if gone is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 
+from ._resume import derive_key
 from ._token import ParticipantToken
 from .events import JSONObject, Limits, RemoteParticipant
 
@@ -26,6 +28,11 @@ STAMP_RESERVE = 1024
 def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
+
+
+def _not_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 0 or value == math.inf:
+        raise ValueError(f"{attribute.name} must be 0 or more and finite, got {value!r}")
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -188,6 +195,16 @@ class ServerConfig:
     service_timeout: float = attrs.field(default=10.0, validator=_positive)
     """Seconds a service has to decide a message; past it the message is handled as if no
     service were attached, and the service is told (``svc_timeout``)."""
+    resume_window: float = attrs.field(default=30.0, validator=_not_negative)
+    """Seconds a participant whose connection was lost (not closed cleanly) stays present,
+    suspended, for its client to take it back (PROTOCOL.md §22); 0: removed at once."""
+    resume_key: bytes | None = attrs.field(default=None, repr=False)
+    """The key resume secrets are made with (HMAC); None: derived from ``secret``, or drawn
+    at random when there is none (then a restart cannot check an old secret). Nodes of a
+    cluster that resume each other's clients share it."""
+    _drawn_key: bytes = attrs.field(
+        init=False, repr=False, eq=False, factory=lambda: secrets.token_bytes(32)
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:
@@ -208,6 +225,16 @@ class ServerConfig:
                 )
         if self.max_frame_size <= 2 * STAMP_RESERVE:
             raise ValueError(f"max_frame_size must be over {2 * STAMP_RESERVE} bytes")
+
+    @property
+    def resume_key_bytes(self) -> bytes:
+        """The key resume secrets are made with: ``resume_key``, else derived from
+        ``secret``, else drawn once for this config."""
+        if self.resume_key is not None:
+            return self.resume_key
+        if self.secret is not None:
+            return derive_key(self.secret)
+        return self._drawn_key
 
     @property
     def limits(self) -> Limits:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
 
 import attrs
 
@@ -50,6 +50,9 @@ class Entry(NamedTuple):
     type: str
     message: JSONObject
     attachment: bytes | None
+    to_ids: frozenset[str] | None = None
+    """The recipients' participant ids for a direct message (None: a broadcast, or a record
+    stored before PROTOCOL.md §22, which no resume replays)."""
 
     def readable_by(self, name: str) -> bool:
         return _readable(name, self.sender_name, self.to_names)
@@ -89,6 +92,9 @@ class HistoryRead:
     reverse: bool = attrs.field(repr=False)
     epoch: str | None = None
     """The epoch ``since`` belongs to, if the reader named one."""
+    resume: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    """A resume's read (PROTOCOL.md §22): the hello's ``resume``, whose welcome waits for
+    the answer. The driver answers it like any other."""
 
     def after(self, epoch: str) -> int | None:
         """The seq to read after in a store whose epoch is ``epoch``: ``since``, or None
@@ -105,6 +111,12 @@ def _readable(name: str, sender_name: str, to_names: frozenset[str] | None) -> b
     return to_names is None or name == sender_name or name in to_names
 
 
+def _delivered_to(participant_id: str, sender_id: str, to_ids: frozenset[str] | None) -> bool:
+    """Whether a message was (or, had its connection been up, would have been) delivered to
+    ``participant_id``: a broadcast of someone else's, or a direct message naming it."""
+    return participant_id in to_ids if to_ids is not None else sender_id != participant_id
+
+
 class Kept(NamedTuple):
     """A message as the in-memory store keeps it: what a read selects on, and the ``msg``
     frame already encoded for its delivery. Holding those bytes, not the decoded message,
@@ -116,6 +128,8 @@ class Kept(NamedTuple):
     sender_name: str
     to_names: frozenset[str] | None
     data: bytes
+    sender_id: str
+    to_ids: frozenset[str] | None
 
     def readable_by(self, name: str) -> bool:
         return _readable(name, self.sender_name, self.to_names)
@@ -132,11 +146,12 @@ class Kept(NamedTuple):
             frame["type"],
             frame["message"],
             frame.get("att"),
+            self.to_ids,
         )
 
 
 _E = TypeVar("_E", Entry, Kept)
-_Row = tuple[int, float, str, frozenset[str] | None, bytes]
+_Row = tuple[int, float, str, frozenset[str] | None, bytes, str, frozenset[str] | None]
 """A ``Kept``'s fields as a plain tuple, the form kept in memory."""
 
 
@@ -145,6 +160,7 @@ class History:
     to the driver's store instead: what to store (``to_store``) and what to read (``reads``)."""
 
     __slots__ = (
+        "_base",
         "_dropped",
         "_held",
         "_max_frame_size",
@@ -200,6 +216,10 @@ class History:
         what ``epoch_of`` says of a room this node holds nothing of."""
         self._dropped: dict[str, int] = {}
         """In memory: the last seq each room dropped (by size or age)."""
+        self._base: dict[str, int] = {}
+        """The seq after which the memory holds every message of a room: the room's seq when
+        this node began keeping it. With ``external`` the memory keeps the rooms too, for
+        resumes (PROTOCOL.md §22): a history read asks the store."""
 
     def epoch_of(self, room: str) -> str:
         """The epoch of room ``room`` when this node has not made it (``Router.epoch_of``
@@ -276,13 +296,12 @@ class History:
             if self.external:
                 self._release(message_id)
             return
-        if remote and self._shared:
-            return
-        names = None
+        names = ids = None
         if to is not None:
             members = room.members
             names = frozenset(m.participant.name for r in to if (m := members.get(r)) is not None)
-        if self.external:
+            ids = frozenset(to)
+        if self.external and not (remote and self._shared):
             entry = Entry(
                 seq,
                 message_id,
@@ -293,11 +312,11 @@ class History:
                 type_,
                 message,
                 attachment,
+                ids,
             )
             self.to_store.append((room.name, encode_entry(entry)))
             self._to_store_ids.append(message_id)
             room.kept = True
-            return
         name = room.name
         entries = self._rooms.get(name)
         if entries is None:
@@ -307,7 +326,7 @@ class History:
         if len(entries) == self._size:  # the oldest goes
             self._dropped[name] = entries[0][0]
         # A plain tuple, made a Kept only when read: this runs for every message.
-        entries.append((seq, timestamp, sender.name, names, data))
+        entries.append((seq, timestamp, sender.name, names, data, sender.id, ids))
 
     def freed(self, room: Room) -> None:
         """The room was freed. Its history is the room's, not its members': it stays (within
@@ -317,6 +336,7 @@ class History:
             self._resume[room.name] = (room.epoch, room.seq)
         else:  # a new incarnation starts from nothing
             self._dropped.pop(room.name, None)
+            self._base.pop(room.name, None)
 
     def resume(self, name: str) -> tuple[str, int] | None:
         """The epoch and last seq room ``name``, made now, goes on from: a freed room's
@@ -362,7 +382,10 @@ class History:
             return True
         oldest = now - self._ttl
         expired = max((e.seq for e in entries if e.timestamp < oldest), default=0)
-        return read.since < max(dropped, expired, self._dropped.get(read.room, 0))
+        # The store's own drops only: the memory beside an external store holds this
+        # node's messages since it began, not what the store keeps.
+        mine = 0 if self.external else self._dropped.get(read.room, 0)
+        return read.since < max(dropped, expired, mine)
 
     def answer(
         self, read: HistoryRead, entries: list[Entry], epoch: str, dropped: int, now: float
@@ -370,6 +393,46 @@ class History:
         """What answers ``read`` of a store's ``entries`` (those after its position), and
         whether its position was not honoured (``reset``)."""
         return self.select(read, entries, now), self.reset(read, epoch, dropped, entries, now)
+
+    def began(self, room: str, seq: int) -> None:
+        """Room ``room`` was made at ``seq``: if the memory holds nothing of it, it holds
+        every message of it after ``seq`` from now on."""
+        if not self._rooms.get(room):
+            self._base[room] = seq
+
+    def replay(self, room: str, after: int, participant_id: str, now: float) -> list[bytes] | None:
+        """The ``msg`` frames (stream-framed, oldest first) of room ``room`` after seq
+        ``after`` that were for ``participant_id``, or None when the memory does not hold
+        every message after ``after`` (dropped by size or age, or from before this node
+        began keeping the room)."""
+        base = self._base.get(room)
+        entries = self._rooms.get(room) or deque()
+        self._expire(room, entries, now)
+        if base is None or after < max(base, self._dropped.get(room, 0)):
+            return None
+        return [e[4] for e in entries if e[0] > after and _delivered_to(participant_id, e[5], e[6])]
+
+    def replay_stored(
+        self, room: Room, answer: StoredAnswer, pid: str, now: float
+    ) -> list[bytes] | None:
+        """A resume's replay from the store's answer (the records after its position; None
+        if damaged) and, after the last of them, the memory: None when the position was
+        not honoured (the epoch, a drop) or the memory does not go on from there."""
+        read, entries, dropped = answer
+        if entries is None or self.reset(read, room.epoch, dropped, entries, now):
+            return None
+        since = cast(int, read.since)
+        last = max((e.seq for e in entries), default=since)
+        tail = self.replay(room.name, max(last, self._base.get(room.name, 0)), pid, now)
+        if tail is None:
+            return None
+        oldest = now - self._ttl
+        head = [
+            encode_frame({"t": "msg", **e.record()})
+            for e in entries
+            if e.seq > since and e.timestamp >= oldest and _delivered_to(pid, e.sender_id, e.to_ids)
+        ]
+        return head + tail
 
     def select(self, read: HistoryRead, entries: list[_E], now: float) -> list[_E]:
         """Of ``entries`` (oldest first), what the reader may see: unexpired, readable by its
@@ -384,6 +447,10 @@ class History:
                     break
         return found
 
+
+StoredAnswer = tuple[HistoryRead, list[Entry] | None, int]
+"""A resume's read, the store's records after its position (None: damaged) and the last
+seq the store dropped of the room."""
 
 MAX_EPOCH_LENGTH = 16
 """Characters an epoch may have: a history page has room for that beside its records."""
@@ -402,6 +469,8 @@ def encode_entry(entry: Entry) -> bytes:
     record["t"] = "stored"
     record["name"] = entry.sender_name
     record["to"] = None if entry.to_names is None else sorted(entry.to_names)
+    if entry.to_ids is not None:
+        record["ids"] = sorted(entry.to_ids)
     return encode_payload(record)
 
 
@@ -413,7 +482,7 @@ def decode_entry(data: bytes) -> Entry:
         check_stored(r)
     except RemoteProtocolError as exc:
         raise LocalProtocolError(f"a stored history record is malformed: {exc.reason}") from None
-    to = r["to"]
+    to, ids = r["to"], r.get("ids")
     return Entry(
         r["seq"],
         r["id"],
@@ -424,6 +493,7 @@ def decode_entry(data: bytes) -> Entry:
         r["type"],
         r["message"],
         r.get("att"),
+        None if ids is None else frozenset(ids),
     )
 
 

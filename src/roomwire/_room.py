@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from ._service import ServiceSlot
 
 
+LAPSED_KEPT = 1000
+"""Lapsed participants a room remembers (``Room.lapsed``)."""
+
+
 @attrs.define(eq=False)
 class Member:
     """A participant with messaging enabled, on this node (with its connection's queue,
@@ -54,6 +58,16 @@ class Room:
     """With a backplane: this node asked the others for the room's presence (a sync record)."""
     service: ServiceSlot | None = None
     """The room's service slot (docs/PROTOCOL.md §23): None while no message needs one."""
+
+    lapsed: dict[str, None] = attrs.Factory(dict)
+    """Participants removed when their resume window ended, the last ``LAPSED_KEPT``: a
+    resume naming one learns that its view is lost (PROTOCOL.md §22)."""
+
+    def lapse(self, participant_id: str) -> None:
+        lapsed = self.lapsed
+        lapsed[participant_id] = None
+        if len(lapsed) > LAPSED_KEPT:
+            del lapsed[next(iter(lapsed))]
 
     def next_seq(self) -> int:
         self.seq += 1

@@ -48,6 +48,7 @@ class Router:
             else:  # its history was kept: the room goes on, same epoch, the next seq
                 room = Room(name, epoch=resumed[0], seq=resumed[1], kept=True)
             self.rooms[name] = room
+            self.history.began(name, room.seq)
         return room
 
     def name_epoch(self, name: str, epoch: str, last_seq: int) -> None:
@@ -136,11 +137,16 @@ class Router:
 
     def queue_to(self, outbounds: Iterable[Outbound], data: bytes) -> None:
         """Queue the same bytes for each queue, after any broadcasts they reference."""
+        self.seal()
+        self.queues.push(outbounds, data)
+
+    def seal(self) -> None:
+        """Close the open broadcast batch: the next broadcast goes to the room's queues as
+        they are then (a member's queue changed without a presence change: a resume)."""
         batch = self._batch
         if batch is not None:
             batch.seal()
             self._batch = None
-        self.queues.push(outbounds, data)
 
     def reap(self) -> None:
         """Close slow consumers. Closing one announces a departure, which can overflow

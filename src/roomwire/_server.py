@@ -15,8 +15,9 @@ from ._cluster import Cluster
 from ._config import STRONG_KEY, InterceptedMessage, ServerConfig
 from ._errors import LocalProtocolError
 from ._framing import Framing
-from ._history import History, HistoryRead, decode_entry
+from ._history import Entry, History, HistoryRead, decode_entry
 from ._idempotency import SentKeys
+from ._resume import Suspended
 from ._routing import Router
 from ._service import Interception, Services
 from ._session import ServerConnection
@@ -73,6 +74,10 @@ class RoomServer:
         """Rooms' services (docs/PROTOCOL.md §23)."""
         self.sent_keys = SentKeys(config.idempotency_window, config.max_idempotency_keys)
         """Internal: the idempotency keys of recent sends (docs/PROTOCOL.md §26)."""
+        self.suspended = Suspended(config.resume_window)
+        """Participants whose connection was lost, held for a resume (PROTOCOL.md §22)."""
+        self.by_participant: dict[str, ServerConnection] = {}
+        """The open, welcomed connections by participant id (a resume closes a stale one)."""
 
     # --- connections ----------------------------------------------------------------------
 
@@ -110,6 +115,12 @@ class RoomServer:
         local = {c.room for c in self._connections.values()}
         return sum(1 for name, room in rooms.items() if room.members or name in local)
 
+    @property
+    def suspended_count(self) -> int:
+        """Participants held for a resume now: their connection was lost, their window is
+        not over (PROTOCOL.md §22)."""
+        return len(self.suspended)
+
     def connection(self, connection_id: object) -> ServerConnection | None:
         """The open connection with this id, or None (never accepted, or closed)."""
         return self._connections.get(connection_id)
@@ -146,7 +157,10 @@ class RoomServer:
         """When ``handle_timer`` must next run (pings, timeouts, backplane heartbeats), or
         None."""
         when = min(
-            self.timers.next_deadline(), self.cluster.next_beat, self.services.next_deadline()
+            self.timers.next_deadline(),
+            self.cluster.next_beat,
+            self.services.next_deadline(),
+            self.suspended.next_deadline(),
         )
         return None if when == math.inf else when
 
@@ -155,6 +169,8 @@ class RoomServer:
         node's heartbeat and remove the participants of nodes not heard within the TTL."""
         self.timers.run_due(now)
         self.services.expire(now)
+        for connection in self.suspended.lapse(now):
+            connection.lapsed()
         if now >= self.cluster.next_beat:
             self.cluster.beat(now)
         self.router.reap()
@@ -235,6 +251,9 @@ class RoomServer:
         age; 0: none); the core picks what the reader may see and whether its position was
         honoured. Raises ``LocalProtocolError`` for a record that is not one (a corrupt
         store); dropped if the reader has gone."""
+        if read.resume is not None:
+            self._resume_answered(read, records, now, epoch, dropped)
+            return
         entries = [decode_entry(record) for record in records]
         router = self.router
         if epoch is not None:
@@ -244,6 +263,23 @@ class RoomServer:
             room_epoch = router.epoch_of(read.room)
             found, reset = router.history.answer(read, entries, room_epoch, dropped, now)
             connection.queue_history(read.request_id, found, room_epoch, reset)
+
+    def _resume_answered(
+        self, read: HistoryRead, records: list[bytes], now: float, epoch: str | None, dropped: int
+    ) -> None:
+        """A resume's read answered (PROTOCOL.md §22): its handshake goes on. Damaged
+        records are no error here: the resume learns that it recovered nothing."""
+        try:
+            entries: list[Entry] | None = [decode_entry(record) for record in records]
+        except LocalProtocolError:
+            entries = None
+        if epoch is not None:  # the room, if made now, goes on after what the store holds
+            last = max((entry.seq for entry in entries or ()), default=0)
+            self.router.name_epoch(read.room, epoch, last)
+        connection = self._connections.get(read.connection_id)
+        if connection is not None:
+            connection.resumed_from_store((read, entries, dropped), now)
+        self.router.reap()
 
     def rooms_freed(self) -> list[str]:
         """With a backplane (``node_id``): rooms freed since the last call (their last local

@@ -19,11 +19,12 @@ from ._errors import Refusal as _Refusal
 from ._errors import RemoteProtocolError, TokenError
 from ._fast import PAGE_OVERHEAD, encode_ack
 from ._framing import HEADER, PREFIX_SIZE, Framing
-from ._history import Entry, HistoryRead, history_frames
+from ._history import Entry, HistoryRead, StoredAnswer, history_frames
 from ._idempotency import Sent, key_error
 from ._outbound import Outbound
 from ._participant import attributes_size, encode, merge_attributes, to_record
 from ._registry import FrameKind, receive
+from ._resume import proves, resume_secret
 from ._room import Member, Room
 from ._routing import delivery_frame, known_recipients
 from ._rpc import Call
@@ -84,12 +85,15 @@ class ServerConnection(BaseConnection):
     __slots__ = (
         "_allowance",
         "_bucket_at",
+        "_enabled",
         "_expires_at",
         "_grants",
+        "_handed_over",
         "_heard_at",
         "_joined",
         "_me",
         "_member",
+        "_now",
         "_payload",
         "_pinged_at",
         "_queues",
@@ -115,7 +119,12 @@ class ServerConnection(BaseConnection):
         self._member: Member | None = None
         self._payload = b""
         """The body of the frame being handled, when it is not a request."""
-        self._heard_at = self._pinged_at = now
+        self._enabled: bool | None = None
+        """Messaging enabled: with presence (True) or without (False); None: not enabled.
+        What a resume gives back (PROTOCOL.md §22)."""
+        self._handed_over = False
+        """A resume took this connection's participant: closing it leaves presence alone."""
+        self._heard_at = self._pinged_at = self._now = now
         self._expires_at = math.inf
         """The token's ``exp``: the connection is closed then unless a refresh moved it."""
         self.outbound = Outbound(self, server.config.outbound_limit)
@@ -148,6 +157,7 @@ class ServerConnection(BaseConnection):
         removing the participant. Other connections are unaffected.
         """
         router = self._server.router
+        self._now = now  # when a loss found here suspends the participant
         while True:
             try:
                 # Inside the try: the length prefix itself can break the protocol.
@@ -188,9 +198,10 @@ class ServerConnection(BaseConnection):
         self._send({"t": "close", "code": frame["code"], "reason": frame["reason"]})
         return self._settle(Code(frame["code"]), frame["reason"], True)
 
-    def _hello(self, frame: Frame, size: int, now: float) -> Event:
+    def _hello(self, frame: Frame, size: int, now: float) -> Event | None:
         server = self._server
-        config = server.config
+        if self._grants is not _NO_GRANTS:  # waiting for the store to answer the first
+            raise RemoteProtocolError("a second hello")
         if frame["v"] != PROTOCOL_VERSION:
             return self._abort(
                 Code.UNSUPPORTED_VERSION, f"version {frame['v']} is not {PROTOCOL_VERSION}"
@@ -206,32 +217,157 @@ class ServerConnection(BaseConnection):
             return self._abort(
                 Code.ROOM_MISMATCH, f"the token is for another room, not {room_name!r}"
             )
-        participant = RemoteParticipant(
-            id=config.id_factory(), name=token.name, role=token.role, attributes={}
+        resume = frame.get("resume")
+        old = None if resume is None else self._resumable(token, resume)
+        if old is None and resume is not None and self._ask_store(token, resume, now):
+            return None  # the welcome waits for the store (``resumed_from_store``)
+        return self._join(token, resume, old, None, now)
+
+    def _ask_store(self, token: ParticipantToken, resume: Frame, now: float) -> bool:
+        """Whether a resume's replay needs the driver's store: the memory does not hold
+        every message after a proven position (the server restarted, or made the room
+        after it; the store's answer says the room's epoch, which this node may not know
+        yet). The read goes to the store; ``resumed_from_store`` finishes the handshake
+        with its answer."""
+        server = self._server
+        router, pid = server.router, resume["id"]
+        history = router.history
+        if not (
+            history.external
+            and history.replay(token.room, resume["seq"], pid, now) is None
+            and self._proves(token, resume)
+        ):
+            return False
+        self._grants = token
+        history.reads.append(
+            HistoryRead(
+                room=token.room,
+                since=resume["seq"],
+                connection_id=self.connection_id,
+                request_id=0,
+                name=token.name,
+                limit=server.config.history_size,
+                reverse=False,
+                epoch=resume["epoch"],
+                resume=resume,
+            )
         )
+        return True
+
+    def resumed_from_store(self, answer: StoredAnswer, now: float) -> None:
+        """Internal: the store answered a resume's read: the handshake goes on."""
+        self._join(self._grants, answer[0].resume, None, answer, now)
+
+    def _join(
+        self,
+        token: ParticipantToken,
+        resume: Frame | None,
+        old: ServerConnection | None,
+        stored: StoredAnswer | None,
+        now: float,
+    ) -> Event:
+        """Welcome the participant (a new one, or ``old``'s taken back), enable it if the
+        resume asks, and replay what it missed (from memory, or ``stored``)."""
+        server = self._server
+        config = server.config
+        if old is None:
+            participant = RemoteParticipant(
+                id=config.id_factory(), name=token.name, role=token.role, attributes={}
+            )
+        else:  # the same record, attributes included: nobody sees a change
+            participant = old._me
         self._me, self._grants, self._joined = participant, token, True
         self._expires_at = _expiry(token)
-        self._room = server.router.room(token.room, now)
-        self._room.connections += 1
-        server.cluster.sync(self._room)
-        server.services.watch(self._room)
-        self._send(
-            {
-                "t": "welcome",
-                "v": PROTOCOL_VERSION,
-                "room": token.room,
-                "epoch": self._room.epoch,
-                "participant": to_record(participant),
-                "limits": server.advertised_limits,
-                "hb": config.heartbeat_interval,
-                "hbt": config.heartbeat_timeout,
-            }
-        )
+        room = self._room = server.router.room(token.room, now)
+        room.connections += 1
+        server.by_participant[participant.id] = self
+        server.cluster.sync(room)
+        server.services.watch(room)
+        welcome = {
+            "t": "welcome",
+            "v": PROTOCOL_VERSION,
+            "room": token.room,
+            "epoch": room.epoch,
+            "participant": to_record(participant),
+            "limits": server.advertised_limits,
+            "hb": config.heartbeat_interval,
+            "hbt": config.heartbeat_timeout,
+            "seq": room.seq,
+            "resume": resume_secret(
+                config.resume_key_bytes, token.room, token.name, participant.id
+            ),
+            "resume_window": config.resume_window,
+        }
+        presence = None
+        if old is not None:
+            presence = old._enabled
+            old._give_up(self)
+        elif resume is not None and resume.get("enable", False):
+            presence = resume.get("presence", True) and token.can_list
+        replay = self._replay(resume, old is not None, presence, stored, now)
+        if resume is not None:
+            welcome.update(resumed=old is not None, recovered=replay is not None)
+            welcome["missed"] = 0 if replay is None else len(replay)
+        if presence is not None:
+            welcome["enabled"] = True
+        self._send(welcome)
         self._move(Input.WELCOME)
+        if presence is not None:
+            self._move(Input.ENABLE)
+            self._enter(0, presence, announce=old is None)
+        for data in replay or ():
+            self._queue(data)
+            # Asked for, like a snapshot: not a sign of a slow reader (§14).
+            self.outbound.exempt(len(data))
         self._buffer.max_frame_size = config.max_frame_size
         self._pinged_at = now
         server.timers.arm(self, self._next_timer())
         return ParticipantJoined(participant=participant, room=token.room)
+
+    def _resumable(self, token: ParticipantToken, resume: Frame) -> ServerConnection | None:
+        """The connection whose participant a hello's ``resume`` may take back: suspended,
+        or still open (its loss not noticed yet), and the secret proves the id is the
+        token's identity's in its room; None otherwise."""
+        server, pid = self._server, resume["id"]
+        if not self._proves(token, resume):
+            return None
+        old = server.suspended.take(pid)
+        return server.by_participant.get(pid) if old is None else old
+
+    def _replay(
+        self,
+        resume: Frame | None,
+        resumed: bool,
+        presence: bool | None,
+        stored: StoredAnswer | None,
+        now: float,
+    ) -> list[bytes] | None:
+        """The messages a resume missed, for the welcome to say ``recovered`` (a list) or
+        not (None): the position must be the room's (its epoch, not past its seq), proven
+        the resumer's, never removed by a lapsed window, and the memory must hold every
+        message after it (PROTOCOL.md §22)."""
+        if resume is None:
+            return None
+        server, room, pid, seq = self._server, self._room, resume["id"], resume["seq"]
+        if (
+            resume["epoch"] != room.epoch
+            or seq > room.seq
+            or pid in room.lapsed
+            or not (resumed or self._proves(self._grants, resume))
+        ):
+            return None
+        history = server.router.history
+        frames = history.replay(room.name, seq, pid, now)
+        if stored is not None:
+            frames = history.replay_stored(room, stored, pid, now)
+        if frames is not None and (presence is None or self._grants.hidden):
+            return []  # not enabled (or hidden): nothing was for it
+        return frames
+
+    def _proves(self, token: ParticipantToken, resume: Frame) -> bool:
+        """Whether ``resume``'s secret proves its id is the token's identity's."""
+        key = self._server.config.resume_key_bytes
+        return proves(key, token.room, token.name, resume["id"], resume["secret"])
 
     def _request(self, kind: _Kind, frame: Frame, size: int, now: float) -> Event | None:
         if self._state is State.HANDSHAKE:
@@ -280,13 +416,22 @@ class ServerConnection(BaseConnection):
         presence = frame.get("presence", True)
         if presence and not self._grants.can_list:
             raise _Refusal(Code.FORBIDDEN_LIST, "the token does not grant listing participants")
+        self._enter(frame["rid"], presence, announce=True)
+        return ParticipantEnabled(participant=self._me)
+
+    def _enter(self, rid: int, presence: bool, *, announce: bool) -> None:
+        """Enable messaging: the snapshot pages answering ``rid``, then join the room's
+        members (``announce``: as a new member; else as the resumed one, silently)."""
         room, server, outbound = self._room, self._server, self.outbound
-        pages = server.presence.snapshot(
-            room, frame["rid"], server.config.max_frame_size, listed=presence
-        )
+        pages = server.presence.snapshot(room, rid, server.config.max_frame_size, listed=presence)
         if not self._grants.hidden:
             self._member = Member(participant=self._me, outbound=outbound, node=None)
-            server.presence.add(room, self._member)
+            if announce:
+                server.presence.add(room, self._member)
+            else:  # the same record as before: nothing to tell anyone
+                server.router.seal()
+                room.members[self._me.id] = self._member
+                room.local[self._me.id] = outbound
         if presence:
             room.listeners[self._me.id] = outbound
         for data in pages:
@@ -294,11 +439,12 @@ class ServerConnection(BaseConnection):
             # A large room's snapshot is not a sign of a slow reader: it does not count
             # against the outbound bound until the driver has taken it.
             outbound.exempt(len(data))
+        self._enabled = presence
         self._move(Input.SNAPSHOT_END)
-        return ParticipantEnabled(participant=self._me)
 
     def _disable(self, frame: Frame, size: int, now: float) -> Event:
         self._leave()
+        self._enabled = None
         self._send({"t": "ack", "rid": frame["rid"]})
         self._move(Input.DISABLE_ACK)
         return ParticipantDisabled(participant=self._me)
@@ -544,7 +690,8 @@ class ServerConnection(BaseConnection):
         to, room = frame["to"], self._room
         callee = room.local.get(to)
         member = room.members.get(to)
-        if member is None:
+        if member is None or (callee is None and member.node is None):
+            # A participant suspended for a resume (§22) has no connection to answer.
             raise _Refusal(Code.NOT_FOUND, f"not present with messaging enabled: {to[:64]!r}")
         forward: Frame = {
             "t": "call",
@@ -717,15 +864,56 @@ class ServerConnection(BaseConnection):
             self._room.listeners.pop(self._me.id, None)
 
     def _on_closed(self, code: Code) -> None:
-        closes = self._server.stats.closes
+        server = self._server
+        closes = server.stats.closes
         closes[code] = closes.get(code, 0) + 1
-        self._server.timers.cancel(self)
-        self._server.services.closed(self)
-        self._leave()
-        if self._joined:
+        server.timers.cancel(self)
+        server.services.closed(self)
+        if self._joined and server.by_participant.get(self._me.id) is self:
+            del server.by_participant[self._me.id]
+        if self._handed_over:
+            self._detach()  # the resumed connection holds the participant now
+            server.router.leave(self._room)
+        elif self._joined and code in _LOST and server.config.resume_window:
+            # Lost, not closed: present, suspended, until it resumes or its window ends
+            # (the room stays: this connection still counts in it).
+            self._detach()
+            server.suspended.hold(self._me.id, self, self._now)
+        else:
+            self._leave()
+            if self._joined:
+                server.router.leave(self._room)
+        server.calls.closed(self)
+        server.forget(self)
+
+    def _detach(self) -> None:
+        """Stop this connection's traffic (fan-out, presence, calls, streams) but leave its
+        participant present: a resume takes it back (PROTOCOL.md §22). Messages sent to
+        it meanwhile are kept in history and replayed."""
+        server, room, pid = self._server, self._room, self._me.id
+        server.router.seal()
+        server.calls.left(self)
+        server.streams.left(self)
+        if room.local.get(pid) is self.outbound:
+            del room.local[pid]
+        if room.listeners.get(pid) is self.outbound:
+            del room.listeners[pid]
+
+    def _give_up(self, successor: ServerConnection) -> None:
+        """A resume took this participant: a suspended connection's place in the room goes
+        to ``successor``; a still open one (a half-open connection whose loss the server
+        has not noticed) is closed, leaving presence alone."""
+        if self._state is State.CLOSED:
             self._server.router.leave(self._room)
-        self._server.calls.closed(self)
-        self._server.forget(self)
+        else:
+            self._handed_over = True
+            self._abort(Code.RESUMED_ELSEWHERE, "another connection resumed this participant")
+
+    def lapsed(self) -> None:
+        """Internal: this suspended participant's resume window ended: it leaves now."""
+        self._leave()
+        self._room.lapse(self._me.id)
+        self._server.router.leave(self._room)
 
     def _queue(self, data: bytes) -> None:
         self._queues.push_one(self.outbound, data)
@@ -783,6 +971,7 @@ class ServerConnection(BaseConnection):
     def on_timer(self, now: float) -> None:
         """Internal: the timer armed with ``RoomServer.timers`` is due."""
         config = self._server.config
+        self._now = now
         if self._state is State.HANDSHAKE:
             # The only timer armed during the handshake is its deadline (see __init__), and
             # handle_timer runs a timer only once it is due.
@@ -810,6 +999,8 @@ _NO_GRANTS = ParticipantToken(
 )
 _NO_ROOM = Room("")
 _LARGEST_SEQ = 2**64 - 1
+_LOST = frozenset({Code.CONNECTION_LOST, Code.HEARTBEAT_TIMEOUT})
+"""Closes that mean the connection was lost, not ended: its participant may resume."""
 
 _Kind = FrameKind[Callable[[ServerConnection, Frame, int, float], Event | None]]
 CLIENT_KINDS: dict[str, _Kind] = {

@@ -40,8 +40,24 @@ def _optional_attachment(frame: Frame) -> bool:
 def check_hello(f: Frame) -> None:
     room = f.get("room")
     _require(
-        _is_int(f.get("v")) and type(f.get("token")) is str and (room is None or type(room) is str),
+        _is_int(f.get("v"))
+        and type(f.get("token")) is str
+        and (room is None or type(room) is str)
+        and ("resume" not in f or _is_resume(f["resume"])),
         "hello",
+    )
+
+
+def _is_resume(r: object) -> bool:
+    """A hello's ``resume`` map (PROTOCOL.md §22)."""
+    return (
+        type(r) is dict
+        and type(r.get("id")) is str
+        and type(r.get("secret")) is str
+        and type(r.get("epoch")) is str
+        and _is_int(r.get("seq"))
+        and type(r.get("enable", False)) is bool
+        and type(r.get("presence", True)) is bool
     )
 
 
@@ -132,9 +148,18 @@ def check_welcome(f: Frame) -> None:
         and all(_is_int(limits.get(name)) for name in REQUIRED_LIMITS)
         and all(_is_int(limits[name]) for name in LIMIT_FIELDS if name in limits)
         and _is_duration(f.get("hb"))
-        and _is_duration(f.get("hbt")),
+        and _is_duration(f.get("hbt"))
+        and type(f.get("resume", "")) is str
+        and _is_int(f.get("seq", 0))
+        and _is_int(f.get("missed", 0))
+        and all(type(f.get(k, False)) is bool for k in _WELCOME_FLAGS)
+        and (type(w := f.get("resume_window", 0)) is int or type(w) is float)
+        and 0 <= w < math.inf,
         "welcome",
     )
+
+
+_WELCOME_FLAGS = ("resumed", "recovered", "enabled")
 
 
 def _is_page(f: Frame, key: str, is_item: Callable[[object], bool]) -> bool:
@@ -189,12 +214,14 @@ def check_msg(f: Frame) -> None:
 
 def check_stored(f: Frame) -> None:
     """A history record as a driver's store hands it back: a message, its sender's name and
-    its recipients' names (None for a broadcast)."""
-    to = f.get("to")
+    its recipients' names (None for a broadcast) and, from stores written since PROTOCOL.md
+    §22, their participant ids (``ids``)."""
+    to, ids = f.get("to"), f.get("ids")
     _require(
         _is_message(f)
         and type(f.get("name")) is str
-        and (to is None or (type(to) is list and all(type(n) is str for n in to))),
+        and (to is None or (type(to) is list and all(type(n) is str for n in to)))
+        and (ids is None or (type(ids) is list and all(type(i) is str for i in ids))),
         "stored",
     )
 

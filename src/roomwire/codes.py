@@ -37,6 +37,7 @@ class Code(enum.IntEnum):
     SLOW_CONSUMER = 3003
     RATE_LIMIT_EXCEEDED = 3004
     TOO_MANY_CONNECTIONS = 3005
+    RESUMED_ELSEWHERE = 3006
     UNSUPPORTED_VERSION = 3010
     TOKEN_INVALID = 3020
     TOKEN_EXPIRED = 3021
@@ -112,6 +113,10 @@ CODE_INFO: dict[Code, CodeInfo] = {
     Code.TOO_MANY_CONNECTIONS: CodeInfo(
         "The server (or the client's address) is at its connection cap: connect again later.",
         retry=True,
+    ),
+    Code.RESUMED_ELSEWHERE: CodeInfo(
+        "Another connection resumed this participant (PROTOCOL.md §22): this one is stale.",
+        retry=False,
     ),
     Code.UNSUPPORTED_VERSION: CodeInfo(
         "The hello asked for a protocol version the server does not speak.", retry=False

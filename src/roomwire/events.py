@@ -110,6 +110,15 @@ class Connected(Event):
     """Seconds between the server's pings."""
     heartbeat_timeout: float
     """Seconds past the interval after which silence means a dead peer."""
+    resumed: bool = False
+    """The hello's resume took its participant back: same id, attributes and enabled state
+    (PROTOCOL.md §22)."""
+    recovered: bool = False
+    """A resume was asked and nothing it could have received since its position was lost:
+    the ``missed`` messages follow, before anything else. False after a resume: the
+    client's view of the room is stale (read history, re-fetch its state)."""
+    missed: int = 0
+    """Messages replayed after the welcome (when ``recovered``)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -104,7 +104,10 @@ async def test_participant_updated(server: Any, join: Join, make_token: Callable
     assert alice.messaging.get_participant_by_name("raw").attributes == {"mood": "curious"}
 
 
-@pytest.mark.server(heartbeat_interval=HEARTBEAT, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+# No resume window (PROTOCOL.md §22): a timed-out peer is removed at the timeout itself.
+@pytest.mark.server(
+    heartbeat_interval=HEARTBEAT, heartbeat_timeout=HEARTBEAT_TIMEOUT, resume_window=0
+)
 async def test_silent_peer_removed_after_heartbeat_timeout(
     server: Any, join: Join, make_token: Callable[..., str], record_property: Any
 ) -> None:

@@ -48,6 +48,7 @@ SAMPLES: dict[str, tuple[Any, str]] = {
     "max_idempotency_keys": (200, "--max-idempotency-keys"),
     "max_connections": (900, "--max-connections"),
     "max_connections_per_address": (50, "--max-connections-per-address"),
+    "resume_window": (12.5, "--resume-window"),
 }
 """A valid value and the flag for every serve setting (a list: a repeatable flag)."""
 REDACTED = {"secret", "backplane_key"}

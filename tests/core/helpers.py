@@ -14,6 +14,7 @@ from roomwire import (
     ClientConfig,
     ClientConnection,
     ParticipantToken,
+    ResumeInfo,
     RoomServer,
     ServerConfig,
     ServerConnection,
@@ -49,10 +50,17 @@ def server_config(**overrides: Any) -> ServerConfig:
 class Peer:
     """A client and its server-side connection, with the events each side produced."""
 
-    def __init__(self, room: Room, name: str, tok: str, room_name: str | None) -> None:
+    def __init__(
+        self,
+        room: Room,
+        name: str,
+        tok: str,
+        room_name: str | None,
+        resume: ResumeInfo | None = None,
+    ) -> None:
         self.room = room
         self.client = ClientConnection(
-            token=tok, now=room.now, room=room_name, config=room.client_config
+            token=tok, now=room.now, room=room_name, config=room.client_config, resume=resume
         )
         self.server: ServerConnection = room.server.accept(name, room.now)
         self.events: list[Event] = []
@@ -81,9 +89,10 @@ class Room:
         room: str = "demo",
         tok: str | None = None,
         room_name: str | None = None,
+        resume: ResumeInfo | None = None,
         **grants: Any,
     ) -> Peer:
-        peer = Peer(self, name, tok or token(room, name, **grants), room_name)
+        peer = Peer(self, name, tok or token(room, name, **grants), room_name, resume)
         self.peers[name] = peer
         self.pump()
         return peer
@@ -106,7 +115,9 @@ class Room:
                     peer.server_events.append(event)
             for conn in self.server.connections_with_output():
                 data = conn.data_to_send()
-                peer = self.peers[conn.connection_id]  # type: ignore[index]
+                peer = self.peers.get(conn.connection_id)  # type: ignore[call-overload]
+                if peer is None:  # cut off (``cut``): what it was sent is lost
+                    continue
                 if data and peer.client.state is not State.CLOSED:
                     peer.client.receive_data(data)
                     moved = True
@@ -115,6 +126,15 @@ class Room:
             if not moved:
                 return
         raise AssertionError("the room did not go quiet")
+
+    def cut(self, name: str) -> ResumeInfo | None:
+        """The transport of peer ``name`` breaks with no close frame: the server sees the
+        end of its input, the client is dropped. Returns what a reconnect presents."""
+        peer = self.peers.pop(name)
+        peer.server.receive_data(b"")
+        peer.server_events.extend(drain(peer.server, self.now))
+        self.pump()
+        return peer.client.resume_info
 
     def advance(self, seconds: float) -> None:
         """Move time and fire every timer that is due, as a driver would."""

@@ -118,7 +118,9 @@ def by_slow_consumer(room: Room, leaver: RawPeer, observer: Peer) -> None:
 def test_a_participant_is_removed_exactly_once(
     leave: Callable[[Room, RawPeer, Peer], None], code: Code | None
 ) -> None:
-    room = Room(outbound_limit=2048)
+    # A lost connection's participant is removed once its resume window ends
+    # (tests/core/test_resume.py): here, at once.
+    room = Room(outbound_limit=2048, resume_window=0)
     observer = room.enabled("observer")
     leaver = raw_peer(room, "leaver")
     leaver.client.send({"t": "enable", "rid": 0})

@@ -46,6 +46,8 @@ def test_pings_and_dead_peer_detection_follow_the_clock() -> None:
     assert peer.server_events[-1] == ConnectionClosed(
         code=Code.HEARTBEAT_TIMEOUT, reason=close["reason"], by_peer=False
     )
+    assert room.server.next_deadline() == 1095.0  # its resume window (PROTOCOL.md §22)
+    step_to(room, 1095.0)
     assert room.server.next_deadline() is None
 
 

@@ -32,7 +32,8 @@ STAGGER = 0.1
 """Seconds between the dead peers' last frames, so their deadlines differ."""
 
 
-@pytest.mark.server(heartbeat_interval=INTERVAL, heartbeat_timeout=TIMEOUT)
+# No resume window (PROTOCOL.md §22): a timed-out peer is removed at the timeout itself.
+@pytest.mark.server(heartbeat_interval=INTERVAL, heartbeat_timeout=TIMEOUT, resume_window=0)
 async def test_a_silent_peer_is_removed_once_within_interval_plus_timeout(
     join: Any, server: Any, make_token: Any, figures: Figures
 ) -> None:

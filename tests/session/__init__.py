@@ -73,13 +73,18 @@ class Client:
 
     def connect(self) -> None:
         """Open a connection and hand the welcome to the session (as a pump does)."""
-        self.conn = ClientConnection(token=self.token, now=self.world.now)
+        # As the driver does: a reconnect presents the last connection's resume info.
+        resume = self.session.resume if self.connects else None
+        self.conn = ClientConnection(token=self.token, now=self.world.now, resume=resume)
         self.server_conn = self.world.accept(self)
         self.closed = None
         self._welcome: Connected | None = None
+        self._live = False
         self.world.pump()
         assert self._welcome is not None, "no welcome"
         self.reenable = self.session.connected(self.conn, self._welcome, again=self.connects > 0)
+        self._live = True
+        self.closed = self.session.drain(self.conn, self.world.now)
         self.connects += 1
         self.world.pump()
 
@@ -113,6 +118,8 @@ class Client:
             event = self.conn.next_event(self.world.now)
             assert isinstance(event, Connected), event
             self._welcome = event
+        if not self._live:
+            return True  # what follows the welcome waits for the session (as a pump does)
         self.closed = self.session.drain(self.conn, self.world.now) or self.closed
         return True
 

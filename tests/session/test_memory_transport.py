@@ -74,16 +74,25 @@ async def test_a_lost_transport_is_reconnected_and_messaging_restored() -> None:
                 await bob.messaging.enable()
             assert alice.local_participant is not None
             first_id = alice.local_participant.id
+            flicker: list[str] = []
+            bob.messaging.on("participant_removed", lambda p: flicker.append(p.id))
+            bob.messaging.on("participant_added", lambda p: flicker.append(p.id))
             alice_served = network.listeners[server.port].transports[0]  # the first to dial
             alice_served.abort()  # the server side drops alice
             lost = await next_of(alice, Disconnected)
             assert lost.code is Code.CONNECTION_LOST
             assert lost.reconnecting
+            # Resumed (PROTOCOL.md §22): the same participant, attributes and all, enabled
+            # again by the server; bob saw it neither leave nor come back.
             back = await next_of(alice, Reconnected)
-            assert back.participant.id != first_id
-            again = await next_of(bob, ParticipantAdded, lambda e: e.participant.name == "alice")
-            assert again.participant.attributes == {"mood": "calm"}
+            assert back.participant.id == first_id
+            assert back.participant.attributes == {"mood": "calm"}
+            assert back.recovered
             assert alice.messaging.enabled
+            mid = await bob.messaging.send_message(to=first_id, type="t", message={})
+            got = await next_of(alice, MessageReceived, lambda e: e.message.id == mid)
+            assert got.message.from_participant_id == bob.local_participant.id
+            assert flicker == []
 
 
 async def test_a_server_nobody_listens_on_is_a_typed_error() -> None:

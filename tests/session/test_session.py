@@ -166,8 +166,13 @@ def test_a_lost_connection_fails_what_waits_and_says_whether_to_reconnect() -> N
     assert [e.reconnecting for e in alice.of(Disconnected)] == [True, False, False, False]
 
 
-def test_a_reconnect_restores_attributes_then_the_enable_with_its_presence_choice() -> None:
-    world = World()
+@pytest.mark.parametrize("window", [30.0, 0.0])
+def test_a_reconnect_restores_attributes_then_the_enable_with_its_presence_choice(
+    window: float,
+) -> None:
+    # Within the window the server gives it all back (PROTOCOL.md §22); with none, the
+    # server enables a new participant at the welcome and the session sets its attributes.
+    world = World(resume_window=window)
     bob = enabled(world, "bob")
     alice = Client(world, "alice")
     session = alice.session
@@ -180,13 +185,13 @@ def test_a_reconnect_restores_attributes_then_the_enable_with_its_presence_choic
     assert alice.session.remote_participants == []  # presence=False: no snapshot
     first_id = alice.id
     session.lost(alice.lose(), may_retry=True)
-    assert bob.session.get_participant(first_id) is None
+    assert (bob.session.get_participant(first_id) is None) is (not window)
 
     alice.connect()
     assert alice.reenable is not None
     assert alice.reenable.settled
     assert [e.participant.id for e in alice.of(Reconnected)] == [alice.id]
-    assert alice.id != first_id
+    assert (alice.id == first_id) is bool(window)
     back = bob.session.get_participant(alice.id)
     assert back is not None
     assert back.attributes == {"mood": "busy", "y": 1}

@@ -26,6 +26,7 @@ from roomwire import (
     Framing,
     LocalProtocolError,
     RemoteProtocolError,
+    ResumeInfo,
     RoomServer,
     ServerConfig,
     ServerConnection,
@@ -120,6 +121,7 @@ def make_client(setup: JSON, framing: Framing = Framing.STREAM) -> ClientConnect
         room=setup.get("room"),
         config=ClientConfig(**setup.get("config", {})),
         framing=framing,
+        resume=ResumeInfo(**setup["resume"]) if "resume" in setup else None,
     )
 
 

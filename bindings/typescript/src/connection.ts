@@ -112,8 +112,24 @@ export class ClientConnection extends ParticipantView {
   private timeout = 0;
   private deadline: number;
   private closeSent: Closed = { event: "ConnectionClosed", code: Code.NORMAL, reason: "", byPeer: false };
+  // Resume (PROTOCOL.md §22): the last welcome's secret and epoch, the position, and how
+  // messaging is enabled (null: not; else with presence or not).
+  private readonly resume: ResumeInfo | null;
+  private secret: string | null = null;
+  private epoch = "";
+  private position = 0;
+  private enabledWith: boolean | null = null;
+  private asked = true;
 
-  constructor(options: { token: string; now: number; room?: string | null; config?: ClientConfig }) {
+  /** `resume`: the last connection's `resumeInfo`, to take its participant back and get
+   * what it missed (PROTOCOL.md §22). */
+  constructor(options: {
+    token: string;
+    now: number;
+    room?: string | null;
+    config?: ClientConfig;
+    resume?: ResumeInfo | null;
+  }) {
     super();
     this.config = { ...DEFAULT_CONFIG, ...options.config };
     this.maxFrameSize = this.config.maxFrameSize;
@@ -121,6 +137,8 @@ export class ClientConnection extends ParticipantView {
     this.deadline = options.now + this.config.handshakeTimeout;
     const hello: Record<string, unknown> = { t: "hello", v: PROTOCOL_VERSION, token: options.token };
     if (this._room !== null) hello.room = this._room;
+    this.resume = options.resume ?? null;
+    if (this.resume !== null) hello.resume = resumeFrame(this.resume);
     this.send(hello);
     this.move("HELLO");
   }
@@ -130,6 +148,21 @@ export class ClientConnection extends ParticipantView {
   /** The state after the last event returned (or verb called). */
   get state(): State {
     return this._state;
+  }
+
+  /** What the next connection presents to resume this one (`new ClientConnection({...,
+   * resume})`), up to the last message or presence change processed; null before the
+   * welcome, or when the server does not resume (PROTOCOL.md §22). */
+  get resumeInfo(): ResumeInfo | null {
+    if (this.secret === null) return null;
+    return {
+      participantId: this.me.id,
+      secret: this.secret,
+      epoch: this.epoch,
+      seq: this.position,
+      enabled: this.enabledWith !== null,
+      presence: this.enabledWith !== false,
+    };
   }
 
   /** This connection's participant, once the welcome arrived. */
@@ -175,7 +208,9 @@ export class ClientConnection extends ParticipantView {
    * answers it. `presence: false` asks for no presence at all. */
   enable({ presence = true }: { presence?: boolean } = {}): number {
     this.checkAllowed("ENABLE", "enable");
-    return this.request("ENABLE", { t: "enable", presence });
+    const rid = this.request("ENABLE", { t: "enable", presence });
+    this.asked = presence;
+    return rid;
   }
 
   /** Ask to disable messaging; `MessagingDisabled` answers it. */
@@ -457,6 +492,7 @@ export class ClientConnection extends ParticipantView {
       case "msg": {
         this.expect("DELIVERY", kind);
         this.heard(now);
+        this.position = Math.max(this.position, Number(frame.seq));
         return { event: "MessageReceived", message: messageFromWire(frame) };
       }
       case "history":
@@ -540,6 +576,17 @@ export class ClientConnection extends ParticipantView {
     this._limits = limits;
     this.connected = true;
     this.heard(now);
+    const recovered = frame.recovered === true;
+    this.secret = typeof frame.resume === "string" ? frame.resume : null;
+    this.epoch = typeof frame.epoch === "string" ? frame.epoch : "";
+    // Recovered: the replay that follows starts after the old position.
+    this.position = recovered && this.resume !== null ? this.resume.seq : Number(frame.seq ?? 0);
+    if (frame.enabled === true) {
+      // The server enabled it (a resume): a snapshot answers "request 0" (§22).
+      this.move("ENABLE");
+      this.pending.set(0, ["ENABLE", null]);
+      this.asked = this.resume?.presence ?? true;
+    }
     return {
       event: "Connected",
       participant,
@@ -547,6 +594,9 @@ export class ClientConnection extends ParticipantView {
       limits,
       heartbeatInterval: this.interval,
       heartbeatTimeout: this.timeout,
+      resumed: frame.resumed === true,
+      recovered,
+      missed: Number(frame.missed ?? 0),
     };
   }
 
@@ -579,6 +629,7 @@ export class ClientConnection extends ParticipantView {
     this.pending.delete(rid);
     this.heard(now);
     if (request === "DISABLE") {
+      this.enabledWith = null;
       this.present.clear();
       return { event: "MessagingDisabled", requestId: rid };
     }
@@ -602,6 +653,7 @@ export class ClientConnection extends ParticipantView {
     const participants = this.snapshot;
     this.snapshot = [];
     this.present = new Map(participants.map((p) => [p.id, p]));
+    this.enabledWith = this.asked;
     return { event: "MessagingEnabled", requestId: rid, participants };
   }
 
@@ -654,6 +706,7 @@ export class ClientConnection extends ParticipantView {
     this.expect("DELIVERY", kind);
     this.heard(now);
     const seq = frame.seq as number;
+    this.position = Math.max(this.position, Number(seq));
     if (kind === "left") {
       const id = frame.id as string;
       const gone = this.present.get(id);
@@ -799,4 +852,36 @@ function codePoints(text: string): number {
 
 function inRange(value: number, low: number, high: number): boolean {
   return low <= value && value <= high;
+}
+
+/** What a client presents to take its place back after a lost connection
+ * (`ClientConnection.resumeInfo`; PROTOCOL.md §22). */
+export interface ResumeInfo {
+  /** The participant id to take back. */
+  readonly participantId: string;
+  /** The welcome's `resume` secret for that id. */
+  readonly secret: string;
+  /** The room's epoch the position is in. */
+  readonly epoch: string;
+  /** The last room seq the client processed (the welcome's, if nothing since). */
+  readonly seq: number;
+  /** Messaging was enabled: a server that cannot give the id back enables the new one. */
+  readonly enabled: boolean;
+  /** It was enabled with presence. */
+  readonly presence: boolean;
+}
+
+/** The hello's `resume` map, keys in the reference encoder's order. */
+function resumeFrame(resume: ResumeInfo): Record<string, unknown> {
+  const frame: Record<string, unknown> = {
+    id: resume.participantId,
+    secret: resume.secret,
+    epoch: resume.epoch,
+    seq: resume.seq,
+  };
+  if (resume.enabled) {
+    frame.enable = true;
+    frame.presence = resume.presence;
+  }
+  return frame;
 }

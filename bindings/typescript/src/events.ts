@@ -75,6 +75,12 @@ export type ClientEvent =
       readonly limits: Limits;
       readonly heartbeatInterval: number;
       readonly heartbeatTimeout: number;
+      /** The hello's resume took its participant back (PROTOCOL.md §22). */
+      readonly resumed: boolean;
+      /** Nothing since the resume's position was lost: `missed` messages follow first. */
+      readonly recovered: boolean;
+      /** Messages replayed after the welcome. */
+      readonly missed: number;
     }
   | { readonly event: "MessagingEnabled"; readonly requestId: number; readonly participants: readonly RemoteParticipant[] }
   | { readonly event: "MessagingDisabled"; readonly requestId: number }

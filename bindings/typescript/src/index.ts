@@ -3,7 +3,7 @@
  * (DESIGN §7.2), and the sans-IO client core underneath it for custom drivers.
  */
 export { Code, type CodeName, codeName, isRetryable } from "./codes.js";
-export { ClientConnection, type ClientConfig, PROTOCOL_VERSION } from "./connection.js";
+export { ClientConnection, type ClientConfig, PROTOCOL_VERSION, type ResumeInfo } from "./connection.js";
 export { type JsonObject, type JsonValue, encodePayload } from "./encode.js";
 export { type Frame, decodeServerFrame } from "./frames.js";
 export {
@@ -33,6 +33,7 @@ export {
   Messaging,
   type MessagingEventName,
   type Recipient,
+  type Reconnected,
   type ReconnectPolicy,
   Room,
   type SendOptions,

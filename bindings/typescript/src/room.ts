@@ -4,7 +4,7 @@
  * (`roomwire_anyio._client`).
  */
 import { Code, isRetryable } from "./codes.js";
-import { type ClientConfig, ClientConnection } from "./connection.js";
+import { type ClientConfig, ClientConnection, type ResumeInfo } from "./connection.js";
 import type { JsonObject } from "./encode.js";
 import { ConnectionClosedError, LocalProtocolError, RoomError } from "./errors.js";
 import type { ClientEvent, Limits, RemoteParticipant, RoomMessage } from "./events.js";
@@ -64,8 +64,20 @@ export interface SendOptions {
   receipt?: boolean;
 }
 
+/** What the `reconnected` callback gets (PROTOCOL.md §22). */
+export interface Reconnected {
+  /** The local participant: the same id as before when the server still held it. */
+  readonly participant: RemoteParticipant;
+  /** Nothing was lost: the `missed` messages come first, in order, before live traffic.
+   * False: the view of the room is stale (read its history again). */
+  readonly recovered: boolean;
+  /** Messages the server replays, sent while this client was away. */
+  readonly missed: number;
+}
+
 interface Callbacks {
   message: (message: RoomMessage) => void;
+  reconnected: (info: Reconnected) => void;
   participant_added: (participant: RemoteParticipant) => void;
   participant_removed: (participant: RemoteParticipant) => void;
   participant_updated: (participant: RemoteParticipant) => void;
@@ -88,6 +100,8 @@ export class Room {
   readonly messaging: Messaging;
   /** @internal */ _link: Link | null = null;
   private me: RemoteParticipant | null = null;
+  /** What the next connection presents to resume the last one (PROTOCOL.md §22). */
+  private resume: ResumeInfo | null = null;
   private closing = false;
   private closeReason: RoomError | null = null;
   private upWaiters: (() => void)[] = [];
@@ -149,26 +163,33 @@ export class Room {
     this.finish(new ConnectionClosedError("the room is closed", Code.NORMAL));
   }
 
-  /** @internal: connect, handshake, and return the link once the welcome is in. */
-  async _open(): Promise<Link> {
+  /** @internal: connect, handshake, and return the link once the welcome is in. A
+   * reconnect (`again`) presents the last connection's resume info (PROTOCOL.md §22). */
+  async _open(again = false): Promise<Link> {
     const { token, room = null, config } = this.options;
-    const conn = new ClientConnection({ token, now: now(), room, config });
+    const conn = new ClientConnection({ token, now: now(), room, config, resume: again ? this.resume : null });
     let welcomed!: () => void;
+    let resumed = false;
     const welcome = new Promise<void>((resolve) => (welcomed = resolve));
     const link = new Link(this.url, this.WebSocket, conn, (event) => {
-      if (event.event === "Connected") welcomed();
-      else if (!this._peers.dispatch(event, link)) this.messaging._dispatch(event);
+      if (event.event === "Connected") {
+        welcomed();
+        resumed = event.resumed;
+        // Before the replay and the snapshot that follow it in this same batch.
+        if (again) this.messaging._reconnected({ participant: event.participant, recovered: event.recovered, missed: event.missed });
+      } else if (!this._peers.dispatch(event, link)) this.messaging._dispatch(event);
     });
     const closed = await Promise.race([welcome.then(() => null), link.closed]);
     if (closed !== null) {
       const reason = closed.code === Code.CONNECTION_LOST ? `cannot reach ${this.url}: ${closed.reason}` : closed.reason;
       throw new ConnectionClosedError(reason, closed.code);
     }
-    if (Object.keys(this.attributes).length) {
+    if (Object.keys(this.attributes).length && !resumed) {
       // Reconnecting: restore our attributes first, so that the re-enable announces them.
       link.requestDetached((c) => c.setAttributes(this.attributes));
     }
-    if (this.messaging.enabled) {
+    if (this.messaging.enabled && conn.state === "OPEN") {
+      // (Not when the server enabled it at the welcome: a resume.)
       // Reconnecting: queue the re-enable before the link is published, so that a send made
       // as soon as it is up goes out after the enable, which the state table allows.
       link.requestDetached((c) => c.enable({ presence: this.messaging._presence }));
@@ -194,6 +215,7 @@ export class Room {
       this.unsent.push(...link.unanswered);
       this._peers.lost(new ConnectionClosedError(closed.reason, closed.code));
       this.me = link.conn.localParticipant;
+      this.resume = link.conn.resumeInfo;
       this._link = null;
       if (this.closing || !this.policy.enabled || !(isRetryable(closed.code) || closed.code === Code.CONNECTION_LOST)) {
         this.finish(new ConnectionClosedError(closed.reason, closed.code));
@@ -222,7 +244,7 @@ export class Room {
       await sleep(Math.random() * ceiling);
       if (this.closing) return new ConnectionClosedError("the room is closed", Code.NORMAL);
       try {
-        return await this._open();
+        return await this._open(true);
       } catch (caught) {
         if (!(caught instanceof RoomError)) throw caught;
         if (!isRetryable(caught.code) && caught.code !== Code.CONNECTION_LOST) return caught; // e.g. an expired token
@@ -325,6 +347,7 @@ export class Room {
 export class Messaging extends ParticipantView {
   private readonly callbacks: { [K in MessagingEventName]: Set<Callbacks[K]> } = {
     message: new Set(),
+    reconnected: new Set(),
     participant_added: new Set(),
     participant_removed: new Set(),
     participant_updated: new Set(),
@@ -444,6 +467,11 @@ export class Messaging extends ParticipantView {
     this.present = new Map(participants.map((p) => [p.id, p]));
     for (const participant of old.values()) if (!this.present.has(participant.id)) this.emit("participant_removed", participant);
     for (const participant of participants) if (!old.has(participant.id)) this.emit("participant_added", participant);
+  }
+
+  /** @internal: a reconnect's welcome. */
+  _reconnected(info: Reconnected): void {
+    this.emit("reconnected", info);
   }
 
   /** @internal */

@@ -31,6 +31,11 @@ export class FakeServer {
   hbt = 10;
   /** Whether to answer hellos at all. */
   silent = false;
+  /** Resume (PROTOCOL.md §22): welcomes hand out a secret, and a hello presenting it takes
+   * its participant back (enabled, a snapshot for request 0, then `replay`). */
+  resumable = false;
+  /** The `msg` frames a resume replays. */
+  replay: Frame[] = [];
   /** A code to refuse enables with, or null. */
   refuseEnable: number | null = null;
   /** Sends and broadcasts are read and forgotten (lost on the way in). */
@@ -74,7 +79,9 @@ export class FakeServer {
           socket.push({ t: "close", code: this.refuseWith, reason: "refused" });
           return;
         }
-        socket.id = `me${this.sockets.length}`;
+        const resume = frame.resume as { id: string; secret: string } | undefined;
+        const resumed = this.resumable && resume?.secret === "s3cret";
+        socket.id = resumed ? resume!.id : `me${this.sockets.length}`;
         socket.push({
           t: "welcome",
           v: 1,
@@ -83,7 +90,13 @@ export class FakeServer {
           limits: LIMITS,
           hb: this.hb,
           hbt: this.hbt,
+          ...(this.resumable ? { epoch: "e1", seq: 0, resume: "s3cret", resume_window: 30 } : {}),
+          ...(resumed ? { resumed: true, recovered: true, missed: this.replay.length, enabled: true } : {}),
         });
+        if (resumed) {
+          socket.push({ t: "snapshot", rid: 0, more: false, participants: this.present });
+          for (const msg of this.replay) socket.push(msg);
+        }
         return;
       case "enable":
         if (this.refuseEnable !== null) {

@@ -211,6 +211,28 @@ test("a lost connection is reconnected and messaging re-enabled; presence is re-
   await room.close();
 });
 
+test("a reconnect resumes: the same id, no re-enable, what was missed first (PROTOCOL §22)", async () => {
+  const server = new FakeServer();
+  server.resumable = true;
+  server.present = [participant("b1", "bob")];
+  const room = await enabledRoom(server);
+  await room.setAttributes({ mood: "calm" });
+  const events: string[] = [];
+  room.messaging.on("reconnected", (info) => events.push(`back ${info.participant.id} ${info.recovered} ${info.missed}`));
+  room.messaging.on("message", (m) => events.push(`message ${String(m.message.n)}`));
+  room.messaging.on("participant_removed", (p) => events.push(`removed ${p.id}`));
+  server.replay = [1, 2].map((n) => ({ t: "msg", id: `m${n}`, seq: n, ts: 1, from: "b1", type: "chat", message: { n }, bc: true }));
+  server.last.hangUp();
+  await until(() => events.length === 3);
+  assert.deepEqual(events, ["back me1 true 2", "message 1", "message 2"]); // nobody left, nothing added
+  assert.equal(room.localParticipant?.id, "me1");
+  const hello = server.sockets[1]!.received[0]!;
+  assert.deepEqual(hello.resume, { id: "me1", secret: "s3cret", epoch: "e1", seq: 0, enable: true, presence: true });
+  assert.deepEqual(server.sockets[1]!.received.map((f) => f.t), ["hello"]); // no re-enable, no attributes
+  assert.ok(room.messaging.enabled);
+  await room.close();
+});
+
 test("a re-enable the server refuses after a reconnect is reported, and the room stays up", async () => {
   const server = new FakeServer();
   const errors: unknown[] = [];

@@ -27,7 +27,12 @@ function replay(vector: Json): void {
   const setup = vector.setup;
   assert.equal(setup.receiver, "client");
   assert.deepEqual(setup.config, {}, "this harness maps no ClientConfig fields");
-  const conn = new ClientConnection({ token: setup.token, now: setup.now, room: setup.room });
+  // ResumeInfo's defaults (enabled false, presence true) for the fields a vector leaves out.
+  const resume =
+    setup.resume === undefined
+      ? null
+      : { enabled: false, presence: true, ...setup.resume, participantId: setup.resume.participant_id };
+  const conn = new ClientConnection({ token: setup.token, now: setup.now, room: setup.room, resume });
   assert.equal(outputHex(conn), setup.initial_output_hex, "the hello");
   let stream: Uint8Array = new Uint8Array(0);
   for (const [index, step] of vector.steps.entries()) {

@@ -164,6 +164,7 @@ class RoomClient:
             room=self._room_name,
             config=self._config,
             framing=endpoint.framing,
+            resume=self._session.resume if again else None,
         )
         pump = ClientPump(conn, self._session)
         layered = client_pump(

@@ -25,6 +25,7 @@ from roomwire import (
     LocalProtocolError,
     RemoteParticipant,
     RemoteProtocolError,
+    ResumeInfo,
     RoomMessage,
     State,
     participant_named,
@@ -128,6 +129,8 @@ class ClientSession:
         self._conn: ClientConnection | None = None
         self._me: RemoteParticipant | None = None
         self._presence = True
+        self.resume: ResumeInfo | None = None
+        """What the next connection presents to take the last one's place back (§22)."""
         self.enabled = False
         """Whether messaging is enabled (and is enabled again on every reconnect)."""
         self.service_attached = False
@@ -176,22 +179,32 @@ class ClientSession:
         return None if self._conn is None else self._conn.limits
 
     def connected(self, conn: ClientConnection, welcome: Connected, *, again: bool) -> Reply | None:
-        """``conn`` got its ``welcome``: restore what the last connection had on it (its
-        attributes first, so that the re-enable announces them). Returns the re-enable's
-        reply, if one was queued. ``again``: this is a reconnect (emits ``Reconnected``)."""
+        """``conn`` got its ``welcome``: restore what the last connection had on it, unless
+        the server did (a resume: PROTOCOL.md §22). Attributes first, so that a re-enable
+        announces them. Returns the re-enable's reply, if one is awaited. ``again``: this
+        is a reconnect (emits ``Reconnected``)."""
         self._conn, self._me = conn, welcome.participant
-        if self._attributes:
+        if self._attributes and not welcome.resumed:
             self._pending[conn.set_attributes(self._attributes)] = None
         reenable = None
         if self.enabled:
-            reenable = self._pending[conn.enable(presence=self._presence)] = Reply()
+            if conn.state is State.ENABLING:  # the server enabled it: its snapshot is "0"
+                reenable = self._pending[0] = Reply()
+            else:
+                reenable = self._pending[conn.enable(presence=self._presence)] = Reply()
             if self.service_attached:  # refused (another took the room): a SendFailed
                 self._pending[conn.attach_service()] = None
         unsent, self._unsent = self._unsent, []
         for send in unsent:  # after the re-enable, with their keys: in order, before new sends
             self._resend(conn, send)
         if again:
-            self._emit(Reconnected(participant=welcome.participant))
+            self._emit(
+                Reconnected(
+                    participant=welcome.participant,
+                    recovered=welcome.recovered,
+                    missed=welcome.missed,
+                )
+            )
         return reenable
 
     def _resend(self, conn: ClientConnection, send: _Send) -> None:
@@ -227,6 +240,7 @@ class ClientSession:
         self._to_service(closed)  # what it had not decided is no longer its to decide
         if self._conn is not None:
             self._me = self._conn.local_participant  # as last seen, attributes included
+            self.resume = self._conn.resume_info
             self._conn = None
         self._emit(Disconnected(code=closed.code, reason=closed.reason, reconnecting=retry))
         return retry

@@ -64,10 +64,16 @@ class Disconnected(Event):
 
 @attrs.frozen(kw_only=True)
 class Reconnected(Event):
-    """The client reconnected (and re-enabled messaging if it was enabled)."""
+    """The client reconnected, messaging enabled again if it was (PROTOCOL.md §22)."""
 
     participant: RemoteParticipant
-    """The new local participant (its id changes on every connection)."""
+    """The local participant: the same id as before when the server still held it (within
+    its ``resume_window``), else a new one."""
+    recovered: bool = False
+    """True when nothing was lost: the ``missed`` messages follow, in order, before any
+    live traffic. False: the view of the room is stale (read its history again)."""
+    missed: int = 0
+    """Messages the server replays, sent while this client was away."""
 
 
 MessagingEvent = (

@@ -412,6 +412,15 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
             help="Most connections open at once from one client address.",
         ),
     ] = None,
+    resume_window: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="ROOMWIRE_RESUME_WINDOW",
+            help="Seconds a client whose connection was lost may take its participant back"
+            " (same id, what it missed replayed); 0: removed at once.",
+        ),
+    ] = 30.0,
     metrics: Annotated[
         str | None,
         typer.Option(
@@ -529,6 +538,7 @@ def serve(  # noqa: PLR0917 - Typer maps parameters to options
                 max_idempotency_keys=max_idempotency_keys,
                 max_connections=max_connections,
                 max_connections_per_address=max_connections_per_address,
+                resume_window=resume_window,
                 metrics=metrics,
                 allow_weak_secret=allow_weak_secret,
                 listen=listen or None,
@@ -1124,7 +1134,12 @@ def _describe(
             "reconnecting": event.reconnecting,
         }
     if isinstance(event, rw.Reconnected):
-        return {"event": "reconnected", "participant": _participant_json(event.participant)}
+        return {
+            "event": "reconnected",
+            "participant": _participant_json(event.participant),
+            "recovered": event.recovered,
+            "missed": event.missed,
+        }
     if isinstance(event, rw.EventsDropped):
         return {"event": "dropped", "count": event.count}
     return None
@@ -1186,7 +1201,9 @@ def _human(record: dict[str, Any]) -> str:
         return f"* disconnected: {record['code']} ({record['reason']}), {then}"
     if event == "reconnected":
         p = record["participant"]
-        return f"* reconnected as {p['name']} ({p['id']})"
+        if record["recovered"]:  # PROTOCOL.md §22: what it missed follows, in order
+            return f"* reconnected as {p['name']} ({p['id']}), {record['missed']} missed"
+        return f"* reconnected as {p['name']} ({p['id']}), not recovered: messages may be lost"
     if "participant" in record:
         p = record["participant"]
         return f"* {p['name']} ({p['id']}) {event}"
