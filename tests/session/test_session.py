@@ -308,7 +308,8 @@ def test_a_re_send_that_cannot_be_made_or_is_refused_fails_as_its_first_request(
     late = Reply()
     session.send(alice.conn, lambda c: c.broadcast_message("chat", {}, None, "k3"), late)
     session.lost(alice.lose(), may_retry=True)
-    session.enabled = False  # as if its enable had never been answered
+    session.enabled = False  # as if its enable had never been answered,
+    session.resume = None  # on a server that could not resume it (PROTOCOL.md §22)
     alice.connect()
     with pytest.raises(NotEnabledError):
         late.result()
