@@ -45,7 +45,7 @@ def add(vector: Callable[..., Any], harness: Any, frame: Callable[..., bytes]) -
         h.inject(
             "alice2",
             frame(t="hello", v=1, token=h.tokens["alice2"], resume=resume),
-            "alice2 -> server: hello with alice's resume (hand-made: the reconnect's)",
+            "alice2 -> server: the reconnect's hello, with alice's resume (hand-made)",
             route=False,
         )
         h.expect("ParticipantJoined", connection="alice2")

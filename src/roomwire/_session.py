@@ -357,9 +357,11 @@ class ServerConnection(BaseConnection):
         ):
             return None
         history = server.router.history
-        frames = history.replay(room.name, seq, pid, now)
-        if stored is not None:
-            frames = history.replay_stored(room, stored, pid, now)
+        frames = (
+            history.replay(room.name, seq, pid, now)
+            if stored is None
+            else history.replay_stored(room, stored, pid, now)
+        )
         if frames is not None and (presence is None or self._grants.hidden):
             return []  # not enabled (or hidden): nothing was for it
         return frames
