@@ -27,9 +27,11 @@ async def read(raw: RawClient, **args: object) -> HistoryReceived:
     return await raw.until(HistoryReceived)
 
 
-async def first_read(alice: RoomClient, raw: RawClient) -> HistoryReceived:
-    """alice broadcasts n=0, then the reader reads: its first position and epoch."""
+async def first_read(alice: RoomClient, raw: RawClient, redis: RedisServer) -> HistoryReceived:
+    """alice broadcasts n=0, then the reader reads: its first position and epoch. (A Redis
+    Streams record follows its ack: the read waits for it, PROTOCOL.md §21.3.)"""
     await alice.messaging.broadcast_message(type="chat", message={"n": 0})
+    await stored(redis, 1)
     return await read(raw)
 
 
@@ -51,6 +53,8 @@ async def test_every_node_reads_the_same_history(
     alice, bob = await join(n1.url, "alice"), await join(n2.url, "bob")
     bob_id = bob.local_participant.id  # type: ignore[union-attr]
     with anyio.fail_after(WAIT):
+        while bob_id not in {p.id for p in alice.messaging.remote_participants}:
+            await anyio.sleep(0.01)  # n1 hears of bob through the backplane
         await alice.messaging.broadcast_message(type="chat", message={"n": 0})
         await alice.messaging.send_message(to=bob_id, type="dm", message={"n": 1})
         await bob.messaging.broadcast_message(type="chat", message={"n": 2})
@@ -73,7 +77,7 @@ async def test_a_lost_stream_changes_the_epoch(node: Node, join: Join, redis: Re
     alice = await join(n1.url, "alice")
     async with raw_client(n1.url, token("reader")) as raw:
         with anyio.fail_after(WAIT):
-            first = await first_read(alice, raw)
+            first = await first_read(alice, raw, redis)
             assert [m.message["n"] for m in first.messages] == [0]
             position, epoch = first.messages[0].seq, first.epoch
             assert not (await read(raw, since=position, epoch=epoch)).reset
@@ -94,7 +98,7 @@ async def test_redis_restarted_empty_changes_the_epoch(
     alice = await join(n1.url, "alice")
     async with raw_client(n1.url, token("reader")) as raw:
         with anyio.fail_after(WAIT):
-            before = await first_read(alice, raw)
+            before = await first_read(alice, raw, redis)
         redis.stop()
         redis.start()  # no persistence: it comes back empty
         with anyio.fail_after(WAIT * 2):
@@ -114,12 +118,13 @@ async def test_a_stream_trimmed_past_a_position_resets_it(
     alice = await join(n1.url, "alice")
     async with raw_client(n1.url, token("reader")) as raw:
         with anyio.fail_after(WAIT):
-            first = await first_read(alice, raw)
+            first = await first_read(alice, raw, redis)
             position, epoch = first.messages[0].seq, first.epoch
             for n in range(1, 200):  # MAXLEN ~ trims in whole nodes: go well past them
                 await alice.messaging.broadcast_message(type="chat", message={"n": n})
             trimmed = await read(raw, since=position, epoch=epoch, limit=1000)
-            while trimmed.messages[-1].message["n"] != 199:  # until the last record is in
+            while not trimmed.messages or trimmed.messages[-1].message["n"] != 199:
+                # until the last record is in (records follow their acks)
                 trimmed = await read(raw, since=position, epoch=epoch, limit=1000)
             latest = await read(raw, since=trimmed.messages[-2].seq, epoch=epoch)
     assert trimmed.epoch == epoch  # the stream is not lost...

@@ -55,6 +55,7 @@ class RawPeer:
 
     def __init__(self, stream: anyio.abc.SocketStream) -> None:
         self.stream = stream
+        self._sending = anyio.Lock()
         self._buffer = bytearray()
         self.eof = False
         self.received = 0
@@ -63,10 +64,13 @@ class RawPeer:
         """The participant record of the welcome, once there is one."""
 
     async def send(self, data: bytes) -> None:
-        await self.stream.send(data)
+        # A test may write from two tasks (a reader answering pings, a sender): a stream
+        # takes one send at a time.
+        async with self._sending:
+            await self.stream.send(data)
 
     async def send_frame(self, t: str, **fields: Any) -> None:
-        await self.stream.send(frame(t, **fields))
+        await self.send(frame(t, **fields))
 
     def _pop(self) -> Frame | None:
         buffer = self._buffer
