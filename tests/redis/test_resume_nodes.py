@@ -9,6 +9,7 @@ from __future__ import annotations
 import anyio
 import pytest
 import roomwire_asyncio
+from redis.asyncio import Redis
 
 from roomwire import ParticipantToken
 
@@ -16,7 +17,7 @@ from ..bindings import next_event
 from ..bindings.proxy import proxy
 from . import SECRET, WAIT, RedisServer
 from .conftest import Join, Node
-from .test_history_streams import stored
+from .test_history_streams import STREAM, stored
 
 pytestmark = pytest.mark.anyio
 
@@ -65,3 +66,43 @@ async def test_a_client_cut_from_one_node_recovers_on_another(
             while len(got) < MISSED + 1:
                 await anyio.sleep(0.005)
         assert got == list(range(MISSED + 1))  # in order, the direct one included
+
+
+@pytest.mark.parametrize("loss", ["deleted", "trimmed"])
+async def test_a_lost_or_trimmed_stream_is_not_recovered_on_another_node(
+    node: Node, join: Join, redis: RedisServer, loss: str
+) -> None:
+    """What the client missed is no longer all in the stream (deleted, or trimmed to the
+    history size): it learns recovered=False, and nothing is replayed."""
+    trimmed = loss == "trimmed"
+    size = 5 if trimmed else 1000
+    n1, n2 = await node("n1", history_size=size), await node("n2", history_size=size)
+    sender = await join(n1.url, "sender")
+    with anyio.fail_after(WAIT):
+        await sender.messaging.broadcast_message(type="n", message={"n": -1})
+        await stored(redis, 1)
+    policy = roomwire_asyncio.ReconnectPolicy(first_delay=0.01, max_delay=0.05, give_up_after=WAIT)
+    token = ParticipantToken(room="main", name="receiver").to_jwt(SECRET)
+    missed = 200 if trimmed else MISSED  # MAXLEN ~ trims whole nodes: go well past them
+    async with (
+        proxy(n1.port) as cutter,
+        roomwire_asyncio.connect(cutter.url(), token=token, reconnect=policy) as receiver,
+        Redis.from_url(redis.url) as client,
+    ):
+        with anyio.fail_after(WAIT):
+            await receiver.messaging.enable()
+            cutter.paused = True
+            cutter.sever()
+            for n in range(missed):
+                await sender.messaging.broadcast_message(type="n", message={"n": n})
+            while (await client.xinfo_stream(STREAM))["entries-added"] < missed + 1:
+                await anyio.sleep(0.005)  # n1 wrote them all (a record follows its ack)
+            if not trimmed:
+                await client.delete(STREAM)  # as by an eviction or a FLUSHALL
+            else:
+                assert await client.xlen(STREAM) < missed
+        cutter.target = n2.port
+        cutter.paused = False
+        back = await next_event(receiver, roomwire_asyncio.Reconnected)
+        assert back.recovered is False
+        assert back.missed == 0
