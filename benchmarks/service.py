@@ -181,9 +181,14 @@ def report(
         print(f"| msg/s, service {where} | {d_rate:.0f} | {s_rate:.0f} | {ratio:.2f}x | >= 0.5x |")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def options(description: str) -> argparse.Namespace:
+    """The command line both service benchmarks take: ``--quick`` for a smoke run."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    options = parser.parse_args()
-    options.echoes, options.messages = (100, 1000) if options.quick else (2000, 20000)
-    rw.run(main(options))
+    parsed = parser.parse_args()
+    parsed.echoes, parsed.messages = (100, 1000) if parsed.quick else (2000, 20000)
+    return parsed
+
+
+if __name__ == "__main__":
+    rw.run(main(options(__doc__.split("\n\n")[0])))

@@ -22,7 +22,7 @@ import anyio
 import roomwire_asyncio as rw
 from _service_server import pass_through
 from redis_backplane import start_node, start_redis, stop
-from service import echo_latency, report, throughput
+from service import echo_latency, options, report, throughput
 
 SETTLE = 0.5
 """Seconds for node B to hear the service's claim before the measured room gets traffic."""
@@ -56,8 +56,4 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    options = parser.parse_args()
-    options.echoes, options.messages = (100, 1000) if options.quick else (2000, 20000)
-    rw.run(main(options))
+    rw.run(main(options(__doc__.split("\n\n")[0])))

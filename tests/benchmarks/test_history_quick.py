@@ -4,23 +4,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "history.py"
+from . import run_quick
 
 
 def test_quick_history_benchmark_prints_every_store() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = run_quick("history.py")
     stores = ["memory", "sqlite"] + (["redis"] if shutil.which("redis-server") else [])
     for store in stores:
-        assert f"history {store}" in proc.stdout, proc.stdout
-    assert "(history off)" in proc.stdout
+        assert f"history {store}" in out, out
+    assert "(history off)" in out

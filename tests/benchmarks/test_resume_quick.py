@@ -4,22 +4,10 @@ and reordered nothing) and printed every figure."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "resume.py"
+from . import run_quick
 
 
 def test_quick_resume_benchmark_prints_every_figure() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=SCRIPT.parent,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = run_quick("resume.py")
     for line in ("replay of 501 missed messages", "client flights before it: 1", "baseline"):
-        assert line in proc.stdout, proc.stdout
+        assert line in out, out
